@@ -1,0 +1,1 @@
+//! strive's embedded engine.
