@@ -1,1 +1,5 @@
+//! strive's integration tests: one binary, one module per area.
 
+mod corpus;
+mod graph;
+mod util;

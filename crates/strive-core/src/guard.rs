@@ -163,11 +163,11 @@ impl Expr {
                 Err(self.source.clone())
             });
         }
-        let data = DataValue::from_serde_value_in(context, &arena);
-        let data = arena.alloc(data);
+        // Convert the context once for all conjuncts.
+        let data: &DataValue<'_> = arena.alloc(DataValue::from_serde_value_in(context, &arena));
         for (part, logic) in &self.conjuncts {
             let result = engine()
-                .evaluate(logic, &*data, &arena)
+                .evaluate(logic, data, &arena)
                 .map_err(to_expr_error)?;
             if !engine().truthy(result) {
                 return Ok(Err(part.clone()));
