@@ -1,1 +1,57 @@
-//! strive's embedded engine.
+//! strive's embedded engine: workflow instances kept in sled, advanced by
+//! the core's transition function, durable once acknowledged, with a
+//! hash-chained audit trail.
+//!
+//! ```
+//! use serde_json::json;
+//! use strive_store::{Actor, CommandOptions, Engine};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::temporary()?;
+//! let admin = Actor::new("admin", &["admin"]);
+//! engine.deploy(r#"{
+//!   "id": "approval", "title": "Approval",
+//!   "roles": [{"id": "author"}, {"id": "chief"}],
+//!   "stages": [
+//!     {"id": "draft", "kind": "initial"},
+//!     {"id": "approved", "kind": "terminal"}
+//!   ],
+//!   "transitions": [
+//!     {"event": "approve", "from": "draft", "to": "approved", "roles": ["chief"]}
+//!   ]
+//! }"#, &admin)?;
+//!
+//! let author = Actor::new("li", &["author"]);
+//! engine.start("approval", "doc-1", &author, Default::default(), None, CommandOptions::default())?;
+//!
+//! // The author may not approve: a typed rejection, and nothing is written.
+//! let refused = engine.fire("doc-1", "approve", &author, json!(null), CommandOptions::default());
+//! assert!(refused.is_err());
+//!
+//! let chief = Actor::new("wang", &["chief"]);
+//! let outcome = engine.fire("doc-1", "approve", &chief, json!(null), CommandOptions {
+//!     expected_seq: Some(1),
+//!     command_id: Some("approve-doc-1".into()),
+//! })?;
+//! assert_eq!(outcome.stage, "approved");
+//! assert_eq!(engine.history("doc-1")?.len(), 2);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod backend;
+mod engine;
+mod error;
+mod keys;
+mod records;
+mod writer;
+
+pub use backend::{Backend, Entry, SledBackend, Write};
+pub use engine::{Engine, MAX_PAYLOAD_BYTES, Subscription};
+pub use error::{CommandError, DeployError, Error, OpenError, StorageError};
+pub use records::{
+    Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
+    Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
+};
+pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};

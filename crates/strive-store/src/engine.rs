@@ -1,0 +1,680 @@
+//! The engine services embed: open a store, deploy definitions, start and
+//! fire instances, query them, follow the log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use strive_core::{Actor, Catalog, Definition, Workflow, has_errors};
+
+use crate::backend::{Backend, SledBackend};
+use crate::error::{CommandError, DeployError, OpenError, StorageError};
+use crate::keys;
+use crate::records::{
+    CommandOptions, DeadlineFired, DefinitionInfo, InstanceRecord, ListQuery, Options, Outcome,
+    Page, STORE_FORMAT, Snapshot, StoredDefinition, StoredEvent,
+};
+use crate::writer::{Prepared, Request, Shared, Writer, check_id};
+
+/// The largest payload (or initial data) accepted, in bytes of JSON.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// An embedded strive engine over one store. Cheap to clone; clones share
+/// the store and its writer, and can be used from many threads at once.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    requests: Mutex<Option<Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    path: Option<PathBuf>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it drains what is queued.
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the store at `path`, creating it if it does not exist.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine, OpenError> {
+        let path = path.as_ref();
+        let backend = SledBackend::open(path)?;
+        Engine::with_backend(Arc::new(backend), Some(path.to_owned()), options)
+    }
+
+    /// An engine over a temporary store that disappears when the engine is
+    /// dropped. For tests and demos.
+    pub fn temporary() -> Result<Engine, OpenError> {
+        Engine::temporary_with(Options::default())
+    }
+
+    /// A temporary engine with `options`.
+    pub fn temporary_with(options: Options) -> Result<Engine, OpenError> {
+        Engine::with_backend(Arc::new(SledBackend::temporary()?), None, options)
+    }
+
+    /// An engine over any [`Backend`].
+    pub fn with_backend(
+        backend: Arc<dyn Backend>,
+        path: Option<PathBuf>,
+        options: Options,
+    ) -> Result<Engine, OpenError> {
+        let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
+        check_format(&*backend, &shown)?;
+        let next_gseq = backend
+            .get(&keys::meta("gseq"))?
+            .and_then(|v| keys::u64_value(&v))
+            .unwrap_or(0)
+            + 1;
+        let shared = Arc::new(Shared {
+            workflows: RwLock::new(HashMap::new()),
+            latest: RwLock::new(HashMap::new()),
+            committed: Mutex::new(next_gseq - 1),
+            committed_changed: Condvar::new(),
+            poisoned: Mutex::new(None),
+        });
+        load_definitions(&*backend, &shared)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            backend: backend.clone(),
+            shared: shared.clone(),
+            options,
+            next_gseq,
+        };
+        let handle = std::thread::Builder::new()
+            .name("strive-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StorageError::Backend {
+                message: format!("cannot start the writer thread: {e}"),
+            })?;
+        tracing::debug!(path = %shown.display(), next_gseq, "engine opened");
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                backend,
+                shared,
+                requests: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(handle)),
+                path,
+            }),
+        })
+    }
+
+    /// Where the store is, unless it is temporary.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn send<T>(
+        &self,
+        make: impl FnOnce(mpsc::SyncSender<T>) -> Request,
+    ) -> Result<T, StorageError> {
+        let (reply, response) = mpsc::sync_channel(1);
+        let request = make(reply);
+        let sender = self
+            .inner
+            .requests
+            .lock()
+            .map_err(|_| StorageError::Closed)?
+            .clone()
+            .ok_or(StorageError::Closed)?;
+        sender.send(request).map_err(|_| StorageError::Closed)?;
+        response.recv().map_err(|_| StorageError::Closed)
+    }
+
+    // -- definitions --------------------------------------------------------
+
+    /// Validates and stores one definition as a new version of its
+    /// workflow. The same content deployed again returns the existing
+    /// version (`unchanged`), writing nothing.
+    pub fn deploy(&self, text: &str, actor: &Actor) -> Result<DefinitionInfo, DeployError> {
+        let mut infos = self.deploy_all(&[(None, text)], actor)?;
+        infos
+            .pop()
+            .ok_or(DeployError::Storage(StorageError::Closed))
+    }
+
+    /// Validates several definitions together (so they may spawn each
+    /// other) and stores them in one atomic write: all or none. `file`
+    /// names each in diagnostics.
+    pub fn deploy_all(
+        &self,
+        files: &[(Option<&str>, &str)],
+        actor: &Actor,
+    ) -> Result<Vec<DefinitionInfo>, DeployError> {
+        let mut parsed = Vec::with_capacity(files.len());
+        let mut diagnostics = Vec::new();
+        for (file, text) in files {
+            match strive_core::parse(*file, text) {
+                Ok(p) => parsed.push(p),
+                Err(found) => diagnostics.extend(found),
+            }
+        }
+        let mut catalog = Catalog::new();
+        for workflow in self.latest_definitions() {
+            catalog.add(&workflow);
+        }
+        for p in &parsed {
+            catalog.add(&p.definition);
+        }
+        for p in &parsed {
+            diagnostics.extend(strive_core::validate(p, &catalog));
+        }
+        if has_errors(&diagnostics) {
+            return Err(DeployError::Invalid { diagnostics });
+        }
+        for warning in &diagnostics {
+            tracing::warn!(%warning, "deploying with a warning");
+        }
+        let mut items = Vec::with_capacity(parsed.len());
+        for p in parsed {
+            let hash = strive_core::definition_hash(&p.value);
+            let workflow =
+                Workflow::compile(p.definition, hash).map_err(|e| DeployError::Compile {
+                    workflow: p.value["id"].as_str().unwrap_or_default().to_owned(),
+                    message: e.message,
+                })?;
+            items.push(Prepared {
+                workflow: Arc::new(workflow),
+                value: p.value,
+            });
+        }
+        let actor = actor.clone();
+        self.send(|reply| Request::Deploy {
+            items,
+            actor,
+            reply,
+        })?
+    }
+
+    fn latest_definitions(&self) -> Vec<Definition> {
+        let Ok(latest) = self.inner.shared.latest.read() else {
+            return Vec::new();
+        };
+        latest
+            .iter()
+            .filter_map(|(id, version)| self.inner.shared.workflow(id, *version))
+            .map(|w| w.definition().clone())
+            .collect()
+    }
+
+    /// The compiled workflow at `version`, or its latest version.
+    pub fn workflow(&self, id: &str, version: Option<u32>) -> Option<Arc<Workflow>> {
+        match version {
+            Some(version) => self.inner.shared.workflow(id, version),
+            None => self.inner.shared.latest(id).map(|(_, w)| w),
+        }
+    }
+
+    /// Every deployed version of `workflow`, oldest first.
+    pub fn versions(&self, workflow: &str) -> Result<Vec<DefinitionInfo>, StorageError> {
+        let prefix = keys::key(keys::DEFINITION, &[workflow]);
+        self.scan(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let stored: StoredDefinition = decode(&key, &value)?;
+                Ok(info(&stored))
+            })
+            .collect()
+    }
+
+    /// Every deployed workflow's latest version, by id.
+    pub fn workflows(&self) -> Result<Vec<DefinitionInfo>, StorageError> {
+        let mut latest: Vec<DefinitionInfo> = Vec::new();
+        for entry in self.scan(&[keys::DEFINITION]) {
+            let (key, value) = entry?;
+            let stored: StoredDefinition = decode(&key, &value)?;
+            match latest.last_mut() {
+                Some(last) if last.workflow == stored.workflow => *last = info(&stored),
+                _ => latest.push(info(&stored)),
+            }
+        }
+        Ok(latest)
+    }
+
+    /// The definition JSON of `workflow` at `version`.
+    pub fn definition(&self, workflow: &str, version: u32) -> Result<Option<Value>, StorageError> {
+        let key = keys::definition(workflow, version);
+        match self.inner.backend.get(&key)? {
+            None => Ok(None),
+            Some(value) => Ok(Some(decode::<StoredDefinition>(&key, &value)?.definition)),
+        }
+    }
+
+    // -- commands -----------------------------------------------------------
+
+    /// Starts instance `instance` of the latest version of `workflow` with
+    /// `data` over the declared defaults, optionally as a child of `parent`.
+    /// Returns once the start is durable.
+    pub fn start(
+        &self,
+        workflow: &str,
+        instance: &str,
+        actor: &Actor,
+        data: Map<String, Value>,
+        parent: Option<&str>,
+        options: CommandOptions,
+    ) -> Result<Outcome, CommandError> {
+        check_id(instance)?;
+        check_options(&options)?;
+        check_size("initial data", &Value::Object(data.clone()))?;
+        if let Some(expected) = options.expected_seq
+            && expected != 0
+        {
+            // A start creates the instance; only "must not exist" makes sense.
+            return Err(CommandError::Conflict {
+                instance: instance.to_owned(),
+                expected,
+                actual: 0,
+            });
+        }
+        let request = |reply| Request::Start {
+            workflow: workflow.to_owned(),
+            instance: instance.to_owned(),
+            actor: actor.clone(),
+            data,
+            parent: parent.map(str::to_owned),
+            options,
+            reply,
+        };
+        self.send(request)?
+    }
+
+    /// Fires `event` on `instance`. Returns once the event is durable, or
+    /// the typed reason it was refused (and nothing was written).
+    pub fn fire(
+        &self,
+        instance: &str,
+        event: &str,
+        actor: &Actor,
+        payload: Value,
+        options: CommandOptions,
+    ) -> Result<Outcome, CommandError> {
+        check_options(&options)?;
+        check_size("the payload", &payload)?;
+        let request = |reply| Request::Fire {
+            instance: instance.to_owned(),
+            event: event.to_owned(),
+            actor: actor.clone(),
+            payload,
+            options,
+            reply,
+        };
+        self.send(request)?
+    }
+
+    /// Fires every deadline due at or before `now`, each exactly once (also
+    /// across restarts: a fired deadline is removed in the same write that
+    /// records its event). Returns what each produced.
+    pub fn fire_due(&self, now: jiff::Timestamp) -> Result<Vec<DeadlineFired>, StorageError> {
+        let start = [keys::DEADLINE];
+        let end = keys::deadline(now.as_microsecond().saturating_add(1), "");
+        let due: Vec<(Vec<u8>, i64, String)> = self
+            .inner
+            .backend
+            .range(&start, &end)
+            .filter_map(|entry| match entry {
+                Ok((key, _)) => keys::parse_deadline(&key).map(|(at, id)| Ok((key, at, id))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut fired = Vec::with_capacity(due.len());
+        for (key, at, instance) in due {
+            let Some(record) = self.record(&instance)? else {
+                continue;
+            };
+            let Some(deadline) = record.due else { continue };
+            let id = instance.clone();
+            let result = match self.send(|reply| Request::Deadline {
+                key,
+                instance: id,
+                reply,
+            }) {
+                Ok(result) => result,
+                Err(e) => Err(CommandError::Storage(e)),
+            };
+            let result = match result {
+                Ok(None) => continue,
+                Ok(Some(outcome)) => Ok(outcome),
+                Err(CommandError::Storage(e)) => return Err(e),
+                Err(e) => Err(e),
+            };
+            fired.push(DeadlineFired {
+                instance,
+                event: deadline.event,
+                due: jiff::Timestamp::from_microsecond(at).unwrap_or(deadline.at),
+                result,
+            });
+        }
+        Ok(fired)
+    }
+
+    // -- queries ------------------------------------------------------------
+
+    fn scan<'a>(
+        &'a self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<crate::backend::Entry, StorageError>> + 'a> {
+        self.inner.backend.range(prefix, &keys::prefix_end(prefix))
+    }
+
+    fn record(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
+        let key = keys::key(keys::INSTANCE, &[id]);
+        match self.inner.backend.get(&key)? {
+            None => Ok(None),
+            Some(value) => decode(&key, &value).map(Some),
+        }
+    }
+
+    /// The instance `id` now, with its deadline and children.
+    pub fn instance(&self, id: &str) -> Result<Option<Snapshot>, StorageError> {
+        let Some(record) = self.record(id)? else {
+            return Ok(None);
+        };
+        let prefix = keys::key(keys::CHILD, &[id]);
+        let children = self
+            .scan(&prefix)
+            .map(|entry| entry.map(|(key, _)| keys::tail(&key, prefix.len())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Snapshot {
+            instance: record.instance,
+            due: record.due,
+            children,
+        }))
+    }
+
+    /// A page of instances, by workflow and stage, or by parent, in id order.
+    pub fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
+        let limit = query.limit.unwrap_or(100).max(1);
+        let prefix = match (&query.parent, &query.workflow, &query.stage) {
+            (Some(parent), _, _) => keys::key(keys::CHILD, &[parent]),
+            (None, Some(workflow), Some(stage)) => keys::key(keys::BY_STAGE, &[workflow, stage]),
+            (None, Some(workflow), None) => keys::key(keys::BY_WORKFLOW, &[workflow]),
+            (None, None, _) => vec![keys::INSTANCE],
+        };
+        // Every index key is the prefix, the id and a 0: the first key after
+        // `after` is its own key followed by one more byte.
+        let start = match &query.after {
+            Some(after) => {
+                let mut start = prefix.clone();
+                start.extend_from_slice(after.as_bytes());
+                start.extend_from_slice(&[0, 0]);
+                start
+            }
+            None => prefix.clone(),
+        };
+        let mut items: Vec<Snapshot> = Vec::new();
+        let mut next = None;
+        for entry in self.inner.backend.range(&start, &keys::prefix_end(&prefix)) {
+            let (key, _) = entry?;
+            let id = keys::tail(&key, prefix.len());
+            let Some(snapshot) = self.instance(&id)? else {
+                continue;
+            };
+            // A parent's children may be filtered further by workflow and stage.
+            if query
+                .workflow
+                .as_ref()
+                .is_some_and(|w| *w != snapshot.instance.workflow)
+                || query
+                    .stage
+                    .as_ref()
+                    .is_some_and(|s| *s != snapshot.instance.stage)
+            {
+                continue;
+            }
+            if items.len() == limit {
+                next = items.last().map(|s| s.instance.id.clone());
+                break;
+            }
+            items.push(snapshot);
+        }
+        Ok(Page { items, next })
+    }
+
+    /// The events of `instance` (or of `@workflow/<id>`), in order.
+    pub fn history(&self, instance: &str) -> Result<Vec<StoredEvent>, StorageError> {
+        let prefix = keys::key(keys::CHAIN, &[instance]);
+        self.scan(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let gseq = keys::u64_value(&value).ok_or_else(|| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: "a chain entry must hold a sequence number".to_owned(),
+                })?;
+                self.event(gseq)?.ok_or_else(|| StorageError::Corrupt {
+                    key: keys::show(&keys::event(gseq)),
+                    message: "the chain names an event that is missing".to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The event at global position `gseq`.
+    pub fn event(&self, gseq: u64) -> Result<Option<StoredEvent>, StorageError> {
+        match self.inner.backend.get(&keys::event(gseq))? {
+            None => Ok(None),
+            Some(value) => StoredEvent::decode(gseq, &value).map(Some),
+        }
+    }
+
+    /// Events from global position `from` (inclusive), in order, up to
+    /// what is durable.
+    pub fn events(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<StoredEvent, StorageError>> + '_ {
+        let last = self.last_gseq();
+        self.inner
+            .backend
+            .range(
+                &keys::event(from.max(1)),
+                &keys::event(last.saturating_add(1)),
+            )
+            .map(|entry| {
+                let (key, value) = entry?;
+                let gseq = keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0);
+                StoredEvent::decode(gseq, &value)
+            })
+    }
+
+    /// The global position of the last durable event (0 when empty).
+    pub fn last_gseq(&self) -> u64 {
+        self.inner.shared.committed.lock().map(|c| *c).unwrap_or(0)
+    }
+
+    /// Follows the log from global position `from` (inclusive): a service
+    /// remembers the position of the last event it handled and resumes
+    /// after it following a restart.
+    pub fn subscribe(&self, from: u64) -> Subscription {
+        Subscription {
+            engine: self.clone(),
+            next: from.max(1),
+        }
+    }
+
+    /// Bytes the store occupies on disk, when known.
+    pub fn size_on_disk(&self) -> Option<u64> {
+        self.inner.backend.size_on_disk()
+    }
+}
+
+/// A position in the log that waits for new events.
+#[derive(Debug)]
+pub struct Subscription {
+    engine: Engine,
+    next: u64,
+}
+
+impl Subscription {
+    /// The position of the next event this subscription returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// The next durable event, waiting up to `timeout` for one to be
+    /// written. `Ok(None)` when none came in time.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<StoredEvent>, StorageError> {
+        let deadline = Instant::now() + timeout;
+        let shared = &self.engine.inner.shared;
+        let mut committed = shared.committed.lock().map_err(|_| StorageError::Closed)?;
+        while *committed < self.next {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            committed = shared
+                .committed_changed
+                .wait_timeout(committed, left)
+                .map_err(|_| StorageError::Closed)?
+                .0;
+        }
+        drop(committed);
+        let event = self.engine.event(self.next)?;
+        if event.is_some() {
+            self.next += 1;
+        }
+        Ok(event)
+    }
+}
+
+fn info(stored: &StoredDefinition) -> DefinitionInfo {
+    DefinitionInfo {
+        workflow: stored.workflow.clone(),
+        version: stored.version,
+        hash: stored.hash.clone(),
+        deployed_at: stored.deployed_at,
+        gseq: stored.gseq,
+        unchanged: false,
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StorageError> {
+    serde_json::from_slice(value).map_err(|e| StorageError::Corrupt {
+        key: keys::show(key),
+        message: e.to_string(),
+    })
+}
+
+fn check_options(options: &CommandOptions) -> Result<(), CommandError> {
+    if let Some(id) = &options.command_id
+        && (id.is_empty() || id.len() > crate::writer::MAX_ID_BYTES)
+    {
+        return Err(CommandError::InvalidId {
+            id: id.chars().take(140).collect(),
+            reason: "command ids must be 1 to 128 bytes long",
+        });
+    }
+    Ok(())
+}
+
+fn check_size(what: &'static str, value: &Value) -> Result<(), CommandError> {
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(CommandError::LimitExceeded {
+            what,
+            actual: size,
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Checks (or, in an empty store, writes) the format version.
+fn check_format(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
+    let key = keys::meta("format");
+    match backend.get(&key)? {
+        Some(value) => {
+            let found = value
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .unwrap_or(0);
+            if found != STORE_FORMAT {
+                return Err(OpenError::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found,
+                    supported: STORE_FORMAT,
+                });
+            }
+            Ok(())
+        }
+        None => {
+            if backend.range(&[], &[0xFF]).next().is_some() {
+                // Data without a format record was not written by strive.
+                return Err(OpenError::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found: 0,
+                    supported: STORE_FORMAT,
+                });
+            }
+            backend.apply(vec![(key, Some(STORE_FORMAT.to_be_bytes().to_vec()))])?;
+            backend.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Compiles every stored definition version into the cache.
+fn load_definitions(backend: &dyn Backend, shared: &Shared) -> Result<(), OpenError> {
+    let prefix = [keys::DEFINITION];
+    for entry in backend.range(&prefix, &keys::prefix_end(&prefix)) {
+        let (key, value) = entry?;
+        let stored: StoredDefinition = decode(&key, &value)?;
+        let definition: Definition =
+            serde_json::from_value(stored.definition.clone()).map_err(|e| {
+                OpenError::Definition {
+                    workflow: stored.workflow.clone(),
+                    version: stored.version,
+                    message: e.to_string(),
+                }
+            })?;
+        let workflow = Workflow::compile(definition, stored.hash.clone()).map_err(|e| {
+            OpenError::Definition {
+                workflow: stored.workflow.clone(),
+                version: stored.version,
+                message: e.message,
+            }
+        })?;
+        if let Ok(mut map) = shared.workflows.write() {
+            map.insert(
+                (stored.workflow.clone(), stored.version),
+                Arc::new(workflow),
+            );
+        }
+        if let Ok(mut latest) = shared.latest.write() {
+            let entry = latest
+                .entry(stored.workflow.clone())
+                .or_insert(stored.version);
+            *entry = (*entry).max(stored.version);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Errors, one enum per family of operations, and an umbrella [`Error`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use strive_core::{Diagnostic, Rejection};
+
+/// The storage layer failed. The engine refuses writes after a failed write
+/// or flush until it is reopened ([`StorageError::Poisoned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The backend reported an I/O or internal error.
+    Backend {
+        /// What the backend said.
+        message: String,
+    },
+    /// Stored bytes could not be decoded: the store is damaged or was
+    /// written by something else.
+    Corrupt {
+        /// The key whose value is bad, printed readably.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An earlier write or flush failed, so the engine no longer knows what
+    /// is durable and refuses further writes.
+    Poisoned {
+        /// The failure that poisoned the engine.
+        cause: String,
+    },
+    /// The engine was shut down.
+    Closed,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Backend { message } => write!(f, "storage error: {message}"),
+            StorageError::Corrupt { key, message } => write!(
+                f,
+                "the store is damaged at key {key}: {message}; run `strive verify` and restore from a backup"
+            ),
+            StorageError::Poisoned { cause } => write!(
+                f,
+                "the engine refuses writes after a failed write ({cause}); close and reopen the database"
+            ),
+            StorageError::Closed => f.write_str("the engine is shut down; open it again"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Opening a database failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process has the database open.
+    Locked {
+        /// The database.
+        path: PathBuf,
+    },
+    /// The database was written in a format this version does not know.
+    UnsupportedFormat {
+        /// The database.
+        path: PathBuf,
+        /// The format found.
+        found: u32,
+        /// The format this version reads and writes.
+        supported: u32,
+    },
+    /// A deployed definition no longer compiles.
+    Definition {
+        /// The workflow.
+        workflow: String,
+        /// The version.
+        version: u32,
+        /// Why.
+        message: String,
+    },
+    /// The storage layer failed.
+    Storage(StorageError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Locked { path } => write!(
+                f,
+                "the database {} is in use by another process; stop it or use another --db",
+                path.display()
+            ),
+            OpenError::UnsupportedFormat {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "the database {} has format version {found}, but this strive reads version {supported}; \
+                 use a strive release that matches the database",
+                path.display()
+            ),
+            OpenError::Definition {
+                workflow,
+                version,
+                message,
+            } => write!(
+                f,
+                "stored definition {workflow} v{version} does not compile: {message}"
+            ),
+            OpenError::Storage(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Storage(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for OpenError {
+    fn from(error: StorageError) -> OpenError {
+        OpenError::Storage(error)
+    }
+}
+
+/// Deploying a definition failed. Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// The definition has errors. Every diagnostic, warnings included, is
+    /// listed with its file, line and JSON pointer.
+    Invalid {
+        /// The diagnostics.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The definition passed validation but cannot run.
+    Compile {
+        /// The workflow.
+        workflow: String,
+        /// Why.
+        message: String,
+    },
+    /// The storage layer failed.
+    Storage(StorageError),
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeployError::Invalid { diagnostics } => {
+                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                write!(
+                    f,
+                    "the definition has {errors} error(s); fix them and deploy again"
+                )?;
+                for diagnostic in diagnostics {
+                    write!(f, "\n  {diagnostic}")?;
+                }
+                Ok(())
+            }
+            DeployError::Compile { workflow, message } => {
+                write!(f, "workflow {workflow} cannot run: {message}")
+            }
+            DeployError::Storage(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeployError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DeployError::Storage(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for DeployError {
+    fn from(error: StorageError) -> DeployError {
+        DeployError::Storage(error)
+    }
+}
+
+/// A command (start or fire) was refused. A refused command changes nothing
+/// in the store.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The workflow definition refused the command.
+    Rejected {
+        /// The instance.
+        instance: String,
+        /// The event (`start` for starts).
+        event: String,
+        /// Why (boxed: rejections are rare, and a small error keeps the
+        /// `Result` of every command small).
+        reason: Box<Rejection>,
+    },
+    /// No instance has this id.
+    UnknownInstance {
+        /// The id.
+        instance: String,
+    },
+    /// No workflow with this id is deployed.
+    UnknownWorkflow {
+        /// The id.
+        workflow: String,
+    },
+    /// An instance with this id exists already.
+    InstanceExists {
+        /// The id.
+        instance: String,
+    },
+    /// The instance is not at the expected sequence number: someone else
+    /// changed it first. Read it again and decide anew.
+    Conflict {
+        /// The instance.
+        instance: String,
+        /// The sequence number the caller expected.
+        expected: u64,
+        /// The instance's actual sequence number.
+        actual: u64,
+    },
+    /// The command id was used before for a different command.
+    CommandIdReused {
+        /// The command id.
+        command_id: String,
+    },
+    /// An input is over a limit.
+    LimitExceeded {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        actual: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An id is not acceptable.
+    InvalidId {
+        /// The id.
+        id: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The parent instance refused the event a child's transition notified
+    /// it of, so the child's transition was refused too.
+    ParentRejected {
+        /// The parent.
+        parent: String,
+        /// The parent's event.
+        event: String,
+        /// Why the parent refused it.
+        reason: Box<Rejection>,
+    },
+    /// The storage layer failed; the command may not have been recorded.
+    Storage(StorageError),
+}
+
+impl CommandError {
+    /// The workflow's reason, when the definition refused the command (for
+    /// this instance or, through a notification, for its parent).
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            CommandError::Rejected { reason, .. } | CommandError::ParentRejected { reason, .. } => {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Rejected {
+                instance,
+                event,
+                reason,
+            } => write!(f, "{instance}: `{event}` rejected: {reason}"),
+            CommandError::UnknownInstance { instance } => {
+                write!(
+                    f,
+                    "no instance `{instance}`; check the id with `strive list`"
+                )
+            }
+            CommandError::UnknownWorkflow { workflow } => {
+                write!(
+                    f,
+                    "no workflow `{workflow}` is deployed; deploy it with `strive deploy`"
+                )
+            }
+            CommandError::InstanceExists { instance } => {
+                write!(
+                    f,
+                    "an instance `{instance}` exists already; choose another id"
+                )
+            }
+            CommandError::Conflict {
+                instance,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{instance} is at sequence {actual}, not the expected {expected}: it changed meanwhile; \
+                 read it again and retry"
+            ),
+            CommandError::CommandIdReused { command_id } => write!(
+                f,
+                "command id `{command_id}` was already used for a different command; use a new id"
+            ),
+            CommandError::LimitExceeded {
+                what,
+                actual,
+                limit,
+            } => write!(f, "{what} is {actual} bytes; the limit is {limit}"),
+            CommandError::InvalidId { id, reason } => write!(f, "invalid id {id:?}: {reason}"),
+            CommandError::ParentRejected {
+                parent,
+                event,
+                reason,
+            } => write!(f, "parent {parent} refused `{event}`: {reason}"),
+            CommandError::Storage(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CommandError::Rejected { reason, .. } | CommandError::ParentRejected { reason, .. } => {
+                Some(reason.as_ref())
+            }
+            CommandError::Storage(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for CommandError {
+    fn from(error: StorageError) -> CommandError {
+        CommandError::Storage(error)
+    }
+}
+
+/// Any error of the engine.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening failed.
+    Open(OpenError),
+    /// Deploying failed.
+    Deploy(DeployError),
+    /// A command was refused.
+    Command(CommandError),
+    /// Storage failed.
+    Storage(StorageError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open(e) => e.fmt(f),
+            Error::Deploy(e) => e.fmt(f),
+            Error::Command(e) => e.fmt(f),
+            Error::Storage(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open(e) => Some(e),
+            Error::Deploy(e) => Some(e),
+            Error::Command(e) => Some(e),
+            Error::Storage(e) => Some(e),
+        }
+    }
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Error {
+        Error::Open(e)
+    }
+}
+
+impl From<DeployError> for Error {
+    fn from(e: DeployError) -> Error {
+        Error::Deploy(e)
+    }
+}
+
+impl From<CommandError> for Error {
+    fn from(e: CommandError) -> Error {
+        Error::Command(e)
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Error {
+        Error::Storage(e)
+    }
+}

@@ -1,0 +1,144 @@
+//! The key layout. Every record lives in one ordered keyspace, partitioned
+//! by a one-byte prefix, so that one atomic batch covers them all. Numbers
+//! are big-endian so that key order is numeric order; strings are ended by
+//! a 0 byte (ids may not contain one), so that a prefix of ids never
+//! interleaves with another id. `docs/storage.md` describes each record.
+
+/// Metadata: `m` + name.
+pub(crate) const META: u8 = b'm';
+/// Definitions: `d` + workflow + 0 + version (u32).
+pub(crate) const DEFINITION: u8 = b'd';
+/// Definition hash to version: `h` + hash.
+pub(crate) const DEFINITION_HASH: u8 = b'h';
+/// Events: `e` + global sequence (u64).
+pub(crate) const EVENT: u8 = b'e';
+/// Instance snapshots: `i` + instance.
+pub(crate) const INSTANCE: u8 = b'i';
+/// Per-instance chain: `c` + instance + 0 + sequence (u64) -> global sequence.
+pub(crate) const CHAIN: u8 = b'c';
+/// Idempotency records: `k` + command id.
+pub(crate) const COMMAND: u8 = b'k';
+/// Deadlines by due time: `t` + due (i64 microseconds, sign-flipped) + instance.
+pub(crate) const DEADLINE: u8 = b't';
+/// Instances by workflow and stage: `w` + workflow + 0 + stage + 0 + instance.
+pub(crate) const BY_STAGE: u8 = b'w';
+/// Instances by workflow: `f` + workflow + 0 + instance.
+pub(crate) const BY_WORKFLOW: u8 = b'f';
+/// Children by parent: `p` + parent + 0 + child.
+pub(crate) const CHILD: u8 = b'p';
+/// Children counts: `n` + parent + 0 + child workflow + 0 + stage -> u64.
+pub(crate) const CHILD_COUNT: u8 = b'n';
+
+/// The metadata key holding the store format version.
+pub(crate) fn meta(name: &str) -> Vec<u8> {
+    let mut key = vec![META];
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// A key made of a prefix and string parts, each ended by 0.
+pub(crate) fn key(prefix: u8, parts: &[&str]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    key.push(prefix);
+    for part in parts {
+        key.extend_from_slice(part.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+pub(crate) fn definition(workflow: &str, version: u32) -> Vec<u8> {
+    let mut k = key(DEFINITION, &[workflow]);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub(crate) fn event(gseq: u64) -> Vec<u8> {
+    let mut k = vec![EVENT];
+    k.extend_from_slice(&gseq.to_be_bytes());
+    k
+}
+
+pub(crate) fn chain(instance: &str, seq: u64) -> Vec<u8> {
+    let mut k = key(CHAIN, &[instance]);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Microseconds since the epoch, with the sign bit flipped so that
+/// big-endian byte order is numeric order for negative times too.
+pub(crate) fn deadline(due_micros: i64, instance: &str) -> Vec<u8> {
+    let mut k = vec![DEADLINE];
+    k.extend_from_slice(&((due_micros as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(instance.as_bytes());
+    k
+}
+
+/// The due time and instance of a deadline key.
+pub(crate) fn parse_deadline(key: &[u8]) -> Option<(i64, String)> {
+    let due = key.get(1..9)?;
+    let due = u64::from_be_bytes(due.try_into().ok()?) ^ (1 << 63);
+    let instance = String::from_utf8(key.get(9..)?.to_vec()).ok()?;
+    Some((due as i64, instance))
+}
+
+/// The end of the range of keys that start with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xFF: the range runs to the end of the keyspace.
+    vec![0xFF; prefix.len() + 1]
+}
+
+/// The last string part of a key made by [`key`] from `prefix_len` bytes on.
+pub(crate) fn tail(key: &[u8], prefix_len: usize) -> String {
+    let rest = key.get(prefix_len..).unwrap_or_default();
+    let rest = rest.strip_suffix(&[0]).unwrap_or(rest);
+    String::from_utf8_lossy(rest).into_owned()
+}
+
+/// A key printed readably for error messages.
+pub(crate) fn show(key: &[u8]) -> String {
+    key.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() {
+                (b as char).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn u64_value(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_keys_sort_by_time_and_round_trip() {
+        let early = deadline(-5, "b");
+        let late = deadline(1_000, "a");
+        assert!(early < late);
+        assert_eq!(parse_deadline(&late), Some((1_000, "a".to_owned())));
+        assert_eq!(parse_deadline(&early), Some((-5, "b".to_owned())));
+    }
+
+    #[test]
+    fn ids_that_are_prefixes_do_not_interleave() {
+        // "org-1" and "org-10": the 0 terminator keeps their chains apart.
+        let a = chain("org-1", 2);
+        let b = chain("org-10", 1);
+        let a_end = prefix_end(&key(CHAIN, &["org-1"]));
+        assert!(a < a_end && !(b >= key(CHAIN, &["org-1"]) && b < a_end));
+        assert_eq!(prefix_end(&[b'a', 0xFF]), vec![b'b']);
+    }
+}

@@ -1,0 +1,280 @@
+//! Stored records and the public types queries return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strive_core::{Due, Event, Instance};
+
+use crate::error::StorageError;
+use crate::keys;
+
+/// The on-disk format this version reads and writes.
+pub const STORE_FORMAT: u32 = 1;
+
+/// A deployed definition version as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredDefinition {
+    pub(crate) v: u32,
+    pub(crate) workflow: String,
+    pub(crate) version: u32,
+    pub(crate) hash: String,
+    pub(crate) deployed_at: Timestamp,
+    pub(crate) gseq: u64,
+    pub(crate) definition: Value,
+}
+
+/// An instance snapshot as stored, with its pending deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InstanceRecord {
+    pub(crate) v: u32,
+    pub(crate) instance: Instance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) due: Option<Due>,
+}
+
+/// An idempotency record: what a command id was used for and what it
+/// produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CommandRecord {
+    pub(crate) v: u32,
+    pub(crate) digest: String,
+    pub(crate) outcome: Outcome,
+}
+
+/// What an accepted start or fire produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The instance.
+    pub instance: String,
+    /// The event's name (`start` for a start).
+    pub event: String,
+    /// The stage the instance is in now.
+    pub stage: String,
+    /// The instance's sequence number after the event.
+    pub seq: u64,
+    /// The event's position in the global log.
+    pub gseq: u64,
+    /// The event's hash.
+    pub hash: String,
+    /// Whether the instance is finished.
+    pub finished: bool,
+    /// Whether this outcome was returned from an earlier command with the
+    /// same command id, without writing anything.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// A deployed definition version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefinitionInfo {
+    /// The workflow.
+    pub workflow: String,
+    /// The version, from 1.
+    pub version: u32,
+    /// The definition's content hash.
+    pub hash: String,
+    /// When it was deployed.
+    pub deployed_at: Timestamp,
+    /// The deploy event's position in the global log.
+    pub gseq: u64,
+    /// Whether this deploy found the same content already deployed (and so
+    /// wrote nothing).
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
+/// An instance as queries return it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The instance's state.
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// Its pending deadline, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Due>,
+    /// Its children's ids, in id order.
+    pub children: Vec<String>,
+}
+
+/// An event as stored: its hash, its exact bytes, and their decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The hash stored with the event.
+    pub hash: String,
+    /// The exact stored bytes (the canonical encoding).
+    pub bytes: Vec<u8>,
+    /// The decoded event.
+    pub event: Event,
+}
+
+impl StoredEvent {
+    /// Decodes the value stored under an event key: 32 bytes of hash, then
+    /// the event's bytes.
+    pub(crate) fn decode(gseq: u64, value: &[u8]) -> Result<StoredEvent, StorageError> {
+        let corrupt = |message: String| StorageError::Corrupt {
+            key: keys::show(&keys::event(gseq)),
+            message,
+        };
+        if value.len() < 32 {
+            return Err(corrupt("shorter than a hash".to_owned()));
+        }
+        let (hash, bytes) = value.split_at(32);
+        let event = Event::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+        Ok(StoredEvent {
+            hash: hex_encode(hash),
+            bytes: bytes.to_vec(),
+            event,
+        })
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// How durable an acknowledged write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every command returns only after its write is flushed. Concurrent
+    /// commands share flushes (group commit).
+    #[default]
+    Flushed,
+    /// Commands return once applied; sled flushes in the background every
+    /// 500 ms and on shutdown. A crash may lose the last half second of
+    /// acknowledged commands. For bulk imports only.
+    Buffered,
+}
+
+/// Where the engine's time comes from.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that reads a settable time, for tests and replays.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    micros: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock at `at`.
+    pub fn new(at: Timestamp) -> ManualClock {
+        ManualClock {
+            micros: std::sync::atomic::AtomicI64::new(at.as_microsecond()),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, at: Timestamp) {
+        self.micros
+            .store(at.as_microsecond(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        self.micros
+            .fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        let micros = self.micros.load(std::sync::atomic::Ordering::SeqCst);
+        Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
+/// How an engine is opened.
+#[derive(Clone)]
+pub struct Options {
+    /// How durable an acknowledged command is.
+    pub durability: Durability,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The most commands written in one group commit.
+    pub max_batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Flushed,
+            clock: Arc::new(SystemClock),
+            max_batch: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOptions {
+    /// Refuse the command unless the instance is at this sequence number
+    /// (optimistic concurrency). For a start, 0 means "must not exist".
+    pub expected_seq: Option<u64>,
+    /// An idempotency key: a retried command with the same id returns the
+    /// original outcome without writing, also after a reopen.
+    pub command_id: Option<String>,
+}
+
+/// Which instances to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only this stage (requires `workflow`).
+    pub stage: Option<String>,
+    /// Only children of this instance.
+    pub parent: Option<String>,
+    /// Start after this instance id (the `next` of the previous page).
+    pub after: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// The instances, in id order.
+    pub items: Vec<Snapshot>,
+    /// The id to pass as `after` for the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// A deadline that `fire_due` handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlineFired {
+    /// The instance.
+    pub instance: String,
+    /// The deadline event.
+    pub event: String,
+    /// When it was due.
+    pub due: Timestamp,
+    /// What firing it produced: an outcome, or the rejection (the deadline
+    /// is consumed either way, so it fires at most once).
+    pub result: Result<Outcome, crate::error::CommandError>,
+}

@@ -1,0 +1,166 @@
+//! The command line, declared with clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// strive: an embedded workflow engine with a verifiable audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "strive", version, about, long_about = None)]
+pub struct Cli {
+    /// The database directory.
+    #[arg(long, global = true, env = "STRIVE_DB", default_value = "strive.db")]
+    pub db: PathBuf,
+
+    /// Output format: text or json for every command; dot or mermaid for `graph`.
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For tools: one JSON document on stdout.
+    Json,
+    /// Graphviz DOT (`graph` only).
+    Dot,
+    /// Mermaid `stateDiagram-v2` (`graph` only).
+    Mermaid,
+}
+
+/// Label language for diagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// Chinese.
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checks workflow definitions; exit 1 when any has an error.
+    Validate {
+        /// Definition files. They are checked together, so one may spawn another.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Draws a workflow as Graphviz DOT or a Mermaid state diagram.
+    Graph {
+        /// The definition file.
+        file: PathBuf,
+        /// The language of labels.
+        #[arg(long, value_enum, default_value_t = Lang::En)]
+        lang: Lang,
+    },
+    /// Prints the JSON Schema of the workflow language.
+    Schema,
+    /// Validates and deploys definitions as new versions, all or none.
+    Deploy {
+        /// Definition files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Who deploys (recorded in the audit trail).
+        #[arg(long, default_value = "admin")]
+        actor: String,
+    },
+    /// Starts an instance of a workflow's latest version.
+    Start {
+        /// The workflow.
+        workflow: String,
+        /// The new instance's id.
+        instance: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// Initial data, a JSON object over the declared defaults.
+        #[arg(long)]
+        data: Option<String>,
+        /// The parent instance.
+        #[arg(long)]
+        parent: Option<String>,
+        /// An idempotency key: a retry with the same key returns the first outcome.
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// Fires an event on an instance.
+    Fire {
+        /// The instance.
+        instance: String,
+        /// The event.
+        event: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// The payload, a JSON object.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Refuse unless the instance is at this sequence number.
+        #[arg(long)]
+        expect_seq: Option<u64>,
+        /// An idempotency key: a retry with the same key returns the first outcome.
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// Shows an instance: stage, data, version, sequence, deadline, children.
+    Show {
+        /// The instance.
+        instance: String,
+    },
+    /// Lists instances, by workflow and stage or by parent.
+    List {
+        /// Only this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only children of this instance.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Start after this id (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Shows an instance's history, in order.
+    History {
+        /// The instance (or `@workflow/<id>` for a workflow's deployments).
+        instance: String,
+    },
+    /// Lists deployed workflows, or one workflow's versions.
+    Versions {
+        /// The workflow; all workflows when absent.
+        workflow: Option<String>,
+    },
+    /// Fires every deadline that is due.
+    Tick {
+        /// The time to fire deadlines up to (RFC 3339); now when absent.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActorArgs {
+    /// Who acts.
+    #[arg(long)]
+    pub actor: String,
+    /// A role the actor acts in; repeat for several.
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+}

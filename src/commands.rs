@@ -1,0 +1,500 @@
+//! What each command does: call the libraries and hand results to `output`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
+use strive_core::{Catalog, Diagnostic, Severity};
+use strive_store::{
+    Actor, CommandError, CommandOptions, DeployError, Engine, ListQuery, OpenError, Options,
+    StorageError,
+};
+
+use crate::cli::{ActorArgs, Cli, Command, Format};
+use crate::output;
+
+/// Why a command failed, ready to print.
+#[derive(Debug)]
+pub struct Failure {
+    /// A stable, snake-case kind for tools.
+    pub kind: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+    /// Structured details for `--format json`.
+    pub details: Option<Value>,
+    /// Whether to print JSON.
+    pub json: bool,
+    code: u8,
+}
+
+impl Failure {
+    fn new(kind: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            details: None,
+            json: false,
+            code: 1,
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            ..Failure::new("usage", message)
+        }
+    }
+
+    /// 1 for refusals and failures, 2 for usage errors.
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(error: StorageError) -> Failure {
+        Failure::new("storage", error.to_string())
+    }
+}
+
+impl From<OpenError> for Failure {
+    fn from(error: OpenError) -> Failure {
+        let kind = match error {
+            OpenError::Locked { .. } => "locked",
+            OpenError::UnsupportedFormat { .. } => "unsupported_format",
+            _ => "open",
+        };
+        Failure::new(kind, error.to_string())
+    }
+}
+
+impl From<DeployError> for Failure {
+    fn from(error: DeployError) -> Failure {
+        let details = match &error {
+            DeployError::Invalid { diagnostics } => serde_json::to_value(diagnostics).ok(),
+            _ => None,
+        };
+        Failure {
+            details,
+            ..Failure::new("invalid_definition", error.to_string())
+        }
+    }
+}
+
+impl From<CommandError> for Failure {
+    fn from(error: CommandError) -> Failure {
+        let (kind, details) = match &error {
+            CommandError::Rejected { reason, .. } => {
+                ("rejected", serde_json::to_value(reason.as_ref()).ok())
+            }
+            CommandError::ParentRejected { reason, .. } => (
+                "parent_rejected",
+                serde_json::to_value(reason.as_ref()).ok(),
+            ),
+            CommandError::UnknownInstance { .. } => ("unknown_instance", None),
+            CommandError::UnknownWorkflow { .. } => ("unknown_workflow", None),
+            CommandError::InstanceExists { .. } => ("instance_exists", None),
+            CommandError::Conflict {
+                expected, actual, ..
+            } => (
+                "conflict",
+                Some(json!({"expected": expected, "actual": actual})),
+            ),
+            CommandError::CommandIdReused { .. } => ("command_id_reused", None),
+            CommandError::LimitExceeded { .. } => ("limit_exceeded", None),
+            CommandError::InvalidId { .. } => ("invalid_id", None),
+            CommandError::Storage(_) => ("storage", None),
+            _ => ("command", None),
+        };
+        Failure {
+            details,
+            ..Failure::new(kind, error.to_string())
+        }
+    }
+}
+
+type Outcome = Result<ExitCode, Failure>;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Outcome {
+    let json = cli.format == Some(Format::Json);
+    let result = dispatch(&cli, json);
+    result.map_err(|failure| Failure { json, ..failure })
+}
+
+fn dispatch(cli: &Cli, json: bool) -> Outcome {
+    match &cli.command {
+        Command::Validate { files } => validate(files, json),
+        Command::Graph { file, lang } => {
+            let (_, parsed) = read_definition(file)?;
+            let text = match cli.format {
+                Some(Format::Dot) => strive_core::to_dot(&parsed.definition, lang.code()),
+                None | Some(Format::Mermaid) => {
+                    strive_core::to_mermaid(&parsed.definition, lang.code())
+                }
+                Some(other) => {
+                    return Err(Failure::usage(format!(
+                        "graph prints --format dot or mermaid, not {other:?}"
+                    )));
+                }
+            };
+            output::line(text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            output::json(&strive_core::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy { files, actor } => deploy(&cli.db, files, actor, json),
+        Command::Start {
+            workflow,
+            instance,
+            actor,
+            data,
+            parent,
+            command_id,
+        } => {
+            let engine = open(&cli.db)?;
+            let data = match parse_json("--data", data.as_deref())? {
+                Value::Null => Map::new(),
+                Value::Object(map) => map,
+                _ => return Err(Failure::usage("--data must be a JSON object")),
+            };
+            let options = CommandOptions {
+                expected_seq: None,
+                command_id: command_id.clone(),
+            };
+            let outcome = engine.start(
+                workflow,
+                instance,
+                &actor_of(actor),
+                data,
+                parent.as_deref(),
+                options,
+            )?;
+            print_outcome(&outcome, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fire {
+            instance,
+            event,
+            actor,
+            payload,
+            expect_seq,
+            command_id,
+        } => {
+            let engine = open(&cli.db)?;
+            let payload = parse_json("--payload", payload.as_deref())?;
+            let options = CommandOptions {
+                expected_seq: *expect_seq,
+                command_id: command_id.clone(),
+            };
+            let outcome = engine.fire(instance, event, &actor_of(actor), payload, options)?;
+            print_outcome(&outcome, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { instance } => {
+            let engine = open(&cli.db)?;
+            let snapshot = engine.instance(instance)?.ok_or_else(|| {
+                Failure::new(
+                    "unknown_instance",
+                    format!("no instance `{instance}`; check the id with `strive list`"),
+                )
+            })?;
+            if json {
+                output::json(&snapshot);
+            } else {
+                let i = &snapshot.instance;
+                output::line(format!("{} ({} v{})", i.id, i.workflow, i.version));
+                output::line(format!(
+                    "  stage:    {}{}",
+                    i.stage,
+                    if i.finished { " (finished)" } else { "" }
+                ));
+                output::line(format!("  seq:      {}", i.seq));
+                output::line(format!("  head:     {}", i.head));
+                output::line(format!("  started:  {}", i.created_at));
+                output::line(format!("  updated:  {}", i.updated_at));
+                if let Some(parent) = &i.parent {
+                    output::line(format!("  parent:   {parent}"));
+                }
+                if let Some(due) = &snapshot.due {
+                    output::line(format!("  deadline: {} fires `{}`", due.at, due.event));
+                }
+                if !snapshot.children.is_empty() {
+                    output::line(format!("  children: {}", snapshot.children.join(", ")));
+                }
+                output::line(format!(
+                    "  data:     {}",
+                    serde_json::to_string_pretty(&i.data)
+                        .unwrap_or_default()
+                        .replace('\n', "\n            ")
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List {
+            workflow,
+            stage,
+            parent,
+            after,
+            limit,
+        } => {
+            if stage.is_some() && workflow.is_none() && parent.is_none() {
+                return Err(Failure::usage("--stage needs --workflow (or --parent)"));
+            }
+            let engine = open(&cli.db)?;
+            let page = engine.list(&ListQuery {
+                workflow: workflow.clone(),
+                stage: stage.clone(),
+                parent: parent.clone(),
+                after: after.clone(),
+                limit: Some(*limit),
+            })?;
+            if json {
+                output::json(&page);
+            } else {
+                for s in &page.items {
+                    let i = &s.instance;
+                    output::line(format!(
+                        "{:<24} {:<20} {:<16} seq {:<4} {}",
+                        i.id, i.workflow, i.stage, i.seq, i.updated_at
+                    ));
+                }
+                if let Some(next) = &page.next {
+                    output::line(format!("... more: --after {next}"));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { instance } => {
+            let engine = open(&cli.db)?;
+            let history = engine.history(instance)?;
+            if history.is_empty() && engine.instance(instance)?.is_none() {
+                return Err(Failure::new(
+                    "unknown_instance",
+                    format!("no history for `{instance}`"),
+                ));
+            }
+            if json {
+                let events: Vec<Value> = history
+                    .iter()
+                    .map(|e| json!({"hash": e.hash, "event": e.event}))
+                    .collect();
+                output::json(&events);
+            } else {
+                for stored in &history {
+                    let e = &stored.event;
+                    let from = e.from.as_deref().unwrap_or("-");
+                    output::line(format!(
+                        "#{:<3} g{:<6} {} {}[{}] {} -> {} {} {}",
+                        e.seq,
+                        e.gseq,
+                        e.at,
+                        e.actor.id,
+                        e.actor.roles.join(","),
+                        from,
+                        if e.to.is_empty() { "-" } else { &e.to },
+                        e.event,
+                        if e.payload.is_null() {
+                            String::new()
+                        } else {
+                            e.payload.to_string()
+                        }
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Versions { workflow } => {
+            let engine = open(&cli.db)?;
+            let infos = match workflow {
+                Some(workflow) => engine.versions(workflow)?,
+                None => engine.workflows()?,
+            };
+            if json {
+                output::json(&infos);
+            } else {
+                for info in &infos {
+                    output::line(format!(
+                        "{} v{} {} deployed {}",
+                        info.workflow, info.version, info.hash, info.deployed_at
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tick { now } => {
+            let now = match now {
+                Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {
+                    Failure::usage(format!("--now {text:?} is not an RFC 3339 time ({e}); write e.g. 2026-05-31T23:59:59+08:00"))
+                })?,
+                None => jiff::Timestamp::now(),
+            };
+            let engine = open(&cli.db)?;
+            let fired = engine.fire_due(now)?;
+            if json {
+                let rows: Vec<Value> = fired
+                    .iter()
+                    .map(|f| match &f.result {
+                        Ok(outcome) => json!({"instance": f.instance, "event": f.event, "due": f.due, "outcome": outcome}),
+                        Err(error) => json!({"instance": f.instance, "event": f.event, "due": f.due, "error": error.to_string()}),
+                    })
+                    .collect();
+                output::json(&rows);
+            } else {
+                for f in &fired {
+                    match &f.result {
+                        Ok(outcome) => output::line(format!(
+                            "{}: {} (due {}) -> {}",
+                            f.instance, f.event, f.due, outcome.stage
+                        )),
+                        Err(error) => output::line(format!(
+                            "{}: {} (due {}) refused: {error}",
+                            f.instance, f.event, f.due
+                        )),
+                    }
+                }
+                output::line(format!("{} deadline(s) fired", fired.len()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Engine, Failure> {
+    Ok(Engine::open(path, Options::default())?)
+}
+
+fn actor_of(args: &ActorArgs) -> Actor {
+    Actor {
+        id: args.actor.clone(),
+        roles: args.roles.clone(),
+    }
+}
+
+fn parse_json(flag: &str, text: Option<&str>) -> Result<Value, Failure> {
+    match text {
+        None => Ok(Value::Null),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}"))),
+    }
+}
+
+fn read(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads and parses one definition; diagnostics become the failure.
+fn read_definition(path: &Path) -> Result<(String, strive_core::Parsed), Failure> {
+    let text = read(path)?;
+    let name = path.display().to_string();
+    match strive_core::parse(Some(&name), &text) {
+        Ok(parsed) => Ok((text, parsed)),
+        Err(diagnostics) => {
+            let lines: Vec<String> = diagnostics.iter().map(Diagnostic::to_string).collect();
+            Err(Failure {
+                details: serde_json::to_value(&diagnostics).ok(),
+                ..Failure::new("invalid_definition", lines.join("\n"))
+            })
+        }
+    }
+}
+
+fn validate(files: &[PathBuf], json: bool) -> Outcome {
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        texts.push((file.display().to_string(), read(file)?));
+    }
+    // Parse all first, so that the catalog knows every workflow given.
+    let mut catalog = Catalog::new();
+    for (name, text) in &texts {
+        if let Ok(parsed) = strive_core::parse(Some(name), text) {
+            catalog.add(&parsed.definition);
+        }
+    }
+    let mut reports = Vec::with_capacity(texts.len());
+    let (mut errors, mut warnings) = (0, 0);
+    for (name, text) in &texts {
+        let diagnostics = strive_core::check(Some(name), text, &catalog);
+        errors += diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        warnings += diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        reports.push((name, diagnostics));
+    }
+    if json {
+        let files: Vec<Value> = reports
+            .iter()
+            .map(|(name, diagnostics)| json!({"file": name, "diagnostics": diagnostics}))
+            .collect();
+        output::json(&json!({"files": files, "errors": errors, "warnings": warnings}));
+    } else {
+        for (_, diagnostics) in &reports {
+            for diagnostic in diagnostics {
+                output::line(diagnostic);
+            }
+        }
+        output::line(format!(
+            "{} file(s): {errors} error(s), {warnings} warning(s)",
+            reports.len()
+        ));
+    }
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn deploy(db: &Path, files: &[PathBuf], actor: &str, json: bool) -> Outcome {
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        texts.push((file.display().to_string(), read(file)?));
+    }
+    let engine = open(db)?;
+    let inputs: Vec<(Option<&str>, &str)> = texts
+        .iter()
+        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
+        .collect();
+    let infos = engine.deploy_all(&inputs, &Actor::new(actor, &["admin"]))?;
+    if json {
+        output::json(&infos);
+    } else {
+        for info in &infos {
+            if info.unchanged {
+                output::line(format!(
+                    "{} v{} unchanged ({})",
+                    info.workflow, info.version, info.hash
+                ));
+            } else {
+                output::line(format!(
+                    "deployed {} v{} ({})",
+                    info.workflow, info.version, info.hash
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outcome(outcome: &strive_store::Outcome, json: bool) {
+    if json {
+        output::json(outcome);
+    } else {
+        let replayed = if outcome.replayed {
+            " (retry: original outcome)"
+        } else {
+            ""
+        };
+        output::line(format!(
+            "{}: {} -> {} (seq {}, gseq {}, hash {}){replayed}",
+            outcome.instance, outcome.event, outcome.stage, outcome.seq, outcome.gseq, outcome.hash
+        ));
+    }
+}

@@ -1,0 +1,33 @@
+//! Printing: the only module that writes to stdout and stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::commands::Failure;
+
+/// Prints a line to stdout.
+pub fn line(text: impl std::fmt::Display) {
+    println!("{text}");
+}
+
+/// Prints a value as pretty JSON to stdout.
+pub fn json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("strive: cannot print JSON: {error}"),
+    }
+}
+
+/// Reports a failure: always a message on stderr; in JSON mode also a JSON
+/// document on stdout, so tools reading stdout see why.
+pub fn error(failure: &Failure) {
+    eprintln!("strive: {}", failure.message);
+    if failure.json {
+        let mut body = json!({"kind": failure.kind, "message": failure.message});
+        if let (Some(details), Value::Object(map)) = (&failure.details, &mut body) {
+            map.insert("details".to_owned(), details.clone());
+        }
+        json(&json!({ "error": body }));
+    }
+}
