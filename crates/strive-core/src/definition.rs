@@ -295,7 +295,7 @@ pub struct Transition {
     /// A JSON Logic expression that must be true for the transition to fire.
     /// It reads `data`, `payload`, `actor`, `stage`, `now` and `children`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    #[schemars(with = "Option<Value>")]
     pub guard: Option<Value>,
     /// What the transition does to the instance data, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -131,7 +131,8 @@ codes! {
     NoRoles = "S021", Error;
     /// A deadline event's transition does not allow the `system` role.
     DeadlineNotSystem = "S022", Error;
-    /// A reserved name is misused (`*` as a stage id, `system` redefined).
+    /// The reserved `*` is misused: as a stage id, as a `to`, or mixed with
+    /// stage ids in a `from` list.
     ReservedName = "S023", Error;
     /// A guard reads children's stages that the child workflow does not have.
     UnknownChildStage = "S024", Error;

@@ -1,5 +1,46 @@
 //! strive's pure core: the workflow language, its validator, guards, the
-//! transition function and the audit model. It does no I/O.
+//! transition function and the audit model. It does no I/O: time and the
+//! state of child instances come in as arguments, so the engine, replay and
+//! tests all run the same code.
+//!
+//! ```
+//! use serde_json::{Map, Value, json};
+//! use strive_core::{Actor, Catalog, Command, Workflow, check, definition_hash, parse};
+//!
+//! let text = r#"{
+//!   "id": "pledge", "title": {"zh": "承诺", "en": "Pledge"},
+//!   "roles": [{"id": "member"}],
+//!   "data": [{"id": "text", "type": "string"}],
+//!   "stages": [
+//!     {"id": "open", "kind": "initial"},
+//!     {"id": "published", "kind": "terminal"}
+//!   ],
+//!   "transitions": [{
+//!     "event": "publish", "from": "open", "to": "published", "roles": ["member"],
+//!     "payload": [{"id": "text", "type": "string", "required": true, "min_length": 1}],
+//!     "effects": [{"op": "set", "var": "text", "value": {"var": "payload.text"}}]
+//!   }]
+//! }"#;
+//!
+//! // Admins: diagnostics with codes, lines and JSON pointers.
+//! assert!(check(Some("pledge.json"), text, &Catalog::new()).is_empty());
+//!
+//! // Services (through the engine) and auditors (through replay): the same
+//! // pure transition function.
+//! let parsed = parse(Some("pledge.json"), text).expect("parses");
+//! let hash = definition_hash(&parsed.value);
+//! let workflow = Workflow::compile(parsed.definition, hash).expect("compiles");
+//! let now = "2026-05-01T08:00:00Z".parse().expect("a time");
+//! let instance = workflow.new_instance("m-1", 1, &Map::new(), None, now).expect("starts");
+//!
+//! let member = Actor::new("m-1", &["member"]);
+//! let payload = json!({"text": "带头学习"});
+//! let command = Command { event: "publish", actor: &member, payload: &payload, now };
+//! let accepted = workflow.fire(&instance, &command, &Value::Null).expect("allowed");
+//! let next = workflow.advance(&instance, &accepted, now);
+//! assert_eq!(next.stage, "published");
+//! assert_eq!(next.data["text"], json!("带头学习"));
+//! ```
 #![deny(missing_docs)]
 
 mod audit;

@@ -142,7 +142,7 @@ pub fn check(spec: &TypeSpec, value: &Value) -> Result<(), TypeMismatch> {
             }
         }
         if let Some(allowed) = &spec.one_of
-            && !allowed.contains(value)
+            && !allowed.iter().any(|a| same_value(a, value))
         {
             let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
             return fail(format!("must be one of {}, got {value}", list.join(", ")));
@@ -183,6 +183,14 @@ pub fn check_fields(fields: &[Field], map: &Map<String, Value>) -> Result<(), Ty
         }
     }
     Ok(())
+}
+
+/// JSON equality, except that numbers compare by value: `1` is `1.0`.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
 }
 
 fn check_bounds(spec: &TypeSpec, number: f64) -> Result<(), String> {
@@ -250,6 +258,14 @@ mod tests {
         let text = spec(json!({"type": "string", "max_length": 3}));
         assert!(check(&text, &json!("动员部")).is_ok());
         assert!(check(&text, &json!("动员部署")).is_err());
+    }
+
+    #[test]
+    fn enums_compare_numbers_by_value() {
+        let grade = spec(json!({"type": "number", "enum": [1, 2.5]}));
+        assert!(check(&grade, &json!(1.0)).is_ok());
+        assert!(check(&grade, &json!(2.5)).is_ok());
+        assert!(check(&grade, &json!(3)).is_err());
     }
 
     #[test]
