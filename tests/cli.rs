@@ -12,13 +12,13 @@ use strive_store::{Actor, CommandOptions, Engine, Options};
 use crate::util::root;
 
 /// One command of the scenario and the stage the instance must be in after.
-struct Step {
-    instance: &'static str,
-    event: &'static str,
-    actor: &'static str,
-    role: &'static str,
-    payload: Value,
-    stage: &'static str,
+pub struct Step {
+    pub instance: &'static str,
+    pub event: &'static str,
+    pub actor: &'static str,
+    pub role: &'static str,
+    pub payload: Value,
+    pub stage: &'static str,
 }
 
 fn step(
@@ -51,14 +51,14 @@ fn member_scores(level: i64) -> Value {
 
 /// One organisation with one member: a first evaluation that fails, a
 /// rectification loop, then commendation and closing.
-fn scenario() -> Vec<Step> {
+pub fn scenario() -> Vec<Step> {
     let mut steps = vec![
         step(
             "o1",
             "mobilise",
             "sec",
             "branch_secretary",
-            json!({"members": ["m1"]}),
+            json!({"members": [{"id": "m1"}]}),
             "commitment",
         ),
         step(
@@ -216,14 +216,19 @@ fn scenario() -> Vec<Step> {
             Value::Null,
             "commended",
         ),
+        // The organisation closes only once its members' pledges have.
+        step("m1", "close", "sec", "branch_secretary", Value::Null, "closed"),
         step("o1", "close", "lg", "leading_group", Value::Null, "closed"),
     ]);
     steps
 }
 
-const START_DATA: &str = r#"{"mobilisation_due": "2026-05-31T23:59:59+08:00"}"#;
+/// The organisation's initial data: the mobilisation deadline, and five
+/// evaluators instead of the default ten so that the scenario stays short.
+pub const START_DATA: &str =
+    r#"{"mobilisation_due": "2026-05-31T23:59:59+08:00", "min_evaluators": 5}"#;
 
-fn workflow_files() -> Vec<(String, String)> {
+pub fn workflow_files() -> Vec<(String, String)> {
     [
         "member-pledge",
         "org-campaign",
@@ -444,7 +449,7 @@ fn a_rejection_exits_1_with_its_typed_reason() {
             "--role",
             "evaluator",
             "--payload",
-            r#"{"members": ["m1"]}"#,
+            r#"{"members": [{"id": "m1"}]}"#,
             "--format",
             "json",
         ],
@@ -471,7 +476,7 @@ fn a_rejection_exits_1_with_its_typed_reason() {
             "--role",
             "branch_secretary",
             "--payload",
-            r#"{"members": ["m1"]}"#,
+            r#"{"members": [{"id": "m1"}]}"#,
             "--expect-seq",
             "5",
         ],
@@ -487,7 +492,7 @@ fn a_rejection_exits_1_with_its_typed_reason() {
         "--role",
         "branch_secretary",
         "--payload",
-        r#"{"members": ["m1"]}"#,
+        r#"{"members": [{"id": "m1"}]}"#,
         "--command-id",
         "k1",
         "--format",

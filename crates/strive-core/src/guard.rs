@@ -36,6 +36,7 @@
 use std::sync::{Arc, OnceLock};
 
 use datalogic_rs::bumpalo::Bump;
+use datalogic_rs::datavalue::NumberValue;
 use datalogic_rs::operator::EvalContext;
 use datalogic_rs::{ArenaExt, CustomOperator, DataValue, Engine, Logic};
 use serde_json::Value;
@@ -176,6 +177,281 @@ impl Expr {
         Ok(Ok(()))
     }
 }
+
+impl Expr {
+    /// Evaluates against a context already converted into `arena` (see
+    /// [`borrowed`]): the transition function converts the context once
+    /// for a guard and every effect, instead of once per expression.
+    pub(crate) fn eval_in<'a>(
+        &'a self,
+        context: &'a DataValue<'a>,
+        arena: &'a Bump,
+    ) -> Result<Value, ExprError> {
+        let result = engine()
+            .evaluate(&self.logic, context, arena)
+            .map_err(to_expr_error)?;
+        Ok(result.to_serde_value())
+    }
+
+    /// [`Expr::test`] against a context already converted into `arena`.
+    pub(crate) fn test_in<'a>(
+        &'a self,
+        context: &'a DataValue<'a>,
+        arena: &'a Bump,
+    ) -> Result<Result<(), Value>, ExprError> {
+        if self.conjuncts.is_empty() {
+            let result = engine()
+                .evaluate(&self.logic, context, arena)
+                .map_err(to_expr_error)?;
+            return Ok(if engine().truthy(result) {
+                Ok(())
+            } else {
+                Err(self.source.clone())
+            });
+        }
+        for (part, logic) in &self.conjuncts {
+            let result = engine()
+                .evaluate(logic, context, arena)
+                .map_err(to_expr_error)?;
+            if !engine().truthy(result) {
+                return Ok(Err(part.clone()));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A JSON value as a guard reads it, built in `arena` but borrowing its
+/// strings and keys from `value` instead of copying them.
+pub(crate) fn borrowed<'a>(value: &'a Value, arena: &'a Bump) -> DataValue<'a> {
+    match value {
+        Value::Null => DataValue::Null,
+        Value::Bool(b) => DataValue::Bool(*b),
+        Value::Number(n) => DataValue::Number(number(n)),
+        Value::String(s) => DataValue::String(s),
+        Value::Array(items) => DataValue::Array(
+            arena.alloc_slice_fill_iter(items.iter().map(|item| borrowed(item, arena))),
+        ),
+        Value::Object(map) => DataValue::Object(borrowed_map(map, arena)),
+    }
+}
+
+/// The pairs of a JSON object, borrowed as in [`borrowed`].
+pub(crate) fn borrowed_map<'a>(
+    map: &'a serde_json::Map<String, Value>,
+    arena: &'a Bump,
+) -> &'a [(&'a str, DataValue<'a>)] {
+    arena.alloc_slice_fill_iter(
+        map.iter()
+            .map(|(key, value)| (key.as_str(), borrowed(value, arena))),
+    )
+}
+
+/// The same number conversion datalogic-rs applies to serde_json input.
+fn number(n: &serde_json::Number) -> NumberValue {
+    if let Some(i) = n.as_i64() {
+        NumberValue::Integer(i)
+    } else if let Some(u) = n.as_u64() {
+        NumberValue::Float(u as f64)
+    } else {
+        NumberValue::Float(n.as_f64().unwrap_or(0.0))
+    }
+}
+
+thread_local! {
+    /// A bump arena reused across evaluations on this thread, so that an
+    /// evaluation does not allocate and free its first chunk every time.
+    static ARENA: std::cell::Cell<Option<Bump>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with this thread's evaluation arena, reset afterwards.
+pub(crate) fn with_arena<T>(f: impl FnOnce(&Bump) -> T) -> T {
+    let mut arena = ARENA.with(|cell| cell.take()).unwrap_or_default();
+    let result = f(&arena);
+    arena.reset();
+    // A re-entrant call found no arena and made its own; keep either.
+    ARENA.with(|cell| cell.set(Some(arena)));
+    result
+}
+
+/// Which parts of the context an expression reads. Computed once at
+/// compile time so that the transition function builds only those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// Everything: the expression reads a computed or empty path, or uses
+    /// an operator whose reads the walk cannot follow.
+    pub(crate) all: bool,
+    /// Bits of the roots read: see the `ROOT_*` constants.
+    pub(crate) roots: u8,
+    /// The instance variables read (`None`: all of `data`; empty when
+    /// `data` is not read).
+    pub(crate) data: Option<Vec<String>>,
+}
+
+pub(crate) const ROOT_DATA: u8 = 1;
+pub(crate) const ROOT_PAYLOAD: u8 = 1 << 1;
+pub(crate) const ROOT_ACTOR: u8 = 1 << 2;
+pub(crate) const ROOT_STAGE: u8 = 1 << 3;
+pub(crate) const ROOT_NOW: u8 = 1 << 4;
+pub(crate) const ROOT_INSTANCE: u8 = 1 << 5;
+pub(crate) const ROOT_CHILDREN: u8 = 1 << 6;
+
+impl Needs {
+    /// Nothing at all.
+    pub(crate) fn nothing() -> Needs {
+        Needs {
+            all: false,
+            roots: 0,
+            data: Some(Vec::new()),
+        }
+    }
+
+    /// Everything the context holds.
+    pub(crate) fn everything() -> Needs {
+        Needs {
+            all: true,
+            roots: u8::MAX,
+            data: None,
+        }
+    }
+
+    /// Whether root `bit` is read.
+    pub(crate) fn reads(&self, bit: u8) -> bool {
+        self.all || self.roots & bit != 0
+    }
+
+    /// Adds what `other` reads.
+    pub(crate) fn merge(&mut self, other: &Needs) {
+        self.all |= other.all;
+        self.roots |= other.roots;
+        self.data = match (self.data.take(), &other.data) {
+            (Some(mut mine), Some(theirs)) => {
+                for key in theirs {
+                    if !mine.contains(key) {
+                        mine.push(key.clone());
+                    }
+                }
+                Some(mine)
+            }
+            _ => None,
+        };
+    }
+
+    fn path(&mut self, path: &str) {
+        let mut steps = path.split('.');
+        let bit = match steps.next().unwrap_or_default() {
+            "" => {
+                self.all = true;
+                return;
+            }
+            "data" => {
+                match (steps.next(), &mut self.data) {
+                    (Some(var), Some(vars)) if !var.is_empty() => {
+                        if !vars.iter().any(|v| v == var) {
+                            vars.push(var.to_owned());
+                        }
+                    }
+                    (Some(_), None) => {}
+                    _ => self.data = None,
+                }
+                ROOT_DATA
+            }
+            "payload" => ROOT_PAYLOAD,
+            "actor" => ROOT_ACTOR,
+            "stage" => ROOT_STAGE,
+            "now" => ROOT_NOW,
+            "instance" => ROOT_INSTANCE,
+            "children" => ROOT_CHILDREN,
+            // Not in the context: reads null whatever is built.
+            _ => return,
+        };
+        self.roots |= bit;
+    }
+}
+
+/// What parts of the context `expr` reads. Conservative: anything the walk
+/// does not understand reads everything.
+pub(crate) fn needs(expr: &Value) -> Needs {
+    let mut needs = Needs::nothing();
+    let mut stack = vec![expr];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) if map.len() == 1 => {
+                let Some((op, args)) = map.iter().next() else {
+                    continue;
+                };
+                match op.as_str() {
+                    "var" => match args {
+                        Value::String(path) => needs.path(path),
+                        Value::Array(items) => match items.first() {
+                            Some(Value::String(path)) => {
+                                needs.path(path);
+                                stack.extend(items.iter().skip(1));
+                            }
+                            _ => needs.all = true,
+                        },
+                        _ => needs.all = true,
+                    },
+                    "missing" | "missing_some" => {
+                        let names: Vec<&Value> = match (op.as_str(), args) {
+                            ("missing", Value::Array(items)) => items.iter().collect(),
+                            ("missing", other) => vec![other],
+                            (_, Value::Array(items)) => items
+                                .get(1)
+                                .and_then(Value::as_array)
+                                .map(|names| names.iter().collect())
+                                .unwrap_or_default(),
+                            _ => Vec::new(),
+                        };
+                        if names.iter().all(|n| n.is_string()) && !names.is_empty() {
+                            for name in names {
+                                needs.path(name.as_str().unwrap_or_default());
+                            }
+                        } else {
+                            needs.all = true;
+                        }
+                    }
+                    name if SCOPED.contains(&name) => {
+                        // Later arguments read each element, not the context.
+                        if let Value::Array(items) = args
+                            && let Some(first) = items.first()
+                        {
+                            stack.push(first);
+                            // `reduce`'s initial value is read in the context.
+                            if name == "reduce"
+                                && let Some(initial) = items.get(2)
+                            {
+                                stack.push(initial);
+                            }
+                        } else {
+                            needs.all = true;
+                        }
+                    }
+                    name if name.starts_with("children_") => {
+                        needs.roots |= ROOT_CHILDREN;
+                        stack.push(args);
+                    }
+                    name if CUSTOM_OPERATORS.contains(&name) => stack.push(args),
+                    name if is_operator(name) && !READS_CONTEXT.contains(&name) => {
+                        stack.push(args);
+                    }
+                    _ => needs.all = true,
+                }
+            }
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    if needs.all {
+        return Needs::everything();
+    }
+    needs
+}
+
+/// Built-in operators that read the context by paths the walk does not
+/// follow (`val` and `exists` take path segments, may climb scopes).
+const READS_CONTEXT: &[&str] = &["val", "exists"];
 
 fn eval_logic(logic: &Logic, context: &Value) -> Result<Value, ExprError> {
     let arena = Bump::new();

@@ -46,6 +46,7 @@
 mod audit;
 mod definition;
 mod diagnostic;
+mod fuzz;
 mod guard;
 mod load;
 mod machine;
@@ -64,6 +65,8 @@ pub use definition::{
     Stage, StageKind, StageSet, Transition, TypeSpec, ValueType,
 };
 pub use diagnostic::{Code, Diagnostic, Severity, has_errors};
+#[doc(hidden)]
+pub use fuzz::{fuzz_definition, fuzz_guard};
 pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, reads};
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{

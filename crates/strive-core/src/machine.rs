@@ -8,10 +8,13 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+use datalogic_rs::DataValue;
+use datalogic_rs::bumpalo::Bump;
 
 use crate::definition::{ANY_STAGE, Definition, Effect, Field, StageKind, ValueType};
-use crate::guard::{Expr, ExprError};
+use crate::guard::{self, Expr, ExprError, Needs};
 use crate::types::{self, TypeMismatch};
 
 /// Who fires a command: an id and the roles the caller vouches for.
@@ -297,6 +300,15 @@ struct CompiledTransition {
     notify_parent: Option<String>,
 }
 
+/// The transitions an event may fire, and what of the context their
+/// expressions read (so that firing builds only that).
+struct EventTransitions {
+    transitions: Vec<usize>,
+    needs: Needs,
+    /// Whether any of them has a guard, an effect or a spawn.
+    evaluates: bool,
+}
+
 /// A definition compiled for execution: stages indexed, transitions grouped
 /// by event, expressions compiled. Build it from a validated definition.
 pub struct Workflow {
@@ -304,9 +316,10 @@ pub struct Workflow {
     hash: String,
     initial: String,
     kinds: HashMap<String, StageKind>,
-    by_event: HashMap<String, Vec<usize>>,
+    by_event: HashMap<String, EventTransitions>,
     transitions: Vec<CompiledTransition>,
     variables: HashMap<String, usize>,
+    reads_children: bool,
 }
 
 impl fmt::Debug for Workflow {
@@ -356,7 +369,7 @@ impl Workflow {
         let compile = |what: &str, value: &Value| {
             Expr::compile(value).map_err(|e| err(format!("{what}: {e}")))
         };
-        let mut by_event: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_event: HashMap<String, EventTransitions> = HashMap::new();
         let mut transitions = Vec::new();
         for (index, t) in definition.transitions.iter().enumerate() {
             let name = t.name().to_owned();
@@ -388,7 +401,31 @@ impl Workflow {
                     )));
                 }
             }
-            by_event.entry(t.event.clone()).or_default().push(index);
+            let mut needs = Needs::nothing();
+            let sources = t
+                .guard
+                .iter()
+                .chain(
+                    t.effects
+                        .iter()
+                        .flat_map(|e| e.expressions().into_iter().map(|(_, v)| v)),
+                )
+                .chain(t.spawn.iter().map(|s| &s.children));
+            let mut evaluates = false;
+            for source in sources {
+                needs.merge(&guard::needs(source));
+                evaluates = true;
+            }
+            let entry = by_event
+                .entry(t.event.clone())
+                .or_insert_with(|| EventTransitions {
+                    transitions: Vec::new(),
+                    needs: Needs::nothing(),
+                    evaluates: false,
+                });
+            entry.transitions.push(index);
+            entry.needs.merge(&needs);
+            entry.evaluates |= evaluates;
             transitions.push(CompiledTransition {
                 name,
                 from_any: t.from.is_any(),
@@ -408,6 +445,9 @@ impl Workflow {
             .enumerate()
             .map(|(index, field)| (field.id.clone(), index))
             .collect();
+        let reads_children = by_event
+            .values()
+            .any(|e| e.needs.reads(guard::ROOT_CHILDREN));
         Ok(Workflow {
             definition,
             hash,
@@ -416,6 +456,7 @@ impl Workflow {
             by_event,
             transitions,
             variables,
+            reads_children,
         })
     }
 
@@ -452,6 +493,13 @@ impl Workflow {
     /// Whether any transition handles `event`.
     pub fn has_event(&self, event: &str) -> bool {
         self.by_event.contains_key(event)
+    }
+
+    /// Whether any guard or effect may read `children`: when none does, a
+    /// caller of [`Workflow::fire`] can pass `Value::Null` instead of
+    /// summarising the instance's children.
+    pub fn reads_children(&self) -> bool {
+        self.reads_children
     }
 
     /// The data a new instance starts with: declared defaults overridden by
@@ -543,16 +591,22 @@ impl Workflow {
                 stage: instance.stage.clone(),
             });
         }
-        let in_stage: Vec<&CompiledTransition> = candidates
-            .iter()
-            .map(|&index| &self.transitions[index])
-            .filter(|t| t.from_any || t.from.iter().any(|s| s == &instance.stage))
-            .collect();
-        if in_stage.is_empty() {
-            let mut allowed_from: Vec<String> = candidates
+        // Filtered without collecting: the accepted path allocates nothing
+        // here; only the rejections list what was possible.
+        let stage = instance.stage.as_str();
+        let all = || {
+            candidates
+                .transitions
                 .iter()
-                .flat_map(|&index| self.transitions[index].from.iter().cloned())
-                .collect();
+                .map(|&index| &self.transitions[index])
+        };
+        let in_stage = |t: &CompiledTransition| t.from_any || t.from.iter().any(|s| s == stage);
+        let permitted = |t: &CompiledTransition| {
+            in_stage(t) && t.roles.iter().any(|r| command.actor.roles.contains(r))
+        };
+        if !all().any(in_stage) {
+            let mut allowed_from: Vec<String> =
+                all().flat_map(|t| t.from.iter().cloned()).collect();
             allowed_from.sort();
             allowed_from.dedup();
             return Err(Rejection::NotAllowedInStage {
@@ -561,14 +615,9 @@ impl Workflow {
                 allowed_from,
             });
         }
-        let permitted: Vec<&CompiledTransition> = in_stage
-            .iter()
-            .copied()
-            .filter(|t| t.roles.iter().any(|r| command.actor.roles.contains(r)))
-            .collect();
-        if permitted.is_empty() {
-            let mut allowed: Vec<String> = in_stage
-                .iter()
+        if !all().any(permitted) {
+            let mut allowed: Vec<String> = all()
+                .filter(|t| in_stage(t))
                 .flat_map(|t| t.roles.iter().cloned())
                 .collect();
             allowed.sort();
@@ -591,73 +640,63 @@ impl Workflow {
                 });
             }
         };
-        // The context is built only when some candidate reads it.
-        let needs_context = permitted
-            .iter()
-            .any(|t| t.guard.is_some() || !t.effects.is_empty() || t.spawn.is_some());
-        let context = if needs_context {
-            self.context(instance, command, payload, children)
-        } else {
-            Value::Null
-        };
-        let mut failed = Vec::new();
-        let mut payload_error = None;
-        for transition in permitted {
-            if let Err(mismatch) = types::check_fields(&transition.payload, payload) {
-                payload_error.get_or_insert(mismatch);
-                continue;
-            }
-            if let Some(guard) = &transition.guard {
-                match guard.test(&context) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(part)) => {
-                        failed.push((transition.name.clone(), part));
-                        continue;
-                    }
-                    Err(error) => return Err(evaluation_failed(transition, error)),
+        guard::with_arena(|arena| {
+            // The context is built once, in the arena, borrowing from the
+            // instance and the command, and only the parts the event's
+            // expressions read.
+            let context: &DataValue<'_> = if candidates.evaluates {
+                arena.alloc(context(
+                    instance,
+                    command,
+                    payload,
+                    children,
+                    &candidates.needs,
+                    arena,
+                ))
+            } else {
+                arena.alloc(DataValue::Null)
+            };
+            let mut failed = Vec::new();
+            let mut payload_error = None;
+            for transition in all().filter(|t| permitted(t)) {
+                if let Err(mismatch) = types::check_fields(&transition.payload, payload) {
+                    payload_error.get_or_insert(mismatch);
+                    continue;
                 }
+                if let Some(guard) = &transition.guard {
+                    match guard.test_in(context, arena) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(part)) => {
+                            failed.push((transition.name.clone(), part));
+                            continue;
+                        }
+                        Err(error) => return Err(evaluation_failed(transition, error)),
+                    }
+                }
+                return self.accept(instance, transition, context, arena);
             }
-            return self.accept(instance, transition, &context);
-        }
-        if failed.is_empty()
-            && let Some(TypeMismatch { pointer, reason }) = payload_error
-        {
-            return Err(Rejection::InvalidPayload {
+            if failed.is_empty()
+                && let Some(TypeMismatch { pointer, reason }) = payload_error
+            {
+                return Err(Rejection::InvalidPayload {
+                    event: event.to_owned(),
+                    field: pointer,
+                    reason,
+                });
+            }
+            Err(Rejection::GuardFailed {
                 event: event.to_owned(),
-                field: pointer,
-                reason,
-            });
-        }
-        Err(Rejection::GuardFailed {
-            event: event.to_owned(),
-            failed,
+                failed,
+            })
         })
     }
 
-    /// The object guards and effects are evaluated against.
-    fn context(
+    fn accept<'a>(
         &self,
         instance: &Instance,
-        command: &Command<'_>,
-        payload: &Map<String, Value>,
-        children: &Value,
-    ) -> Value {
-        json!({
-            "data": instance.data,
-            "payload": payload,
-            "actor": command.actor,
-            "stage": instance.stage,
-            "now": command.now.to_string(),
-            "instance": {"id": instance.id, "parent": instance.parent},
-            "children": children,
-        })
-    }
-
-    fn accept(
-        &self,
-        instance: &Instance,
-        transition: &CompiledTransition,
-        context: &Value,
+        transition: &'a CompiledTransition,
+        context: &'a DataValue<'a>,
+        arena: &'a Bump,
     ) -> Result<Accepted, Rejection> {
         let mut data = instance.data.clone();
         let mut applied = Vec::with_capacity(transition.effects.len());
@@ -665,7 +704,7 @@ impl Workflow {
             let mut values = Vec::with_capacity(exprs.len());
             for expr in exprs {
                 values.push(
-                    expr.eval(context)
+                    expr.eval_in(context, arena)
                         .map_err(|e| evaluation_failed(transition, e))?,
                 );
             }
@@ -681,7 +720,7 @@ impl Workflow {
             None => None,
             Some((workflow, expr)) => {
                 let list = expr
-                    .eval(context)
+                    .eval_in(context, arena)
                     .map_err(|e| evaluation_failed(transition, e))?;
                 Some(SpawnRequest {
                     workflow: workflow.clone(),
@@ -835,6 +874,92 @@ impl Workflow {
     }
 }
 
+/// The object guards and effects are evaluated against, built in `arena`
+/// with the parts `needs` names:
+///
+/// `{"data", "payload", "actor", "stage", "now", "instance": {"id",
+/// "parent"}, "children"}`.
+fn context<'a>(
+    instance: &'a Instance,
+    command: &Command<'a>,
+    payload: &'a Map<String, Value>,
+    children: &'a Value,
+    needs: &Needs,
+    arena: &'a Bump,
+) -> DataValue<'a> {
+    let mut pairs = [("", DataValue::Null); 7];
+    let mut len = 0;
+    let mut push = |key: &'a str, value: DataValue<'a>| {
+        pairs[len] = (key, value);
+        len += 1;
+    };
+    if needs.reads(guard::ROOT_DATA) {
+        let data = match &needs.data {
+            None => guard::borrowed_map(&instance.data, arena),
+            Some(vars) => {
+                let present = vars
+                    .iter()
+                    .filter(|v| instance.data.contains_key(v.as_str()))
+                    .count();
+                let mut read = vars.iter().filter_map(|v| {
+                    instance
+                        .data
+                        .get_key_value(v.as_str())
+                        .map(|(k, value)| (k.as_str(), guard::borrowed(value, arena)))
+                });
+                &*arena.alloc_slice_fill_with(present, |_| {
+                    read.next().unwrap_or(("", DataValue::Null))
+                })
+            }
+        };
+        push("data", DataValue::Object(data));
+    }
+    if needs.reads(guard::ROOT_PAYLOAD) {
+        push(
+            "payload",
+            DataValue::Object(guard::borrowed_map(payload, arena)),
+        );
+    }
+    if needs.reads(guard::ROOT_ACTOR) {
+        let actor = command.actor;
+        let roles = arena.alloc_slice_fill_iter(
+            actor
+                .roles
+                .iter()
+                .map(|role| DataValue::String(role.as_str())),
+        );
+        let fields = arena.alloc([
+            ("id", DataValue::String(actor.id.as_str())),
+            ("roles", DataValue::Array(roles)),
+        ]);
+        push("actor", DataValue::Object(fields));
+    }
+    if needs.reads(guard::ROOT_STAGE) {
+        push("stage", DataValue::String(instance.stage.as_str()));
+    }
+    if needs.reads(guard::ROOT_NOW) {
+        push(
+            "now",
+            DataValue::String(arena.alloc_str(&command.now.to_string())),
+        );
+    }
+    if needs.reads(guard::ROOT_INSTANCE) {
+        let parent = instance
+            .parent
+            .as_deref()
+            .map_or(DataValue::Null, DataValue::String);
+        let fields = arena.alloc([
+            ("id", DataValue::String(instance.id.as_str())),
+            ("parent", parent),
+        ]);
+        push("instance", DataValue::Object(fields));
+    }
+    if needs.reads(guard::ROOT_CHILDREN) {
+        push("children", guard::borrowed(children, arena));
+    }
+    DataValue::Object(arena.alloc_slice_copy(&pairs[..len]))
+}
+
 fn evaluation_failed(transition: &CompiledTransition, error: ExprError) -> Rejection {
     Rejection::EvaluationFailed {
         transition: transition.name.clone(),
@@ -927,10 +1052,19 @@ impl Workflow {
     /// known: the caller sets `head` once the event is encoded.
     pub fn advance(&self, instance: &Instance, accepted: &Accepted, now: Timestamp) -> Instance {
         let moves = accepted.moves();
+        // Field by field: `..instance.clone()` would clone the old data
+        // only to drop it.
         Instance {
+            id: instance.id.clone(),
+            workflow: instance.workflow.clone(),
+            version: instance.version,
+            definition_hash: instance.definition_hash.clone(),
             stage: accepted.to.clone(),
             data: accepted.data.clone(),
             seq: instance.seq + 1,
+            head: instance.head.clone(),
+            parent: instance.parent.clone(),
+            created_at: instance.created_at,
             updated_at: now,
             stage_entered_at: if moves {
                 now
@@ -938,7 +1072,6 @@ impl Workflow {
                 instance.stage_entered_at
             },
             finished: self.is_terminal(&accepted.to),
-            ..instance.clone()
         }
     }
 }

@@ -37,6 +37,9 @@ pub trait Backend: Send + Sync + 'static {
     fn size_on_disk(&self) -> Option<u64>;
 }
 
+/// sled's page cache, in bytes.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// The sled backend: one tree, every write of a batch in one
 /// `Tree::apply_batch`, which sled applies atomically.
 pub struct SledBackend {
@@ -54,6 +57,11 @@ impl SledBackend {
     pub fn open(path: &Path) -> Result<SledBackend, OpenError> {
         let config = sled::Config::new()
             .path(path)
+            // sled's default page cache is 1 GiB; the engine's hot set is
+            // the tail of the log and the instances being fired, so a
+            // smaller cache keeps a big store's memory bounded (issue #7:
+            // RSS <= 300 MB at 10M events) at no cost to throughput.
+            .cache_capacity(CACHE_BYTES)
             // Writes are flushed explicitly after every group commit; the
             // background flush only matters in the buffered mode.
             .flush_every_ms(Some(500));

@@ -106,6 +106,7 @@ impl Engine {
             shared: shared.clone(),
             options,
             next_gseq,
+            cache: HashMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("strive-writer".to_owned())

@@ -9,7 +9,7 @@
 //! the batch that records them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -107,12 +107,28 @@ impl Shared {
     }
 }
 
+/// Decoded instance records by id.
+type Instances = HashMap<String, Arc<InstanceRecord>>;
+
+/// The most decoded instance records the writer keeps between groups.
+const CACHED_INSTANCES: usize = 65_536;
+
 /// Reads through the writes of the current command, then of earlier
 /// commands in the group, then the store.
+///
+/// Instance records are also kept decoded, in the same three layers plus
+/// the writer's cache of committed records, so that firing on an instance
+/// does not read and decode its JSON snapshot every time.
 struct Txn<'a> {
     backend: &'a dyn Backend,
     group: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The records this command saved, decoded (their bytes are in `writes`).
+    instances: Instances,
+    /// The records earlier commands of the group saved.
+    group_instances: &'a Instances,
+    /// Committed records, as written by earlier groups or read since.
+    cache: &'a Instances,
     start_gseq: u64,
     next_gseq: u64,
 }
@@ -155,24 +171,31 @@ impl Txn<'_> {
             .collect())
     }
 
-    fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
-        let key = keys::key(keys::INSTANCE, &[id]);
-        match self.get(&key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StorageError::Corrupt {
-                        key: keys::show(&key),
-                        message: e.to_string(),
-                    })
+    fn load_instance(&self, id: &str) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
+        // Instance keys are only ever written through `save_instance`, so
+        // the decoded layers hold exactly what the byte layers hold.
+        for layer in [&self.instances, self.group_instances, self.cache] {
+            if let Some(record) = layer.get(id) {
+                return Ok(Some(record.clone()));
             }
+        }
+        let key = keys::key(keys::INSTANCE, &[id]);
+        match self.backend.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|record| Some(Arc::new(record)))
+                .map_err(|e| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: e.to_string(),
+                }),
         }
     }
 
-    fn save_instance(&mut self, record: &InstanceRecord) {
+    fn save_instance(&mut self, record: InstanceRecord) {
         let key = keys::key(keys::INSTANCE, &[&record.instance.id]);
-        self.put(key, to_json(record));
+        self.put(key, to_json(&record));
+        self.instances
+            .insert(record.instance.id.clone(), Arc::new(record));
     }
 
     /// Appends an event: assigns its global sequence number, stores it with
@@ -254,13 +277,99 @@ pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) options: Options,
     pub(crate) next_gseq: u64,
+    /// Decoded instance records as committed: what the store holds.
+    pub(crate) cache: Instances,
 }
 
 /// A processed command waiting for its group to be written.
 type Finish = Box<dyn FnOnce(Option<&StorageError>) + Send>;
 
+/// A decided and applied group on its way to its callers.
+struct Job {
+    finishes: Vec<Finish>,
+    /// The last global sequence number the group applied, if it wrote.
+    applied: Option<u64>,
+    /// Why applying failed.
+    failure: Option<StorageError>,
+}
+
+/// Flushes applied groups in order and answers their callers: a caller
+/// hears back only once its group is durable (in the default mode), and
+/// groups are answered in the order they were applied, so even a refusal
+/// is never reported before the writes it was decided against are
+/// durable.
+struct Flusher {
+    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    durability: Durability,
+}
+
+impl Flusher {
+    fn run(self, jobs: Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            self.finish(job);
+        }
+    }
+
+    fn finish(&self, mut job: Job) {
+        if job.failure.is_none() {
+            // A flush covers everything applied before it, so a failure of
+            // an earlier group's flush fails this one too: acknowledge
+            // nothing after it.
+            let poisoned = self.shared.poisoned.lock().ok().and_then(|p| p.clone());
+            if let (Some(_), Some(cause)) = (job.applied, poisoned) {
+                job.failure = Some(StorageError::Poisoned { cause });
+            }
+        }
+        if job.failure.is_none()
+            && let Some(last) = job.applied
+        {
+            let flushed = match self.durability {
+                Durability::Flushed => self.backend.flush(),
+                Durability::Buffered => Ok(()),
+            };
+            match flushed {
+                Err(error) => {
+                    tracing::error!(%error, "group flush failed; refusing further writes");
+                    if let Ok(mut poisoned) = self.shared.poisoned.lock() {
+                        poisoned.get_or_insert_with(|| error.to_string());
+                    }
+                    job.failure = Some(error);
+                }
+                Ok(()) => {
+                    if let Ok(mut committed) = self.shared.committed.lock() {
+                        *committed = (*committed).max(last);
+                        self.shared.committed_changed.notify_all();
+                    }
+                }
+            }
+        }
+        for finish in job.finishes {
+            finish(job.failure.as_ref());
+        }
+    }
+}
+
 impl Writer {
     pub(crate) fn run(mut self, requests: Receiver<Request>) {
+        // Group n is flushed and answered by the flusher while this thread
+        // decides and applies group n+1: deciding overlaps the disk wait.
+        let (jobs, queue) = mpsc::sync_channel::<Job>(2);
+        let flusher = Flusher {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+            durability: self.options.durability,
+        };
+        let flusher = std::thread::Builder::new()
+            .name("strive-flusher".to_owned())
+            .spawn(move || flusher.run(queue));
+        let flusher = match flusher {
+            Ok(handle) => Some((handle, jobs)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the flusher thread; flushing inline");
+                None
+            }
+        };
         while let Ok(first) = requests.recv() {
             let mut group = vec![first];
             while group.len() < self.options.max_batch.max(1) {
@@ -269,7 +378,21 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.write_group(group);
+            let job = self.write_group(group);
+            match &flusher {
+                Some((_, jobs)) => {
+                    if let Err(mpsc::SendError(job)) = jobs.send(job) {
+                        // The flusher died (it cannot panic by design); do
+                        // its work here rather than leave callers waiting.
+                        self.finish_inline(job);
+                    }
+                }
+                None => self.finish_inline(job),
+            }
+        }
+        if let Some((handle, jobs)) = flusher {
+            drop(jobs);
+            let _ = handle.join();
         }
         // Every sender is gone: make what was applied durable before exiting.
         if let Err(error) = self.backend.flush() {
@@ -277,9 +400,21 @@ impl Writer {
         }
     }
 
-    fn write_group(&mut self, group: Vec<Request>) {
+    fn finish_inline(&self, job: Job) {
+        Flusher {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+            durability: self.options.durability,
+        }
+        .finish(job);
+    }
+
+    /// Decides and applies one group; the returned job flushes it and
+    /// answers its callers.
+    fn write_group(&mut self, group: Vec<Request>) -> Job {
         let poisoned = self.shared.poisoned.lock().ok().and_then(|p| p.clone());
         let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut instances = Instances::new();
         let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
         let start_gseq = self.next_gseq;
         for request in group {
@@ -290,39 +425,43 @@ impl Writer {
                 finishes.push(Box::new(move |_| reply_error(request, error)));
                 continue;
             }
-            finishes.push(self.process(request, &mut writes));
+            finishes.push(self.process(request, &mut writes, &mut instances));
         }
-        let mut failure = None;
+        let mut job = Job {
+            finishes,
+            applied: None,
+            failure: None,
+        };
         if !writes.is_empty() {
             writes.insert(
                 keys::meta("gseq"),
                 Some((self.next_gseq - 1).to_be_bytes().to_vec()),
             );
             let batch: Vec<Write> = writes.into_iter().collect();
-            let result = self
-                .backend
-                .apply(batch)
-                .and_then(|()| match self.options.durability {
-                    Durability::Flushed => self.backend.flush(),
-                    Durability::Buffered => Ok(()),
-                });
-            if let Err(error) = result {
-                tracing::error!(%error, "group commit failed; refusing further writes");
-                if let Ok(mut poisoned) = self.shared.poisoned.lock() {
-                    *poisoned = Some(error.to_string());
+            match self.backend.apply(batch) {
+                Err(error) => {
+                    tracing::error!(%error, "group commit failed; refusing further writes");
+                    if let Ok(mut poisoned) = self.shared.poisoned.lock() {
+                        *poisoned = Some(error.to_string());
+                    }
+                    // Nothing of this group is acknowledged; numbers are
+                    // reused only after a reopen re-reads what actually
+                    // reached disk.
+                    self.next_gseq = start_gseq;
+                    self.cache.clear();
+                    job.failure = Some(error);
                 }
-                // Nothing of this group is acknowledged; numbers are reused
-                // only after a reopen re-reads what actually reached disk.
-                self.next_gseq = start_gseq;
-                failure = Some(error);
-            } else if let Ok(mut committed) = self.shared.committed.lock() {
-                *committed = self.next_gseq - 1;
-                self.shared.committed_changed.notify_all();
+                Ok(()) => {
+                    if self.cache.len() + instances.len() > CACHED_INSTANCES {
+                        // Crude but cheap: start over rather than track recency.
+                        self.cache.clear();
+                    }
+                    self.cache.extend(instances);
+                    job.applied = Some(self.next_gseq - 1);
+                }
             }
         }
-        for finish in finishes {
-            finish(failure.as_ref());
-        }
+        job
     }
 
     /// Decides one command; on success its writes join the group.
@@ -330,11 +469,15 @@ impl Writer {
         &mut self,
         request: Request,
         group: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        group_instances: &mut Instances,
     ) -> Finish {
         let mut txn = Txn {
             backend: &*self.backend,
             group,
             writes: BTreeMap::new(),
+            instances: Instances::new(),
+            group_instances,
+            cache: &self.cache,
             start_gseq: self.next_gseq,
             next_gseq: self.next_gseq,
         };
@@ -358,11 +501,13 @@ impl Writer {
                 options,
                 reply,
             } => {
-                let digest = digest(
-                    &json!({"op": "start", "workflow": workflow, "instance": instance,
+                let digest = || {
+                    digest(
+                        &json!({"op": "start", "workflow": workflow, "instance": instance,
                     "actor": actor, "data": data, "parent": parent, "expected_seq": options.expected_seq}),
-                );
-                let result = idempotent(&mut txn, options.command_id.as_deref(), &digest, |txn| {
+                    )
+                };
+                let result = idempotent(&mut txn, options.command_id.as_deref(), digest, |txn| {
                     start(
                         txn,
                         &self.shared,
@@ -387,9 +532,11 @@ impl Writer {
                 options,
                 reply,
             } => {
-                let digest = digest(&json!({"op": "fire", "instance": instance, "event": event,
-                    "actor": actor, "payload": payload, "expected_seq": options.expected_seq}));
-                let result = idempotent(&mut txn, options.command_id.as_deref(), &digest, |txn| {
+                let digest = || {
+                    digest(&json!({"op": "fire", "instance": instance, "event": event,
+                    "actor": actor, "payload": payload, "expected_seq": options.expected_seq}))
+                };
+                let result = idempotent(&mut txn, options.command_id.as_deref(), digest, |txn| {
                     fire(
                         txn,
                         &self.shared,
@@ -420,7 +567,10 @@ impl Writer {
         };
         self.next_gseq = txn.next_gseq;
         let writes = std::mem::take(&mut txn.writes);
+        let instances = std::mem::take(&mut txn.instances);
+        drop(txn);
         group.extend(writes);
+        group_instances.extend(instances);
         finish
     }
 }
@@ -429,6 +579,7 @@ impl Writer {
 fn ok_or_rollback<T, E>(txn: &mut Txn<'_>, result: &Result<T, E>) {
     if result.is_err() {
         txn.writes.clear();
+        txn.instances.clear();
         txn.next_gseq = txn.start_gseq;
     }
 }
@@ -462,16 +613,19 @@ fn digest(request: &Value) -> String {
 }
 
 /// Runs `command` unless `command_id` was used before: then returns the
-/// recorded outcome (same request) or refuses (different request).
+/// recorded outcome (same request) or refuses (different request). The
+/// request's digest is computed only for commands with an id.
 fn idempotent(
     txn: &mut Txn<'_>,
     command_id: Option<&str>,
-    digest: &str,
+    digest: impl FnOnce() -> String,
     command: impl FnOnce(&mut Txn<'_>) -> Result<Outcome, CommandError>,
 ) -> Result<Outcome, CommandError> {
     let Some(id) = command_id else {
         return command(txn);
     };
+    let digest = digest();
+    let digest = digest.as_str();
     let key = keys::key(keys::COMMAND, &[id]);
     if let Some(bytes) = txn.get(&key)? {
         let record: CommandRecord =
@@ -753,7 +907,7 @@ fn start(
         finished: instance.finished,
         replayed: false,
     };
-    txn.save_instance(&InstanceRecord {
+    txn.save_instance(InstanceRecord {
         v: STORE_FORMAT,
         instance,
         due,
@@ -800,7 +954,13 @@ fn fire(
         })?;
     // Time never runs backwards within an instance.
     let now = clock.max(current.updated_at);
-    let children = txn.children_summary(id)?;
+    // Summarising children reads the store: only for workflows whose
+    // guards or effects read them.
+    let children = if compiled.reads_children() {
+        txn.children_summary(id)?
+    } else {
+        Value::Null
+    };
     let command = Command {
         event,
         actor,
@@ -881,7 +1041,7 @@ fn fire(
     };
     let parent = next.parent.clone();
     let (child_workflow, stage) = (next.workflow.clone(), next.stage.clone());
-    txn.save_instance(&InstanceRecord {
+    txn.save_instance(InstanceRecord {
         v: STORE_FORMAT,
         instance: next,
         due,
@@ -954,17 +1114,19 @@ fn deadline(
         return Ok(None);
     }
     txn.delete(key.to_vec());
-    let Some(mut record) = txn.load_instance(id)? else {
+    let Some(record) = txn.load_instance(id)? else {
         return Ok(None);
     };
+    let mut record = InstanceRecord::clone(&record);
     let Some(due) = record.due.take() else {
         return Ok(None);
     };
     if keys::deadline(due.at.as_microsecond(), id) != key {
         return Ok(None);
     }
-    txn.save_instance(&record);
-    let (saved, saved_gseq) = (txn.writes.clone(), txn.next_gseq);
+    txn.save_instance(record);
+    let (saved, saved_instances, saved_gseq) =
+        (txn.writes.clone(), txn.instances.clone(), txn.next_gseq);
     match fire(
         txn,
         shared,
@@ -982,6 +1144,7 @@ fn deadline(
         Err(error) => {
             tracing::warn!(instance = id, event = %due.event, %error, "deadline event rejected; the deadline is consumed");
             txn.writes = saved;
+            txn.instances = saved_instances;
             txn.next_gseq = saved_gseq;
             Err(error)
         }
