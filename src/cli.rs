@@ -31,6 +31,14 @@ pub enum Format {
     Dot,
     /// Mermaid `stateDiagram-v2` (`graph` only).
     Mermaid,
+    /// The JSONL audit bundle (`export` only).
+    Jsonl,
+    /// One CSV row per event (`export` only).
+    Csv,
+    /// An IEEE 1849 XES event log (`export` only).
+    Xes,
+    /// A PNML Petri net (`export-model` only).
+    Pnml,
 }
 
 /// Label language for diagrams.
@@ -153,6 +161,22 @@ pub enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Test tool: fires transitions from several threads, printing each
+    /// acknowledgement, until killed or `--max` commands are acknowledged.
+    #[command(hide = true)]
+    Stress {
+        /// Writer threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Stop after this many acknowledged commands.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Acknowledge before flushing (the crash test's negative control).
+        #[arg(long)]
+        buffered: bool,
+    },
+    #[command(flatten)]
+    Audit(crate::audit_cmd::AuditCommand),
 }
 
 #[derive(Debug, clap::Args)]

@@ -28,7 +28,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(kind: &'static str, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Failure {
         Failure {
             kind,
             message: message.into(),
@@ -38,7 +38,7 @@ impl Failure {
         }
     }
 
-    fn usage(message: impl Into<String>) -> Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure {
             code: 2,
             ..Failure::new("usage", message)
@@ -324,6 +324,12 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Stress {
+            threads,
+            max,
+            buffered,
+        } => crate::stress::run(&cli.db, *threads, *max, *buffered),
+        Command::Audit(command) => crate::audit_cmd::run(cli, command, json),
         Command::Tick { now } => {
             let now = match now {
                 Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {
@@ -362,7 +368,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
     }
 }
 
-fn open(path: &Path) -> Result<Engine, Failure> {
+pub(crate) fn open(path: &Path) -> Result<Engine, Failure> {
     Ok(Engine::open(path, Options::default())?)
 }
 

@@ -3,9 +3,11 @@
 //! results and turns errors into exit codes (0 success, 1 refused or
 //! failed, 2 usage).
 
+mod audit_cmd;
 mod cli;
 mod commands;
 mod output;
+mod stress;
 
 use std::process::ExitCode;
 

@@ -31,3 +31,25 @@ pub fn error(failure: &Failure) {
         json(&json!({ "error": body }));
     }
 }
+
+/// A buffered writer on stdout, for exports that stream many lines.
+pub fn stream() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// A progress bar on stderr for a long run over `total` items, only when
+/// stderr is a terminal (never in pipes, logs or tests).
+pub fn progress(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    Some(bar)
+}

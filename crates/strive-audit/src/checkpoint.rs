@@ -1,0 +1,580 @@
+//! Checkpoints in the C2SP `tlog-checkpoint` text format, optionally signed
+//! as a C2SP `signed-note` with Ed25519 keys in the format of Go's
+//! `golang.org/x/mod/sumdb/note`, so that existing transparency-log tools
+//! read them.
+//!
+//! ```text
+//! strive.example/bureau          <- origin
+//! 1234                           <- tree size (events)
+//! 8ZcO3Qk...base64 root...=      <- RFC 6962 root hash, standard base64
+//!                                <- blank line: end of the signed text
+//! — auditor AbCd...base64(key id || signature)...
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::Signer;
+use sha2::{Digest, Sha256};
+
+use crate::merkle::Hash;
+
+/// The algorithm byte of Ed25519 keys in signed notes.
+const ED25519: u8 = 0x01;
+/// What starts a signature line: an em dash and a space.
+const SIGNATURE_PREFIX: &str = "\u{2014} ";
+/// What starts a signer key, as in Go's note package.
+const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
+
+/// A checkpoint: the size and root of the log, under an origin that names
+/// the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The log's name, such as `strive.example/bureau`.
+    pub origin: String,
+    /// The number of events in the log.
+    pub size: u64,
+    /// The RFC 6962 root hash of those events.
+    pub root: Hash,
+    /// Extension lines after the root, kept as given.
+    pub extensions: Vec<String>,
+}
+
+/// A signature line of a note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteSignature {
+    /// The signing key's name.
+    pub name: String,
+    /// The first 4 bytes of the key's hash, naming the key.
+    pub key_id: [u8; 4],
+    /// The signature bytes.
+    pub signature: Vec<u8>,
+}
+
+/// A checkpoint as read from its text, with the signatures it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The signature lines, in order.
+    pub signatures: Vec<NoteSignature>,
+    /// The exact signed text (the body, ending in a newline).
+    pub body: String,
+}
+
+/// Why a checkpoint could not be read or trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The text is not a checkpoint.
+    Malformed {
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// No signature by the given key is on the checkpoint.
+    NotSigned {
+        /// The key's name.
+        key: String,
+    },
+    /// A signature by the given key is there but does not verify.
+    BadSignature {
+        /// The key's name.
+        key: String,
+    },
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::Malformed { line, message } => write!(
+                f,
+                "not a checkpoint (line {line}: {message}); a checkpoint is the origin, the size and the base64 root on three lines"
+            ),
+            CheckpointError::NotSigned { key } => write!(
+                f,
+                "the checkpoint carries no signature by key `{key}`; check that you were given the right public key"
+            ),
+            CheckpointError::BadSignature { key } => write!(
+                f,
+                "the signature by key `{key}` does not verify: the checkpoint was altered after signing"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+/// Why a key could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key text is not a key of the expected kind.
+    Malformed {
+        /// What is wrong.
+        message: String,
+    },
+    /// The operating system gave no randomness.
+    Randomness {
+        /// The system's error.
+        message: String,
+    },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Malformed { message } => write!(f, "not a strive key: {message}"),
+            KeyError::Randomness { message } => {
+                write!(f, "no randomness for a new key: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl Checkpoint {
+    /// A checkpoint of a log of `size` events with root `root`.
+    pub fn new(origin: impl Into<String>, size: u64, root: Hash) -> Checkpoint {
+        Checkpoint {
+            origin: origin.into(),
+            size,
+            root,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The checkpoint's text: the note body that signatures cover.
+    pub fn body(&self) -> String {
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        );
+        for line in &self.extensions {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The checkpoint as a note: the body, a blank line, and a signature
+    /// line when `key` is given.
+    pub fn to_note(&self, key: Option<&SigningKey>) -> String {
+        let body = self.body();
+        let mut text = body.clone();
+        text.push('\n');
+        if let Some(key) = key {
+            text.push_str(&key.signature_line(body.as_bytes()));
+        }
+        text
+    }
+
+    /// Reads a checkpoint note, signed or not, without checking signatures.
+    pub fn parse(text: &str) -> Result<SignedCheckpoint, CheckpointError> {
+        let malformed = |line: usize, message: &str| CheckpointError::Malformed {
+            line,
+            message: message.to_owned(),
+        };
+        // The body ends at the first blank line; a bare unsigned checkpoint
+        // may have none.
+        let (body, rest) = match text.find("\n\n") {
+            Some(end) => (&text[..=end], &text[end + 2..]),
+            None if text.ends_with('\n') => (text, ""),
+            None => return Err(malformed(1, "the text must end with a newline")),
+        };
+        let lines: Vec<&str> = body.lines().collect();
+        let origin = lines
+            .first()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| malformed(1, "the origin line is missing"))?;
+        let size = lines
+            .get(1)
+            .ok_or_else(|| malformed(2, "the tree size line is missing"))?;
+        // A decimal without sign or leading zeros, as C2SP asks.
+        if size.is_empty()
+            || !size.bytes().all(|b| b.is_ascii_digit())
+            || (size.len() > 1 && size.starts_with('0'))
+        {
+            return Err(malformed(2, "the tree size must be a decimal number"));
+        }
+        let size: u64 = size
+            .parse()
+            .map_err(|_| malformed(2, "the tree size is too large"))?;
+        let root_text = lines
+            .get(2)
+            .ok_or_else(|| malformed(3, "the root hash line is missing"))?;
+        let root_bytes = BASE64
+            .decode(root_text)
+            .map_err(|_| malformed(3, "the root hash must be standard base64"))?;
+        let root: Hash = root_bytes
+            .try_into()
+            .map_err(|_| malformed(3, "the root hash must be 32 bytes"))?;
+        let extensions = lines.iter().skip(3).map(|l| (*l).to_owned()).collect();
+        let mut signatures = Vec::new();
+        let first_signature_line = lines.len() + 2;
+        for (offset, line) in rest.lines().enumerate() {
+            let number = first_signature_line + offset;
+            if line.is_empty() {
+                continue;
+            }
+            let Some(rest) = line.strip_prefix(SIGNATURE_PREFIX) else {
+                return Err(malformed(number, "a signature line must start with `— `"));
+            };
+            let (name, blob) = rest
+                .rsplit_once(' ')
+                .ok_or_else(|| malformed(number, "a signature line is `— NAME BASE64`"))?;
+            let blob = BASE64
+                .decode(blob)
+                .map_err(|_| malformed(number, "the signature is not base64"))?;
+            if blob.len() < 5 {
+                return Err(malformed(number, "the signature is too short"));
+            }
+            let (id, signature) = blob.split_at(4);
+            signatures.push(NoteSignature {
+                name: name.to_owned(),
+                key_id: [id[0], id[1], id[2], id[3]],
+                signature: signature.to_vec(),
+            });
+        }
+        Ok(SignedCheckpoint {
+            checkpoint: Checkpoint {
+                origin: (*origin).to_owned(),
+                size,
+                root,
+                extensions,
+            },
+            signatures,
+            body: body.to_owned(),
+        })
+    }
+
+    /// Reads a checkpoint note and checks its signature by `key`. Other
+    /// signatures are ignored, as C2SP signed notes require.
+    pub fn parse_verified(text: &str, key: &VerifierKey) -> Result<Checkpoint, CheckpointError> {
+        let signed = Checkpoint::parse(text)?;
+        signed.verify(key)?;
+        Ok(signed.checkpoint)
+    }
+}
+
+impl SignedCheckpoint {
+    /// Checks that `key` signed this checkpoint.
+    pub fn verify(&self, key: &VerifierKey) -> Result<(), CheckpointError> {
+        let mine: Vec<&NoteSignature> = self
+            .signatures
+            .iter()
+            .filter(|s| s.name == key.name && s.key_id == key.key_id())
+            .collect();
+        if mine.is_empty() {
+            return Err(CheckpointError::NotSigned {
+                key: key.name.clone(),
+            });
+        }
+        for signature in mine {
+            let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature.signature) else {
+                return Err(CheckpointError::BadSignature {
+                    key: key.name.clone(),
+                });
+            };
+            if key
+                .key
+                .verify_strict(self.body.as_bytes(), &signature)
+                .is_err()
+            {
+                return Err(CheckpointError::BadSignature {
+                    key: key.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An Ed25519 signing key with its name. Keep it outside the store: whoever
+/// holds the store must not be able to sign checkpoints.
+pub struct SigningKey {
+    name: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        f.debug_struct("SigningKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An Ed25519 public key with its name, for checking signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierKey {
+    name: String,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+fn check_name(name: &str) -> Result<(), KeyError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
+        return Err(KeyError::Malformed {
+            message: format!("key name {name:?} must be non-empty, without spaces or `+`"),
+        });
+    }
+    Ok(())
+}
+
+/// The signed-note key id: the first 4 bytes of
+/// `SHA-256(name || "\n" || 0x01 || public key)`.
+fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update(b"\n");
+    hasher.update([ED25519]);
+    hasher.update(public);
+    let digest = hasher.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// Splits `NAME+KEYID+BASE64(0x01 || 32 bytes)` into its name, its id and
+/// its 32 key bytes.
+fn parse_key_parts(text: &str) -> Result<(String, String, [u8; 32]), KeyError> {
+    let malformed = |message: &str| KeyError::Malformed {
+        message: message.to_owned(),
+    };
+    let mut parts = text.trim().split('+');
+    let (Some(name), Some(id), Some(blob), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("expected NAME+KEYID+BASE64"));
+    };
+    check_name(name)?;
+    if id.len() != 8 || hex::decode(id).is_err() {
+        return Err(malformed("the key id must be 8 hex digits"));
+    }
+    let blob = BASE64
+        .decode(blob)
+        .map_err(|_| malformed("the key is not base64"))?;
+    if blob.len() != 33 || blob[0] != ED25519 {
+        return Err(malformed(
+            "only Ed25519 keys (algorithm 1, 32 bytes) are supported",
+        ));
+    }
+    let mut bytes = [0; 32];
+    bytes.copy_from_slice(&blob[1..]);
+    Ok((name.to_owned(), id.to_owned(), bytes))
+}
+
+impl SigningKey {
+    /// A new random key named `name` (usually the log's origin or the
+    /// signer's identity).
+    pub fn generate(name: &str) -> Result<SigningKey, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| KeyError::Randomness {
+            message: e.to_string(),
+        })?;
+        SigningKey::from_seed(name, seed)
+    }
+
+    /// The key with the 32-byte secret `seed`.
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<SigningKey, KeyError> {
+        check_name(name)?;
+        Ok(SigningKey {
+            name: name.to_owned(),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// Reads a key written by [`SigningKey::encode`]
+    /// (`PRIVATE+KEY+NAME+KEYID+BASE64`).
+    pub fn parse(text: &str) -> Result<SigningKey, KeyError> {
+        let rest = text
+            .trim()
+            .strip_prefix(PRIVATE_PREFIX)
+            .ok_or_else(|| KeyError::Malformed {
+                message: "a signing key starts with PRIVATE+KEY+".to_owned(),
+            })?;
+        let (name, id, seed) = parse_key_parts(rest)?;
+        let key = SigningKey::from_seed(&name, seed)?;
+        if id != hex::encode(key.verifier().key_id()) {
+            return Err(KeyError::Malformed {
+                message: "the key id does not match the key".to_owned(),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The key as text, in the format of Go's note package.
+    pub fn encode(&self) -> String {
+        let mut blob = vec![ED25519];
+        blob.extend_from_slice(&self.key.to_bytes());
+        format!(
+            "{PRIVATE_PREFIX}{}+{}+{}",
+            self.name,
+            hex::encode(self.verifier().key_id()),
+            BASE64.encode(blob)
+        )
+    }
+
+    /// The key's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The public half, to hand to auditors.
+    pub fn verifier(&self) -> VerifierKey {
+        VerifierKey {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// The signature line for `body`.
+    fn signature_line(&self, body: &[u8]) -> String {
+        let signature = self.key.sign(body);
+        let mut blob = self.verifier().key_id().to_vec();
+        blob.extend_from_slice(&signature.to_bytes());
+        format!("{SIGNATURE_PREFIX}{} {}\n", self.name, BASE64.encode(blob))
+    }
+}
+
+impl VerifierKey {
+    /// Reads a verifier key (`NAME+KEYID+BASE64`).
+    pub fn parse(text: &str) -> Result<VerifierKey, KeyError> {
+        let (name, id, bytes) = parse_key_parts(text)?;
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Malformed {
+                message: "not a valid Ed25519 public key".to_owned(),
+            })?;
+        let parsed = VerifierKey { name, key };
+        if id != hex::encode(parsed.key_id()) {
+            return Err(KeyError::Malformed {
+                message: "the key id does not match the key".to_owned(),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The key as text: `NAME+KEYID+BASE64(0x01 || public key)`.
+    pub fn encode(&self) -> String {
+        let mut blob = vec![ED25519];
+        blob.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.key_id()),
+            BASE64.encode(blob)
+        )
+    }
+
+    /// The key's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The 4-byte id signatures name the key by.
+    pub fn key_id(&self) -> [u8; 4] {
+        key_id(&self.name, self.key.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed("auditor", [7; 32]).expect("a key")
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_in_the_c2sp_text_format() {
+        let cp = Checkpoint::new("strive.example/bureau", 42, [9; 32]);
+        let text = cp.to_note(None);
+        assert_eq!(
+            text,
+            "strive.example/bureau\n42\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n\n"
+        );
+        assert_eq!(Checkpoint::parse(&text).expect("parses").checkpoint, cp);
+        // A bare body, as other tools print it, reads too.
+        assert_eq!(
+            Checkpoint::parse(&cp.body()).expect("parses").checkpoint,
+            cp
+        );
+        for bad in [
+            "",
+            "o\n",
+            "o\n01\nAA==\n",
+            "o\n-1\n",
+            "o\n1\nAA==\n",
+            "o\n1\n!!\n",
+        ] {
+            assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_verify_and_catch_any_change() {
+        let key = key();
+        let cp = Checkpoint::new("strive.example/bureau", 42, [9; 32]);
+        let note = cp.to_note(Some(&key));
+        assert!(note.contains("\n\n\u{2014} auditor "), "{note}");
+        let verifier = key.verifier();
+        assert_eq!(
+            Checkpoint::parse_verified(&note, &verifier).expect("verifies"),
+            cp
+        );
+        let altered = note.replace("\n42\n", "\n43\n");
+        assert!(matches!(
+            Checkpoint::parse_verified(&altered, &verifier),
+            Err(CheckpointError::BadSignature { .. })
+        ));
+        let other = SigningKey::from_seed("auditor", [8; 32]).expect("a key");
+        assert!(matches!(
+            Checkpoint::parse_verified(&note, &other.verifier()),
+            Err(CheckpointError::NotSigned { .. })
+        ));
+        assert!(matches!(
+            Checkpoint::parse_verified(&cp.to_note(None), &verifier),
+            Err(CheckpointError::NotSigned { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_round_trip_in_the_go_note_format() {
+        let key = key();
+        let text = key.encode();
+        assert!(text.starts_with("PRIVATE+KEY+auditor+"), "{text}");
+        let back = SigningKey::parse(&text).expect("parses");
+        assert_eq!(back.verifier(), key.verifier());
+        let public = key.verifier().encode();
+        assert!(public.starts_with("auditor+"), "{public}");
+        assert_eq!(VerifierKey::parse(&public).expect("parses"), key.verifier());
+        assert!(VerifierKey::parse(&public.replace("auditor", "other")).is_err());
+        assert!(SigningKey::parse(&public).is_err());
+        assert!(SigningKey::from_seed("two words", [1; 32]).is_err());
+        let fresh = SigningKey::generate("k").expect("randomness");
+        assert_ne!(
+            fresh.verifier(),
+            SigningKey::generate("k").expect("randomness").verifier()
+        );
+    }
+
+    /// The key id and signature layout of the Go note package, recomputed
+    /// independently from the C2SP signed-note definition.
+    #[test]
+    fn key_ids_follow_the_signed_note_definition() {
+        let key = key();
+        let public = key.verifier();
+        let mut h = Sha256::new();
+        h.update(b"auditor\n\x01");
+        h.update(public.key.as_bytes());
+        let digest = h.finalize();
+        assert_eq!(
+            public.key_id(),
+            [digest[0], digest[1], digest[2], digest[3]]
+        );
+    }
+}

@@ -1,0 +1,521 @@
+//! Exports, written as the events stream by: the JSONL audit bundle, CSV
+//! and XES (IEEE 1849). No export holds events in memory; the bundle holds
+//! the Merkle tree (96 bytes per event of the whole log) to prove each
+//! exported instance's head, and one head per exported subject.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+use strive_core::{Due, Event, EventKind, Instance, event_digest};
+
+use crate::checkpoint::{Checkpoint, SigningKey};
+use crate::merkle::MerkleLog;
+
+/// The format name in a bundle's header line.
+pub const BUNDLE_FORMAT: &str = "strive-audit-bundle/v1";
+
+/// Which events to export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only instances of this workflow.
+    pub workflow: Option<String>,
+    /// Only this instance.
+    pub instance: Option<String>,
+    /// Only events at or after this global position.
+    pub since: Option<u64>,
+}
+
+impl Filter {
+    /// Whether the filter selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.workflow.is_none() && self.instance.is_none() && self.since.unwrap_or(1) <= 1
+    }
+
+    /// Whether an instance event (start or fire) is selected; deployments
+    /// never are (CSV and XES are logs of instances).
+    pub fn matches(&self, event: &Event) -> bool {
+        event.kind != EventKind::Deploy
+            && self.workflow.as_ref().is_none_or(|w| *w == event.workflow)
+            && self.instance.as_ref().is_none_or(|i| *i == event.instance)
+            && self.since.is_none_or(|s| event.gseq >= s)
+    }
+
+    fn json(&self) -> Value {
+        json!({"workflow": self.workflow, "instance": self.instance, "since": self.since})
+    }
+}
+
+/// Writes the JSONL audit bundle as events stream by. See `docs/audit.md`
+/// for the format.
+///
+/// The bundle carries every deployment (so definitions travel with it), the
+/// selected instances and every instance started under them (so that
+/// guards reading children replay), the snapshots, an inclusion proof for
+/// each subject's head and the checkpoint they are proven against.
+pub struct BundleWriter<W: Write> {
+    out: W,
+    filter: Filter,
+    /// Instances selected so far, with their descendants.
+    selected: HashSet<String>,
+    log: MerkleLog,
+    /// Per exported subject: its last exported event (seq, gseq, hash, leaf index).
+    heads: BTreeMap<String, (u64, u64, String, u64)>,
+    exported: u64,
+}
+
+impl<W: Write> std::fmt::Debug for BundleWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleWriter")
+            .field("filter", &self.filter)
+            .field("exported", &self.exported)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Events written.
+    pub events: u64,
+    /// Events in the log (read).
+    pub log_size: u64,
+    /// Subjects whose heads are proven (bundles only).
+    pub proofs: u64,
+}
+
+fn line(out: &mut impl Write, value: &Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+impl<W: Write> BundleWriter<W> {
+    /// Starts a bundle on `out`: writes the header line.
+    pub fn new(mut out: W, filter: Filter) -> io::Result<BundleWriter<W>> {
+        line(
+            &mut out,
+            &json!({
+                "type": "header",
+                "format": BUNDLE_FORMAT,
+                "event_tag": "strive/event/v1",
+                "leaf": "sha256 event digest, RFC 6962",
+                "complete": filter.is_empty(),
+                "filter": filter.json(),
+            }),
+        )?;
+        Ok(BundleWriter {
+            out,
+            filter,
+            selected: HashSet::new(),
+            log: MerkleLog::new(),
+            heads: BTreeMap::new(),
+            exported: 0,
+        })
+    }
+
+    fn selects(&mut self, event: &Event) -> bool {
+        if event.kind == EventKind::Deploy {
+            return true;
+        }
+        if event.kind == EventKind::Start {
+            let parent_selected = event
+                .payload
+                .get("parent")
+                .and_then(Value::as_str)
+                .is_some_and(|p| self.selected.contains(p));
+            let chosen = match (&self.filter.instance, &self.filter.workflow) {
+                (Some(instance), _) => *instance == event.instance,
+                (None, Some(workflow)) => *workflow == event.workflow,
+                (None, None) => true,
+            };
+            if chosen || parent_selected {
+                self.selected.insert(event.instance.clone());
+            }
+        }
+        self.selected.contains(&event.instance) && self.filter.since.is_none_or(|s| event.gseq >= s)
+    }
+
+    /// The next event of the log, in global order: every event must be
+    /// given, selected or not, since the checkpoint covers the whole log.
+    pub fn event(&mut self, stored_hash: &str, bytes: &[u8], event: &Event) -> io::Result<()> {
+        let index = self.log.size();
+        self.log.push(event_digest(bytes));
+        if !self.selects(event) {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        line(
+            &mut self.out,
+            &json!({"type": "event", "gseq": event.gseq, "hash": stored_hash, "bytes": text}),
+        )?;
+        self.heads.insert(
+            event.instance.clone(),
+            (event.seq, event.gseq, stored_hash.to_owned(), index),
+        );
+        self.exported += 1;
+        Ok(())
+    }
+
+    /// The instances exported so far, whose snapshots belong in the bundle.
+    pub fn instances(&self) -> Vec<String> {
+        self.heads
+            .keys()
+            .filter(|s| !s.starts_with(strive_core::WORKFLOW_SUBJECT_PREFIX))
+            .cloned()
+            .collect()
+    }
+
+    /// An exported instance's snapshot and pending deadline (after the
+    /// last event). A snapshot that moved on past the exported events (the
+    /// store was written meanwhile) is left out: it would not match them.
+    pub fn snapshot(&mut self, instance: &Instance, due: Option<&Due>) -> io::Result<bool> {
+        if self.heads.get(&instance.id).map(|h| h.0) != Some(instance.seq) {
+            return Ok(false);
+        }
+        line(
+            &mut self.out,
+            &json!({"type": "snapshot", "instance": instance, "due": due}),
+        )?;
+        Ok(true)
+    }
+
+    /// Writes the proofs and the checkpoint (signed with `key` when given),
+    /// and, when `from` is given, a consistency proof from that earlier
+    /// checkpoint. Returns the output, the checkpoint and a summary.
+    pub fn finish(
+        mut self,
+        origin: &str,
+        key: Option<&SigningKey>,
+        from: Option<&Checkpoint>,
+    ) -> io::Result<(W, Checkpoint, ExportSummary)> {
+        let size = self.log.size();
+        let checkpoint = Checkpoint::new(origin, size, self.log.root());
+        for (subject, (seq, gseq, hash, index)) in &self.heads {
+            let path = self.log.prove_inclusion(*index).unwrap_or_default();
+            line(
+                &mut self.out,
+                &json!({
+                    "type": "proof", "subject": subject, "seq": seq, "gseq": gseq,
+                    "hash": hash, "index": index, "size": size,
+                    "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+                }),
+            )?;
+        }
+        if let Some(from) = from
+            && let Some(path) = self.log.prove_consistency(from.size)
+        {
+            line(
+                &mut self.out,
+                &json!({
+                    "type": "consistency", "old_size": from.size,
+                    "old_root": hex::encode(from.root), "size": size,
+                    "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+                }),
+            )?;
+        }
+        line(
+            &mut self.out,
+            &json!({"type": "checkpoint", "text": checkpoint.to_note(key)}),
+        )?;
+        self.out.flush()?;
+        let summary = ExportSummary {
+            events: self.exported,
+            log_size: size,
+            proofs: self.heads.len() as u64,
+        };
+        Ok((self.out, checkpoint, summary))
+    }
+}
+
+/// The CSV columns, in order. `docs/audit.md` describes each.
+pub const CSV_COLUMNS: &[&str] = &[
+    "gseq",
+    "instance",
+    "seq",
+    "kind",
+    "workflow",
+    "version",
+    "event",
+    "transition",
+    "from",
+    "to",
+    "actor",
+    "roles",
+    "at",
+    "command_id",
+    "cause",
+    "payload",
+    "effects",
+    "prev",
+    "hash",
+    "definition_hash",
+];
+
+/// A CSV field quoted as RFC 4180 asks: in double quotes, doubled inside,
+/// when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Writes the CSV export: a header row, then one row per event.
+pub struct CsvWriter<W: Write> {
+    out: W,
+    rows: u64,
+}
+
+impl<W: Write> std::fmt::Debug for CsvWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvWriter")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Starts the CSV on `out`: writes the header row.
+    pub fn new(mut out: W) -> io::Result<CsvWriter<W>> {
+        out.write_all(CSV_COLUMNS.join(",").as_bytes())?;
+        out.write_all(b"\r\n")?;
+        Ok(CsvWriter { out, rows: 0 })
+    }
+
+    /// One event's row.
+    pub fn row(&mut self, hash: &str, event: &Event) -> io::Result<()> {
+        let kind = match event.kind {
+            EventKind::Deploy => "deploy",
+            EventKind::Start => "start",
+            EventKind::Fire => "fire",
+        };
+        let cause = event
+            .cause
+            .as_ref()
+            .map(|c| format!("{}#{}", c.instance, c.seq))
+            .unwrap_or_default();
+        let effects = if event.effects.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&event.effects).unwrap_or_default()
+        };
+        let fields = [
+            event.gseq.to_string(),
+            event.instance.clone(),
+            event.seq.to_string(),
+            kind.to_owned(),
+            event.workflow.clone(),
+            event.version.to_string(),
+            event.event.clone(),
+            event.transition.clone().unwrap_or_default(),
+            event.from.clone().unwrap_or_default(),
+            event.to.clone(),
+            event.actor.id.clone(),
+            event.actor.roles.join(";"),
+            event.at.to_string(),
+            event.command_id.clone().unwrap_or_default(),
+            cause,
+            event.payload.to_string(),
+            effects,
+            event.prev.clone(),
+            hash.to_owned(),
+            event.definition_hash.clone(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        self.out.write_all(row.join(",").as_bytes())?;
+        self.out.write_all(b"\r\n")?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Flushes and returns the output and the number of rows.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
+        self.out.flush()?;
+        Ok((self.out, self.rows))
+    }
+}
+
+/// Text escaped for an XML attribute value. Characters XML 1.0 cannot hold
+/// at all (most C0 controls) become U+FFFD; tabs and line breaks are
+/// written as references so attribute normalisation keeps them.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes an XES log (IEEE 1849-2016): one trace per instance, one event
+/// per start or fire.
+pub struct XesWriter<W: Write> {
+    out: W,
+    events: u64,
+    traces: u64,
+}
+
+impl<W: Write> std::fmt::Debug for XesWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XesWriter")
+            .field("traces", &self.traces)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+fn attribute(
+    out: &mut impl Write,
+    indent: &str,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{indent}<{kind} key=\"{}\" value=\"{}\"/>",
+        xml_escape(key),
+        xml_escape(value)
+    )
+}
+
+impl<W: Write> XesWriter<W> {
+    /// Starts the log on `out`, named `name`.
+    pub fn new(mut out: W, name: &str) -> io::Result<XesWriter<W>> {
+        out.write_all(
+            concat!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+                "<log xes.version=\"1849-2016\" xes.features=\"nested-attributes\" xmlns=\"http://www.xes-standard.org/\">\n",
+                "  <extension name=\"Concept\" prefix=\"concept\" uri=\"http://www.xes-standard.org/concept.xesext\"/>\n",
+                "  <extension name=\"Time\" prefix=\"time\" uri=\"http://www.xes-standard.org/time.xesext\"/>\n",
+                "  <extension name=\"Lifecycle\" prefix=\"lifecycle\" uri=\"http://www.xes-standard.org/lifecycle.xesext\"/>\n",
+                "  <extension name=\"Organizational\" prefix=\"org\" uri=\"http://www.xes-standard.org/org.xesext\"/>\n",
+                "  <global scope=\"trace\">\n",
+                "    <string key=\"concept:name\" value=\"\"/>\n",
+                "  </global>\n",
+                "  <global scope=\"event\">\n",
+                "    <string key=\"concept:name\" value=\"\"/>\n",
+                "    <date key=\"time:timestamp\" value=\"1970-01-01T00:00:00Z\"/>\n",
+                "    <string key=\"lifecycle:transition\" value=\"complete\"/>\n",
+                "  </global>\n",
+                "  <classifier name=\"Activity\" keys=\"concept:name\"/>\n",
+                "  <classifier name=\"Activity and lifecycle\" keys=\"concept:name lifecycle:transition\"/>\n",
+            )
+            .as_bytes(),
+        )?;
+        attribute(&mut out, "  ", "string", "concept:name", name)?;
+        Ok(XesWriter {
+            out,
+            events: 0,
+            traces: 0,
+        })
+    }
+
+    /// One instance's trace: `events` are its events (stored hash and
+    /// decoded event), in order.
+    pub fn trace<'a>(
+        &mut self,
+        instance: &Instance,
+        events: impl IntoIterator<Item = (&'a str, &'a Event)>,
+    ) -> io::Result<()> {
+        let out = &mut self.out;
+        out.write_all(b"  <trace>\n")?;
+        attribute(out, "    ", "string", "concept:name", &instance.id)?;
+        attribute(out, "    ", "string", "strive:workflow", &instance.workflow)?;
+        attribute(
+            out,
+            "    ",
+            "int",
+            "strive:version",
+            &instance.version.to_string(),
+        )?;
+        attribute(out, "    ", "string", "strive:stage", &instance.stage)?;
+        if let Some(parent) = &instance.parent {
+            attribute(out, "    ", "string", "strive:parent", parent)?;
+        }
+        for (hash, event) in events {
+            let name = match event.kind {
+                EventKind::Fire => event.transition.as_deref().unwrap_or(&event.event),
+                _ => event.event.as_str(),
+            };
+            out.write_all(b"    <event>\n")?;
+            let i = "      ";
+            attribute(out, i, "string", "concept:name", name)?;
+            attribute(out, i, "date", "time:timestamp", &event.at.to_string())?;
+            attribute(out, i, "string", "lifecycle:transition", "complete")?;
+            attribute(out, i, "string", "org:resource", &event.actor.id)?;
+            attribute(out, i, "string", "org:role", &event.actor.roles.join(";"))?;
+            attribute(out, i, "string", "strive:event", &event.event)?;
+            attribute(out, i, "int", "strive:seq", &event.seq.to_string())?;
+            attribute(out, i, "int", "strive:gseq", &event.gseq.to_string())?;
+            if let Some(from) = &event.from {
+                attribute(out, i, "string", "strive:from", from)?;
+            }
+            attribute(out, i, "string", "strive:to", &event.to)?;
+            if !event.payload.is_null() {
+                attribute(
+                    out,
+                    i,
+                    "string",
+                    "strive:payload",
+                    &event.payload.to_string(),
+                )?;
+            }
+            if let Some(id) = &event.command_id {
+                attribute(out, i, "string", "strive:command_id", id)?;
+            }
+            attribute(out, i, "string", "strive:hash", hash)?;
+            out.write_all(b"    </event>\n")?;
+            self.events += 1;
+        }
+        self.out.write_all(b"  </trace>\n")?;
+        self.traces += 1;
+        Ok(())
+    }
+
+    /// Ends the log; returns the output and the number of events written.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
+        self.out.write_all(b"</log>\n")?;
+        self.out.flush()?;
+        Ok((self.out, self.events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_as_rfc_4180_asks() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("学习"), "学习");
+    }
+
+    #[test]
+    fn xml_text_is_escaped_and_kept_well_formed() {
+        assert_eq!(
+            xml_escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;"
+        );
+        assert_eq!(
+            xml_escape("tab\there\nnul\u{0}"),
+            "tab&#9;here&#10;nul\u{FFFD}"
+        );
+        assert_eq!(xml_escape("评议"), "评议");
+    }
+}
