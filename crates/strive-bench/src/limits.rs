@@ -1,0 +1,148 @@
+//! The limits: what the disk and raw sled can do with records the size of
+//! strive's events, before any engine logic.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::Fallible;
+
+/// Runs `step` (which does some operations and returns how many) until
+/// `budget` has passed; returns operations per second.
+pub fn rate(budget: Duration, mut step: impl FnMut() -> Fallible<u64>) -> Fallible<f64> {
+    let start = Instant::now();
+    let mut ops = 0u64;
+    loop {
+        ops += step()?;
+        let elapsed = start.elapsed();
+        if elapsed >= budget {
+            return Ok(ops as f64 / elapsed.as_secs_f64());
+        }
+    }
+}
+
+/// `write` + `fdatasync` of `batch` records at a time, appending to a log
+/// file on the store's disk: records per second.
+pub fn fdatasync(dir: &Path, record: &[u8], batch: usize, budget: Duration) -> Fallible<f64> {
+    let path = dir.join(format!("fdatasync-{batch}.log"));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    let buffer: Vec<u8> = record.repeat(batch);
+    let result = rate(budget, || {
+        file.write_all(&buffer)?;
+        file.sync_data()?;
+        Ok(batch as u64)
+    });
+    drop(file);
+    std::fs::remove_file(&path)?;
+    result
+}
+
+fn sled_open(path: &Path) -> Fallible<sled::Db> {
+    Ok(sled::Config::new()
+        .path(path)
+        .flush_every_ms(Some(500))
+        .open()?)
+}
+
+/// One `insert` + `flush` per record.
+pub fn sled_insert_flush(dir: &Path, record: &[u8], budget: Duration) -> Fallible<f64> {
+    let db = sled_open(&dir.join("sled-insert"))?;
+    let mut n = 0u64;
+    let result = rate(budget, || {
+        n += 1;
+        db.insert(n.to_be_bytes(), record)?;
+        db.flush()?;
+        Ok(1)
+    });
+    drop(db);
+    std::fs::remove_dir_all(dir.join("sled-insert"))?;
+    result
+}
+
+/// `batch` inserts in one `apply_batch`, then `flush`: records per second.
+pub fn sled_batch_flush(
+    dir: &Path,
+    record: &[u8],
+    batch: usize,
+    budget: Duration,
+) -> Fallible<f64> {
+    let db = sled_open(&dir.join("sled-batch"))?;
+    let mut n = 0u64;
+    let result = rate(budget, || {
+        let mut writes = sled::Batch::default();
+        for _ in 0..batch {
+            n += 1;
+            writes.insert(&n.to_be_bytes(), record);
+        }
+        db.apply_batch(writes)?;
+        db.flush()?;
+        Ok(batch as u64)
+    });
+    drop(db);
+    std::fs::remove_dir_all(dir.join("sled-batch"))?;
+    result
+}
+
+/// The naive engine: per transition, one sled transaction over an
+/// instances tree and an events tree (read the state, check it, write the
+/// state, append the event keyed by instance and sequence), then `flush`.
+pub fn sled_naive(
+    dir: &Path,
+    event: &[u8],
+    snapshot: &[u8],
+    instances: usize,
+    budget: Duration,
+) -> Fallible<f64> {
+    use sled::Transactional;
+    use sled::transaction::ConflictableTransactionError;
+
+    let path = dir.join("sled-naive");
+    let db = sled_open(&path)?;
+    let states = db.open_tree("instances")?;
+    let events = db.open_tree("events")?;
+    let ids: Vec<String> = (0..instances).map(crate::fixture::instance_id).collect();
+    let mut seqs = vec![1u64; instances];
+    for id in &ids {
+        let mut state = 1u64.to_be_bytes().to_vec();
+        state.extend_from_slice(snapshot);
+        states.insert(id.as_bytes(), state)?;
+    }
+    db.flush()?;
+    let mut turn = 0usize;
+    let result = rate(budget, || {
+        let index = turn % instances;
+        turn += 1;
+        let id = ids[index].as_bytes();
+        let expected = seqs[index];
+        (&states, &events)
+            .transaction(|(states, events)| {
+                let current = states
+                    .get(id)?
+                    .ok_or(ConflictableTransactionError::Abort("missing instance"))?;
+                let seq = u64::from_be_bytes(current[..8].try_into().unwrap_or_default());
+                if seq != expected {
+                    return Err(ConflictableTransactionError::Abort("sequence moved"));
+                }
+                let mut state = (seq + 1).to_be_bytes().to_vec();
+                state.extend_from_slice(snapshot);
+                states.insert(id, state)?;
+                let mut key = id.to_vec();
+                key.push(0);
+                key.extend_from_slice(&(seq + 1).to_be_bytes());
+                events.insert(key, event)?;
+                Ok(())
+            })
+            .map_err(|e| format!("naive transaction: {e:?}"))?;
+        db.flush()?;
+        seqs[index] += 1;
+        Ok(1)
+    });
+    drop((states, events, db));
+    std::fs::remove_dir_all(&path)?;
+    result
+}

@@ -1,0 +1,618 @@
+//! `strive-bench`: measures strive side by side with the store's limits and
+//! its peers, in one run on one disk, and prints one table with ratios to
+//! the baselines (issue #7). Not a timed test: it reports, it does not fail
+//! on a missed target (pass `--check` to exit 1 on one).
+//!
+//! ```text
+//! strive-bench [--quick | --large] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]
+//! ```
+//!
+//! `--quick` takes seconds (what CI runs), the default a few minutes,
+//! `--large` adds 10M events. `--dir` is where the stores go (default:
+//! `$CARGO_TARGET_DIR/strive-bench`, else `target/strive-bench`); the
+//! fdatasync baselines write there too, so every figure is of one disk.
+//! `--only` takes a comma-separated list of limits, peers, strive, eval,
+//! scale, audit; `--budget-ms` and `--repeats` override how long each
+//! measurement runs and how often it is repeated.
+
+mod audit;
+mod fixture;
+mod limits;
+mod report;
+mod scale;
+mod sqlite;
+mod strive;
+mod xstate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use report::Report;
+
+/// Every error ends the run with a message.
+pub type Fallible<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Quick,
+    Default,
+    Large,
+}
+
+struct Config {
+    mode: Mode,
+    dir: PathBuf,
+    json: bool,
+    check: bool,
+    only: Option<Vec<String>>,
+    budget_ms: Option<u64>,
+    repeats: Option<usize>,
+}
+
+impl Config {
+    fn repeats(&self) -> usize {
+        self.repeats
+            .unwrap_or(if self.mode == Mode::Quick { 1 } else { 3 })
+    }
+
+    /// How long one measurement runs.
+    fn budget(&self) -> Duration {
+        if let Some(ms) = self.budget_ms {
+            return Duration::from_millis(ms);
+        }
+        match self.mode {
+            Mode::Quick => Duration::from_millis(200),
+            _ => Duration::from_millis(2000),
+        }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == section))
+    }
+
+    /// The store sizes of the scale section.
+    fn sizes(&self) -> Vec<(&'static str, usize)> {
+        match self.mode {
+            Mode::Quick => vec![("10k", 10_000)],
+            Mode::Default => vec![("10k", 10_000), ("1M", 1_000_000)],
+            Mode::Large => vec![("10k", 10_000), ("1M", 1_000_000), ("10M", 10_000_000)],
+        }
+    }
+}
+
+/// Instances the transition benchmarks cycle through.
+const INSTANCES: usize = 1024;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("probe-open") {
+        return match args.get(1).map(|p| scale::probe_main(Path::new(p))) {
+            Some(Ok(line)) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Some(Err(error)) => {
+                eprintln!("probe-open: {error}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("usage: strive-bench probe-open STORE");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match parse(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("strive-bench: {message}");
+            eprintln!(
+                "usage: strive-bench [--quick | --large] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config) {
+        Ok(report) => {
+            if config.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(error) => {
+                        eprintln!("strive-bench: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", report.render());
+            }
+            let missed = report.ratios.iter().any(|r| r.met == Some(false))
+                || report.bounds.iter().any(|b| b.met == Some(false));
+            if config.check && missed {
+                eprintln!("strive-bench: a target was missed");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("strive-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Config, String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let mut config = Config {
+        mode: Mode::Default,
+        dir: target.join("strive-bench"),
+        json: false,
+        check: false,
+        only: None,
+        budget_ms: None,
+        repeats: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => config.mode = Mode::Quick,
+            "--large" => config.mode = Mode::Large,
+            "--json" => config.json = true,
+            "--check" => config.check = true,
+            "--dir" => config.dir = PathBuf::from(args.next().ok_or("--dir needs a directory")?),
+            "--only" => {
+                let list = args.next().ok_or("--only needs a list of sections")?;
+                config.only = Some(list.split(',').map(str::to_owned).collect());
+            }
+            "--budget-ms" => {
+                let ms = args.next().ok_or("--budget-ms needs a number")?;
+                config.budget_ms = Some(ms.parse().map_err(|_| "--budget-ms needs a number")?);
+            }
+            "--repeats" => {
+                let n = args.next().ok_or("--repeats needs a number")?;
+                config.repeats = Some(n.parse().map_err(|_| "--repeats needs a number")?);
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(config)
+}
+
+/// Runs `measure` `repeats` times and collects the figures.
+fn repeat(repeats: usize, mut measure: impl FnMut() -> Fallible<f64>) -> Fallible<Vec<f64>> {
+    (0..repeats).map(|_| measure()).collect()
+}
+
+fn run(config: &Config) -> Fallible<Report> {
+    std::fs::create_dir_all(&config.dir)?;
+    let work = tempfile::tempdir_in(&config.dir)?;
+    let dir = work.path();
+    let mut report = Report::default();
+    facts(&mut report, config, dir);
+    let (event, snapshot) = fixture::sample_records();
+    report.fact("event_bytes", event.len().to_string());
+    report.fact("snapshot_bytes", snapshot.len().to_string());
+    let (budget, repeats) = (config.budget(), config.repeats());
+    let started = Instant::now();
+
+    if config.wants("limits") {
+        progress("limits");
+        let s = "limits";
+        let samples = repeat(repeats, || limits::fdatasync(dir, &event, 1, budget))?;
+        report.add(
+            "limits.fdatasync.1",
+            s,
+            "fdatasync per record",
+            "rec/s",
+            samples,
+        );
+        let samples = repeat(repeats, || limits::fdatasync(dir, &event, 1024, budget))?;
+        report.add(
+            "limits.fdatasync.1024",
+            s,
+            "fdatasync per 1,024 records",
+            "rec/s",
+            samples,
+        );
+        let samples = repeat(repeats, || limits::sled_insert_flush(dir, &event, budget))?;
+        report.add(
+            "limits.sled.insert",
+            s,
+            "sled insert + flush",
+            "rec/s",
+            samples,
+        );
+        let samples = repeat(repeats, || {
+            limits::sled_naive(dir, &event, &snapshot, INSTANCES, budget)
+        })?;
+        report.add(
+            "limits.sled.naive",
+            s,
+            "sled 2-tree txn + flush (naive)",
+            "tr/s",
+            samples,
+        );
+        let samples = repeat(repeats, || {
+            limits::sled_batch_flush(dir, &event, 1000, budget)
+        })?;
+        report.add(
+            "limits.sled.batch",
+            s,
+            "sled batch of 1,000 + flush",
+            "rec/s",
+            samples,
+        );
+    }
+
+    if config.wants("peers") {
+        progress("peers");
+        let s = "peers";
+        for (schema, name) in [
+            (sqlite::Schema::Keyed, "keyed"),
+            (sqlite::Schema::AppendOrder, "append"),
+        ] {
+            for per_commit in [1usize, 1000] {
+                let samples = repeat(repeats, || {
+                    sqlite::transitions(
+                        dir, schema, per_commit, &event, &snapshot, INSTANCES, budget,
+                    )
+                })?;
+                let label = match schema {
+                    sqlite::Schema::Keyed => "log keyed (instance, seq)",
+                    sqlite::Schema::AppendOrder => "append log + index",
+                };
+                report.add(
+                    &format!("peers.sqlite.{name}.{per_commit}"),
+                    s,
+                    &format!("SQLite WAL FULL, {label}, {per_commit}/commit"),
+                    "tr/s",
+                    samples,
+                );
+            }
+        }
+        match xstate::run(&config.dir.join("node"), budget, repeats)? {
+            Ok(measured) => {
+                report.add(
+                    "peers.xstate",
+                    s,
+                    "XState v5 actor.send (in memory)",
+                    "tr/s",
+                    vec![measured.ops_per_s],
+                );
+                report.note(measured.versions);
+            }
+            Err(note) => report.skip("peers.xstate", s, "XState v5 actor.send", "tr/s", &note),
+        }
+    }
+
+    if config.wants("strive") {
+        progress("strive");
+        let s = "strive";
+        let mut runs = Vec::new();
+        for callers in [1usize, 4, 16, 64] {
+            let mut samples = Vec::new();
+            let mut kept = None;
+            for _ in 0..repeats {
+                let run = strive::fire(dir, callers, INSTANCES, strive::Mode::Flushed, budget)?;
+                samples.push(run.per_second);
+                kept = Some(run);
+            }
+            report.add(
+                &format!("strive.durable.c{callers}"),
+                s,
+                &format!("durable fire, {callers} caller(s)"),
+                "tr/s",
+                samples,
+            );
+            if let Some(run) = kept {
+                runs.push((callers, run));
+            }
+        }
+        let samples = repeat(repeats, || {
+            Ok(strive::fire(dir, 64, INSTANCES, strive::Mode::Buffered, budget)?.per_second)
+        })?;
+        report.add(
+            "strive.bulk.c64",
+            s,
+            "bulk (Buffered), 64 callers",
+            "tr/s",
+            samples,
+        );
+        for callers in [1usize, 64] {
+            let samples = repeat(repeats, || {
+                Ok(strive::fire(dir, callers, INSTANCES, strive::Mode::Synced, budget)?.per_second)
+            })?;
+            report.add(
+                &format!("strive.synced.c{callers}"),
+                s,
+                &format!("durable + fdatasync, {callers} caller(s)"),
+                "tr/s",
+                samples,
+            );
+            report.note("sled's flush + fdatasync of its log file (power-loss durable)");
+        }
+        for (callers, run) in &runs {
+            if [1, 64].contains(callers) {
+                for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                    report.add(
+                        &format!("strive.latency.c{callers}.{name}"),
+                        s,
+                        &format!("durable fire latency {name}, {callers} caller(s)"),
+                        "ms",
+                        vec![run.quantile_ms(q)],
+                    );
+                }
+            }
+        }
+    }
+
+    if config.wants("eval") {
+        progress("eval");
+        let samples = repeat(repeats, || strive::in_memory(budget))?;
+        report.add(
+            "eval.memory",
+            "in memory",
+            "Workflow::fire + advance (guard + effect)",
+            "tr/s",
+            samples,
+        );
+    }
+
+    let mut largest: Option<PathBuf> = None;
+    if config.wants("scale") || config.wants("audit") {
+        progress("scale");
+        let s = "scale";
+        for (label, events) in config.sizes() {
+            let path = dir.join(format!("scale-{label}"));
+            let fill_rate = scale::fill(&path, events)?;
+            let disk = scale::disk_bytes(&path)? as f64;
+            let backend = strive_store::SledBackend::open(&path)?;
+            let mut encoded = 0u64;
+            let mut stored_events = 0u64;
+            audit::scan(&backend, |value| {
+                encoded += value.len() as u64 - 32;
+                stored_events += 1;
+                Ok(())
+            })?;
+            drop(backend);
+            let probe = scale::probe(&path)?;
+            let key = format!("scale.{label}");
+            report.add(
+                &format!("{key}.fill"),
+                s,
+                &format!("{label}: bulk fill"),
+                "ev/s",
+                vec![fill_rate],
+            );
+            report.add(
+                &format!("{key}.open"),
+                s,
+                &format!("{label}: open"),
+                "ms",
+                vec![probe.open_ms],
+            );
+            report.note(format!("first durable fire {:.1} ms", probe.first_fire_ms));
+            report.add(
+                &format!("{key}.rss"),
+                s,
+                &format!("{label}: RSS after open + fire"),
+                "MB",
+                vec![probe.rss_mb],
+            );
+            report.note(format!("peak {:.0} MB", probe.peak_rss_mb));
+            report.add(
+                &format!("{key}.disk"),
+                s,
+                &format!("{label}: disk per event"),
+                "B/ev",
+                vec![disk / stored_events.max(1) as f64],
+            );
+            report.note(format!(
+                "{stored_events} events, {:.0} MB on disk, encoded event {:.0} B",
+                disk / 1e6,
+                encoded as f64 / stored_events.max(1) as f64
+            ));
+            report.add(
+                &format!("{key}.disk_ratio"),
+                s,
+                &format!("{label}: disk / encoded event bytes"),
+                "x",
+                vec![disk / encoded.max(1) as f64],
+            );
+            if let Some(previous) = largest.replace(path) {
+                std::fs::remove_dir_all(previous)?;
+            }
+        }
+        report.skip(
+            "scale.demo",
+            s,
+            "demo, 5,000 organisations / 100,000 members",
+            "s",
+            "not run here: this strive binary has no `demo` command; measured separately",
+        );
+    }
+
+    if config.wants("audit")
+        && let Some(path) = &largest
+    {
+        progress("audit");
+        let s = "audit";
+        let backend = strive_store::SledBackend::open(path)?;
+        let mut replayed = Vec::new();
+        let mut core = Vec::new();
+        let mut verify_mb = Vec::new();
+        let mut verify_ev = Vec::new();
+        let mut exported = Vec::new();
+        for _ in 0..repeats {
+            let (events, seconds) = audit::replay(&backend)?;
+            replayed.push(events as f64 / seconds);
+            let (events, seconds) = audit::replay_core(&backend, 200_000)?;
+            core.push(events as f64 / seconds);
+            let verified = audit::verify(&backend)?;
+            verify_mb.push(verified.bytes as f64 / 1e6 / verified.seconds);
+            verify_ev.push(verified.events as f64 / verified.seconds);
+            let out = dir.join("export.jsonl");
+            let (events, seconds) = audit::export(&backend, &out)?;
+            exported.push(events as f64 / seconds);
+            std::fs::remove_file(out)?;
+        }
+        report.add(
+            "audit.replay",
+            s,
+            "replay: read + decode + re-run",
+            "ev/s",
+            replayed,
+        );
+        report.note("core replay loop in the bench; crates/strive-audit had not landed");
+        report.add(
+            "audit.replay_core",
+            s,
+            "replay: re-run only (decoded)",
+            "ev/s",
+            core,
+        );
+        report.add(
+            "audit.verify.mb",
+            s,
+            "verify: hashes + chain links",
+            "MB/s",
+            verify_mb,
+        );
+        report.add(
+            "audit.verify.events",
+            s,
+            "verify: hashes + chain links",
+            "ev/s",
+            verify_ev,
+        );
+        report.add(
+            "audit.export",
+            s,
+            "export JSONL (stored bytes)",
+            "ev/s",
+            exported,
+        );
+    }
+
+    targets(&mut report);
+    report.fact(
+        "wall_seconds",
+        format!("{:.1}", started.elapsed().as_secs_f64()),
+    );
+    report.fact("load_after", load_average());
+    Ok(report)
+}
+
+/// The issue's targets, as ratios and bounds.
+fn targets(report: &mut Report) {
+    let faster_sqlite = match (
+        report.value("peers.sqlite.keyed.1000"),
+        report.value("peers.sqlite.append.1000"),
+    ) {
+        (Some(keyed), Some(append)) if keyed > append => "peers.sqlite.keyed.1000",
+        _ => "peers.sqlite.append.1000",
+    };
+    report.ratio("strive.durable.c64", faster_sqlite, Some(1.5));
+    report.ratio("strive.durable.c64", "limits.sled.naive", Some(10.0));
+    report.ratio("strive.durable.c1", "limits.fdatasync.1", Some(0.8));
+    report.ratio("strive.durable.c1", "peers.sqlite.append.1", None);
+    report.ratio("strive.bulk.c64", "limits.sled.batch", None);
+    report.ratio("strive.synced.c1", "limits.fdatasync.1", Some(0.8));
+    report.ratio("strive.synced.c64", faster_sqlite, None);
+    report.ratio("eval.memory", "peers.xstate", Some(4.0));
+    report.bound("audit.replay", ">=", 1_000_000.0);
+    report.bound("audit.replay_core", ">=", 1_000_000.0);
+    report.bound("audit.verify.mb", ">=", 300.0);
+    for label in ["10k", "1M", "10M"] {
+        report.bound(&format!("scale.{label}.disk_ratio"), "<=", 2.5);
+    }
+    report.bound("scale.10M.rss", "<=", 300.0);
+    report.bound("scale.10M.open", "<", 1000.0);
+    // Bounds on rows that were not measured say nothing.
+    let measured: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| r.value.is_some())
+        .map(|r| r.key.clone())
+        .collect();
+    report.bounds.retain(|b| measured.contains(&b.row));
+    report
+        .ratios
+        .retain(|r| measured.contains(&r.row) && measured.contains(&r.baseline));
+}
+
+fn progress(section: &str) {
+    eprintln!("strive-bench: {section}...");
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Machine facts for the report.
+fn facts(report: &mut Report, config: &Config, dir: &Path) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    report.fact("cpu", model);
+    report.fact(
+        "cores",
+        std::thread::available_parallelism()
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    );
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| format!("{} MB", kb / 1024))
+        .unwrap_or_default();
+    report.fact("memory", memory);
+    report.fact(
+        "kernel",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+    );
+    report.fact("dir", dir.display().to_string());
+    report.fact("filesystem", filesystem_of(dir));
+    report.fact("mode", format!("{:?}", config.mode));
+    report.fact("repeats", config.repeats().to_string());
+    report.fact("budget_ms", config.budget().as_millis().to_string());
+    report.fact("sqlite", rusqlite::version());
+    report.fact("load_before", load_average());
+}
+
+/// The mount that holds `dir`: device and filesystem type.
+fn filesystem_of(dir: &Path) -> String {
+    let Ok(dir) = dir.canonicalize() else {
+        return String::new();
+    };
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            (parts.len() >= 3 && dir.starts_with(parts[1])).then(|| {
+                (
+                    parts[1].len(),
+                    format!("{} {} on {}", parts[0], parts[2], parts[1]),
+                )
+            })
+        })
+        .max()
+        .map(|(_, text)| text)
+        .unwrap_or_default()
+}

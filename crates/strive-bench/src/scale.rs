@@ -1,0 +1,160 @@
+//! Scale: a store filled with N events (instances of ten events each,
+//! written in interleaved rounds as a service would), then its disk use per
+//! event, and the time and memory a fresh process needs to open it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use strive_store::{CommandOptions, Durability, Engine, Options};
+
+use crate::Fallible;
+use crate::fixture;
+
+/// Events per instance: a start and nine fires.
+const PER_INSTANCE: usize = 10;
+/// Instances each filling thread keeps in flight.
+const WINDOW: usize = 256;
+
+/// Fills a fresh store at `path` with about `events` events in the bulk
+/// mode. Returns the fill rate in events per second.
+pub fn fill(path: &Path, events: usize) -> Fallible<f64> {
+    let instances = (events / PER_INSTANCE).max(1);
+    let start = Instant::now();
+    let engine = Engine::open(
+        path,
+        Options {
+            durability: Durability::Buffered,
+            ..Options::default()
+        },
+    )?;
+    engine.deploy(
+        &fixture::definition(),
+        &strive_store::Actor::new("admin", &["admin"]),
+    )?;
+    let threads = 8;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || -> Result<(), String> {
+                let actor = fixture::actor();
+                let mine: Vec<usize> = (t..instances).step_by(threads).collect();
+                for window in mine.chunks(WINDOW) {
+                    for &n in window {
+                        let id = fixture::instance_id(n);
+                        engine
+                            .start(
+                                "bench",
+                                &id,
+                                &actor,
+                                fixture::initial_data(&id),
+                                None,
+                                CommandOptions::default(),
+                            )
+                            .map_err(|e| e.to_string())?;
+                    }
+                    for _ in 1..PER_INSTANCE {
+                        for &n in window {
+                            engine
+                                .fire(
+                                    &fixture::instance_id(n),
+                                    "next",
+                                    &actor,
+                                    fixture::payload(),
+                                    CommandOptions::default(),
+                                )
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().map_err(|_| "a filling thread panicked")??;
+    }
+    drop(engine);
+    Ok((instances * PER_INSTANCE) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Bytes of the files under `dir`.
+pub fn disk_bytes(dir: &Path) -> Fallible<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// What a fresh process measured opening a store.
+pub struct Probe {
+    pub open_ms: f64,
+    pub first_fire_ms: f64,
+    pub rss_mb: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Opens the store at `path` in a child process (`strive-bench
+/// probe-open`), so that the memory figures are the engine's alone.
+pub fn probe(path: &Path) -> Fallible<Probe> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg("probe-open")
+        .arg(path)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "probe-open failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let get = |key: &str| report[key].as_f64().ok_or(format!("probe: no {key}"));
+    Ok(Probe {
+        open_ms: get("open_ms")?,
+        first_fire_ms: get("first_fire_ms")?,
+        rss_mb: get("rss_mb")?,
+        peak_rss_mb: get("peak_rss_mb")?,
+    })
+}
+
+/// The child's side of [`probe`]: open, fire once durably, report.
+pub fn probe_main(path: &Path) -> Fallible<String> {
+    let start = Instant::now();
+    let engine = Engine::open(path, Options::default())?;
+    let open_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let start = Instant::now();
+    engine.fire(
+        &fixture::instance_id(0),
+        "next",
+        &fixture::actor(),
+        fixture::payload(),
+        CommandOptions::default(),
+    )?;
+    let first_fire_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    let report = serde_json::json!({
+        "open_ms": open_ms,
+        "first_fire_ms": first_fire_ms,
+        "rss_mb": field("VmRSS:"),
+        "peak_rss_mb": field("VmHWM:"),
+    });
+    drop(engine);
+    Ok(report.to_string())
+}

@@ -1,0 +1,241 @@
+//! strive itself: durable fires from concurrent callers (group commit), the
+//! buffered bulk mode, latency, and the transition function alone.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strive_core::Command;
+use strive_store::{
+    Actor, Backend, CommandOptions, Durability, Engine, Entry, Options, SledBackend, StorageError,
+    Write,
+};
+
+use crate::Fallible;
+use crate::fixture;
+
+/// What a run of concurrent callers measured.
+pub struct Run {
+    pub per_second: f64,
+    /// Every call's latency, in microseconds, sorted.
+    pub latencies: Vec<u32>,
+}
+
+impl Run {
+    /// The latency at quantile `q` (0 to 1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        f64::from(self.latencies[index]) / 1000.0
+    }
+}
+
+/// Opens a fresh store at `path` with the bench workflow deployed and
+/// `instances` instances started (in the buffered mode, to set up fast).
+pub fn prepare(path: &Path, instances: usize) -> Fallible<()> {
+    let engine = Engine::open(
+        path,
+        Options {
+            durability: Durability::Buffered,
+            ..Options::default()
+        },
+    )?;
+    engine.deploy(&fixture::definition(), &Actor::new("admin", &["admin"]))?;
+    let threads = 4.min(instances.max(1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || -> Result<(), String> {
+                let actor = fixture::actor();
+                for n in (t..instances).step_by(threads) {
+                    let id = fixture::instance_id(n);
+                    engine
+                        .start(
+                            "bench",
+                            &id,
+                            &actor,
+                            fixture::initial_data(&id),
+                            None,
+                            CommandOptions::default(),
+                        )
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().map_err(|_| "a setup thread panicked")??;
+    }
+    Ok(())
+}
+
+/// sled 0.34's `flush` writes its log with `sync_file_range`, which
+/// neither flushes the drive's write cache nor the file's metadata. This
+/// backend adds an `fdatasync` of sled's log file after every flush: what
+/// a commit that survives power loss costs on this disk. Bench only.
+struct Synced {
+    inner: SledBackend,
+    log: std::fs::File,
+}
+
+impl Backend for Synced {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
+        self.inner.range(start, end)
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        self.inner.apply(writes)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()?;
+        self.log.sync_data().map_err(|e| StorageError::Backend {
+            message: e.to_string(),
+        })
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.inner.size_on_disk()
+    }
+}
+
+/// How a benchmark engine makes writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `Durability::Flushed` (sled's flush).
+    Flushed,
+    /// sled's flush plus `fdatasync` (see [`Synced`]).
+    Synced,
+    /// `Durability::Buffered`.
+    Buffered,
+}
+
+/// `callers` threads fire `next` on their own instances for `budget`.
+pub fn fire(
+    dir: &Path,
+    callers: usize,
+    instances: usize,
+    mode: Mode,
+    budget: Duration,
+) -> Fallible<Run> {
+    let holder = tempfile::tempdir_in(dir)?;
+    let path = holder.path().join("store");
+    prepare(&path, instances)?;
+    let options = Options {
+        durability: if mode == Mode::Buffered {
+            Durability::Buffered
+        } else {
+            Durability::Flushed
+        },
+        ..Options::default()
+    };
+    let engine = if mode == Mode::Synced {
+        let inner = SledBackend::open(&path)?;
+        let log = std::fs::File::open(path.join("db"))?;
+        Engine::with_backend(
+            std::sync::Arc::new(Synced { inner, log }),
+            Some(path.clone()),
+            options,
+        )?
+    } else {
+        Engine::open(&path, options)?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(callers + 1));
+    let handles: Vec<_> = (0..callers)
+        .map(|c| {
+            let (engine, stop, barrier) = (engine.clone(), stop.clone(), barrier.clone());
+            std::thread::spawn(move || -> Result<Vec<u32>, String> {
+                let actor = fixture::actor();
+                let mine: Vec<String> = (c..instances)
+                    .step_by(callers)
+                    .map(fixture::instance_id)
+                    .collect();
+                let mut latencies = Vec::with_capacity(1 << 16);
+                barrier.wait();
+                let mut turn = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = &mine[turn % mine.len()];
+                    turn += 1;
+                    let start = Instant::now();
+                    engine
+                        .fire(
+                            id,
+                            "next",
+                            &actor,
+                            fixture::payload(),
+                            CommandOptions::default(),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    let micros = start.elapsed().as_micros();
+                    latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    std::thread::sleep(budget);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.extend(handle.join().map_err(|_| "a caller panicked")??);
+    }
+    let elapsed = start.elapsed();
+    drop(engine);
+    latencies.sort_unstable();
+    Ok(Run {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies,
+    })
+}
+
+/// `Workflow::fire` + `advance` on one instance, no store: transitions per
+/// second of the transition function itself.
+pub fn in_memory(budget: Duration) -> Fallible<f64> {
+    let workflow = fixture::workflow();
+    let now: jiff::Timestamp = "2026-05-01T08:00:00Z".parse()?;
+    let id = fixture::instance_id(1);
+    let mut instance = workflow
+        .new_instance(&id, 1, &fixture::initial_data(&id), None, now)
+        .map_err(|e| e.to_string())?;
+    let actor: Actor = fixture::actor();
+    let payload = fixture::payload();
+    let children = Value::Null;
+    let mut fired = 0u64;
+    let rate = crate::limits::rate(budget, || {
+        for _ in 0..1000 {
+            let command = Command {
+                event: "next",
+                actor: &actor,
+                payload: &payload,
+                now,
+            };
+            let accepted = workflow
+                .fire(&instance, &command, &children)
+                .map_err(|e| e.to_string())?;
+            instance = workflow.advance(&instance, &accepted, now);
+        }
+        fired += 1000;
+        Ok(1000)
+    })?;
+    // The guard ran and the effect applied every time.
+    if instance.data["count"] != fired {
+        return Err(format!("count is {}, expected {fired}", instance.data["count"]).into());
+    }
+    Ok(rate)
+}
