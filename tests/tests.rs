@@ -1,10 +1,13 @@
 //! strive's integration tests: one binary, one module per area.
 
+mod audit;
 mod authorization;
+mod campaign;
 mod cli;
 mod corpus;
 mod crash;
 mod engine;
+mod failpoints;
 mod fuzz_corpus;
 mod graph;
 mod model;
