@@ -2,7 +2,7 @@
 //! export, export-model and verify-bundle. Glue: the work is in
 //! `strive-audit`; `source` feeds it from the store.
 
-mod source;
+pub(crate) mod source;
 
 use std::fs::File;
 use std::io::{BufReader, Write};

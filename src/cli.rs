@@ -18,6 +18,26 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Whether `--db` or `STRIVE_DB` was given rather than defaulted: the
+    /// demo uses a temporary database unless one was named (issue #5).
+    #[arg(skip)]
+    pub db_given: bool,
+}
+
+impl Cli {
+    /// Parses the command line, noting whether the database was named.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches()?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.db_given = matches!(
+            matches.value_source("db"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        Ok(cli)
+    }
 }
 
 /// How results are printed.
@@ -37,6 +57,8 @@ pub enum Format {
     Csv,
     /// An IEEE 1849 XES event log (`export` only).
     Xes,
+    /// One self-contained HTML page (`report` and `pledges` only).
+    Html,
     /// A PNML Petri net (`export-model` only).
     Pnml,
 }
@@ -177,6 +199,8 @@ pub enum Command {
     },
     #[command(flatten)]
     Audit(crate::audit_cmd::AuditCommand),
+    #[command(flatten)]
+    Campaign(crate::campaign_cmd::CampaignCommand),
 }
 
 #[derive(Debug, clap::Args)]

@@ -330,6 +330,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             buffered,
         } => crate::stress::run(&cli.db, *threads, *max, *buffered),
         Command::Audit(command) => crate::audit_cmd::run(cli, command, json),
+        Command::Campaign(command) => crate::campaign_cmd::run(cli, command, json),
         Command::Tick { now } => {
             let now = match now {
                 Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {

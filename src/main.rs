@@ -4,6 +4,7 @@
 //! failed, 2 usage).
 
 mod audit_cmd;
+mod campaign_cmd;
 mod cli;
 mod commands;
 mod output;
@@ -11,10 +12,8 @@ mod stress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::parse_args() {
         Ok(cli) => cli,
         Err(error) => {
             // clap prints help and version to stdout with exit 0, usage
