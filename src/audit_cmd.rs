@@ -424,6 +424,7 @@ fn checkpoint(db: &Path, key: Option<&Path>, origin: &str, json: bool) -> Outcom
     let key = key.map(read_signing_key).transpose()?;
     let engine = open(db)?;
     let log = merkle_log(&engine)?;
+    strive_store::fail_point!("checkpoint-middle");
     let checkpoint = Checkpoint::new(origin, log.size(), log.root());
     let note = checkpoint.to_note(key.as_ref());
     if json {
@@ -526,6 +527,7 @@ fn export_bundle(
             .event(&stored.hash, &stored.bytes, &stored.event)
             .map_err(write_failure)?;
     }
+    strive_store::fail_point!("export-middle");
     for id in writer.instances() {
         if let Some(snapshot) = engine.instance(&id)? {
             writer

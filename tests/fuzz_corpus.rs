@@ -5,6 +5,10 @@
 
 use crate::util::root;
 
+/// The bundle target's entry point, the very file the fuzz target includes.
+#[path = "../fuzz/common/bundle.rs"]
+mod bundle;
+
 fn replay(target: &str, run: fn(&[u8])) -> usize {
     let dir = root().join("fuzz").join("corpus").join(target);
     let mut count = 0;
@@ -31,4 +35,25 @@ fn the_definition_corpus_replays() {
 #[test]
 fn the_guard_corpus_replays() {
     assert!(replay("guard", strive_core::fuzz_guard) >= 20);
+}
+
+#[test]
+fn the_bundle_corpus_replays() {
+    assert!(replay("bundle", bundle::fuzz_bundle) >= 4);
+}
+
+#[test]
+fn the_bundle_seeds_verify_against_the_fuzzers_checkpoint() {
+    // The seeds are real exports of the store the trusted checkpoint was
+    // taken from; if they stopped verifying (a format change), the fuzzer
+    // would only explore the rejection of malformed input.
+    let text = std::fs::read_to_string(root().join("fuzz").join("bundle-checkpoint.txt"))
+        .expect("fuzz/bundle-checkpoint.txt");
+    let trusted = strive_audit::Checkpoint::parse(&text)
+        .expect("a checkpoint")
+        .checkpoint;
+    let seed = std::fs::read(root().join("fuzz/corpus/bundle/seed-full.jsonl")).expect("the seed");
+    let report = strive_audit::verify_bundle(seed.as_slice(), &trusted).expect("a report");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert!(report.events > 0 && report.newer_than_checkpoint > 0);
 }

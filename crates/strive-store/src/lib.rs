@@ -43,6 +43,9 @@
 mod backend;
 mod engine;
 mod error;
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod failpoints;
 mod keys;
 mod records;
 mod writer;
@@ -55,3 +58,24 @@ pub use records::{
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
 };
 pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};
+
+/// Marks a point where the crash tests can stop the process
+/// (`strive_store::failpoints`); compiles to nothing without the
+/// `failpoints` feature.
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! fail_point {
+    ($name:literal) => {
+        $crate::failpoints::reached($name)
+    };
+}
+
+/// Marks a point where the crash tests can stop the process; compiles to
+/// nothing without the `failpoints` feature, as here.
+#[cfg(not(feature = "failpoints"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! fail_point {
+    ($name:literal) => {};
+}

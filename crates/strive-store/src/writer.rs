@@ -324,6 +324,8 @@ impl Flusher {
         if job.failure.is_none()
             && let Some(last) = job.applied
         {
+            // The crash tests stop here: the group is applied, not flushed.
+            crate::fail_point!("group-before-flush");
             let flushed = match self.durability {
                 Durability::Flushed => self.backend.flush(),
                 Durability::Buffered => Ok(()),
@@ -337,6 +339,8 @@ impl Flusher {
                     job.failure = Some(error);
                 }
                 Ok(()) => {
+                    // And here: flushed, nobody acknowledged yet.
+                    crate::fail_point!("group-after-flush");
                     if let Ok(mut committed) = self.shared.committed.lock() {
                         *committed = (*committed).max(last);
                         self.shared.committed_changed.notify_all();
