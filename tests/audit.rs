@@ -1,1 +1,780 @@
-//! Placeholder: filled by the audit work.
+//! The auditor's toolkit (issue #4) on a real store: replay and time
+//! travel, conformance, tamper detection through `strive verify` (one case
+//! per kind of tampering, on copies of the store), a randomized mutation
+//! test, signed checkpoints, offline bundle verification, the Python
+//! verifier printed in `docs/audit.md`, and PM4Py reading the XES and PNML
+//! exports.
+//!
+//! The store is a seeded campaign (three organisations, twelve members)
+//! followed by the organisation scenario of `tests/cli.rs`, built once and
+//! copied by each test that alters it.
+
+#[path = "../src/audit_cmd/source.rs"]
+mod source;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use serde_json::{Map, Value, json};
+use strive_audit::{At, Checkpoint, ProblemCode, VerifyOptions};
+use strive_store::{
+    Actor, Backend, CommandOptions, Engine, Entry, ManualClock, Options, SledBackend, StorageError,
+    Write,
+};
+
+use crate::cli::{START_DATA, scenario, workflow_files};
+
+/// The shared store, closed, and what is known about it.
+struct Fixture {
+    /// The store after the whole run.
+    db: PathBuf,
+    /// A copy of the store taken after the campaign and before the
+    /// organisation scenario: an older backup.
+    backup: PathBuf,
+    /// `strive checkpoint` of the whole store: what an auditor kept.
+    checkpoint: PathBuf,
+    /// Events in the store.
+    events: u64,
+    /// Events in the backup.
+    backup_events: u64,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_fixture)
+}
+
+fn build_fixture() -> Fixture {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-fixture");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("remove an old fixture");
+    }
+    std::fs::create_dir_all(&dir).expect("fixture dir");
+    let db = dir.join("db");
+    let backup = dir.join("backup");
+    let clock = Arc::new(ManualClock::new(strive_campaign::demo_start()));
+    let options = || Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let engine = Engine::open(&db, options()).expect("open");
+    let summary = strive_campaign::run_demo(
+        &engine,
+        &clock,
+        &strive_campaign::DemoOptions::new(3, 12).with_seed(7),
+        |_| {},
+    )
+    .expect("the campaign runs");
+    let backup_events = engine.last_gseq();
+    drop(engine);
+    copy_dir(&db, &backup);
+
+    // Later: the document workflow is deployed and one more organisation
+    // goes through the whole campaign, rectification included.
+    clock.set(summary.finished + jiff::SignedDuration::from_hours(24));
+    let engine = Engine::open(&db, options()).expect("reopen");
+    let files = workflow_files();
+    let inputs: Vec<(Option<&str>, &str)> = files
+        .iter()
+        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
+        .collect();
+    engine
+        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let data: Map<String, Value> = serde_json::from_str(START_DATA).expect("json");
+    engine
+        .start(
+            "org-campaign",
+            "o1",
+            &Actor::new("lg", &["leading_group"]),
+            data,
+            None,
+            CommandOptions::default(),
+        )
+        .expect("start");
+    for s in scenario() {
+        engine
+            .fire(
+                s.instance,
+                s.event,
+                &Actor::new(s.actor, &[s.role]),
+                s.payload,
+                CommandOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{} {}: {e}", s.instance, s.event));
+    }
+    let events = engine.last_gseq();
+    drop(engine);
+    let checkpoint = dir.join("checkpoint");
+    let output = strive(&db, &["checkpoint"]);
+    assert_success(&output);
+    std::fs::write(&checkpoint, &output.stdout).expect("write the checkpoint");
+    Fixture {
+        db,
+        backup,
+        checkpoint,
+        events,
+        backup_events,
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A private copy of the fixture's store.
+fn copy_of_store(dir: &Path) -> PathBuf {
+    let db = dir.join("db");
+    copy_dir(&fixture().db, &db);
+    db
+}
+
+fn strive(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strive"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("STRIVE_DB")
+        .output()
+        .expect("the strive binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}", text(output));
+}
+
+// --- Raw access to a copy of the store, below the engine. ---
+
+fn event_key(gseq: u64) -> Vec<u8> {
+    let mut key = vec![b'e'];
+    key.extend_from_slice(&gseq.to_be_bytes());
+    key
+}
+
+fn string_key(prefix: u8, parts: &[&str]) -> Vec<u8> {
+    let mut key = vec![prefix];
+    for part in parts {
+        key.extend_from_slice(part.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// The decoded event stored at `gseq` in `backend`.
+fn raw_event(backend: &dyn Backend, gseq: u64) -> (Vec<u8>, strive_core::Event) {
+    let value = backend
+        .get(&event_key(gseq))
+        .expect("read")
+        .expect("the event exists");
+    let event = strive_core::Event::decode(&value[32..]).expect("decodes");
+    (value, event)
+}
+
+/// Opens a closed store's sled directory to alter it.
+fn with_raw(db: &Path, alter: impl FnOnce(&SledBackend)) {
+    let backend = SledBackend::open(db).expect("open the copy raw");
+    alter(&backend);
+    backend.flush().expect("flush");
+}
+
+/// Runs `strive verify` and returns its exit code and output.
+fn verify_cli(db: &Path, since: Option<&Path>) -> (i32, String) {
+    let mut args = vec!["verify".to_owned()];
+    if let Some(since) = since {
+        args.push("--since".to_owned());
+        args.push(since.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = strive(db, &args);
+    (output.status.code().unwrap_or(-1), text(&output))
+}
+
+/// The store's events of `instance`, as (gseq, seq) from the chain index.
+fn chain_of(backend: &dyn Backend, instance: &str) -> Vec<(u64, u64)> {
+    let prefix = string_key(b'c', &[instance]);
+    backend
+        .range(&prefix, &prefix_end(&prefix))
+        .map(|entry| {
+            let (key, value) = entry.expect("read");
+            let seq = u64::from_be_bytes(key[prefix.len()..].try_into().expect("8 bytes"));
+            let gseq = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+            (gseq, seq)
+        })
+        .collect()
+}
+
+// --- The store as it is. ---
+
+#[test]
+fn the_untouched_store_verifies_and_every_export_runs() {
+    let f = fixture();
+    let (code, out) = verify_cli(&f.db, Some(&f.checkpoint));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("everything holds"), "{out}");
+    assert!(out.contains(&format!("{} events", f.events)), "{out}");
+    // An older checkpoint is a prefix of today's log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old-checkpoint");
+    let output = strive(&f.backup, &["checkpoint"]);
+    assert_success(&output);
+    std::fs::write(&old, &output.stdout).expect("write");
+    let (code, out) = verify_cli(&f.db, Some(&old));
+    assert_eq!(code, 0, "{out}");
+
+    let csv = strive(&f.db, &["export", "--format", "csv"]);
+    assert_success(&csv);
+    let rows = String::from_utf8_lossy(&csv.stdout).matches("\r\n").count() as u64;
+    let engine = Engine::open(&f.db, Options::default()).expect("open");
+    let deploys = engine
+        .events(1)
+        .filter(|e| e.as_ref().is_ok_and(|e| e.event.instance.starts_with('@')))
+        .count() as u64;
+    drop(engine);
+    assert_eq!(
+        rows,
+        1 + f.events - deploys,
+        "a header and one row per event"
+    );
+    let xes = strive(&f.db, &["export", "--format", "xes"]);
+    assert_success(&xes);
+    let xes = String::from_utf8_lossy(&xes.stdout);
+    assert_eq!(xes.matches("<event>").count() as u64, f.events - deploys);
+    assert!(xes.contains("key=\"org:resource\""));
+    let pnml = strive(&f.db, &["export-model", "org-campaign", "--format", "pnml"]);
+    assert_success(&pnml);
+    let pnml = String::from_utf8_lossy(&pnml.stdout);
+    assert!(pnml.contains("<initialMarking>") && pnml.contains("<finalmarkings>"));
+}
+
+#[test]
+fn replay_at_any_point_equals_the_history_and_the_end_equals_the_snapshot() {
+    let f = fixture();
+    let engine = Engine::open(&f.db, Options::default()).expect("open");
+    let events = || engine.events(1).map(|e| e.map(|e| (e.hash, e.bytes)));
+    for id in ["o1", "m1"] {
+        let history = engine.history(id).expect("history");
+        assert!(history.len() > 5, "{id} has a history");
+        for stored in &history {
+            let at_seq =
+                strive_audit::replay(events(), id, At::Seq(stored.event.seq)).expect("replays");
+            assert!(at_seq.problems.is_empty(), "{:?}", at_seq.problems);
+            assert_eq!(at_seq.instance.seq, stored.event.seq);
+            assert_eq!(at_seq.instance.stage, stored.event.to);
+            assert_eq!(at_seq.instance.head, stored.hash);
+            assert_eq!(at_seq.gseq, stored.event.gseq);
+            // At a time: the last event recorded at or before it.
+            let last = history
+                .iter()
+                .rfind(|e| e.event.at <= stored.event.at)
+                .expect("at least this one");
+            let at_time =
+                strive_audit::replay(events(), id, At::Time(stored.event.at)).expect("replays");
+            assert_eq!(at_time.instance.seq, last.event.seq);
+            assert_eq!(at_time.instance.head, last.hash);
+        }
+        let end = strive_audit::replay(events(), id, At::End).expect("replays");
+        let snapshot = engine.instance(id).expect("read").expect("exists");
+        assert_eq!(
+            strive_audit::differences(&end.instance, &snapshot.instance),
+            Vec::<String>::new()
+        );
+        assert_eq!(end.instance, snapshot.instance);
+    }
+    // The campaign's instances too, and the CLI says the same.
+    let page = engine
+        .list(&strive_store::ListQuery::default())
+        .expect("list");
+    assert!(page.items.len() > 10);
+    for snapshot in &page.items {
+        let end = strive_audit::replay(events(), &snapshot.instance.id, At::End).expect("replays");
+        assert_eq!(end.instance, snapshot.instance, "{}", snapshot.instance.id);
+    }
+    let third = engine.history("o1").expect("history")[2].clone();
+    drop(engine);
+    let output = strive(
+        &f.db,
+        &["replay", "o1", "--at-seq", "3", "--format", "json"],
+    );
+    assert_success(&output);
+    let value: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(value["instance"]["stage"], json!(third.event.to));
+    assert_eq!(value["instance"]["head"], json!(third.hash));
+    let output = strive(&f.db, &["replay", "o1"]);
+    assert_success(&output);
+    assert!(text(&output).contains("equals the stored snapshot"));
+}
+
+/// An in-memory copy of a store, for running verification in-process on
+/// many altered copies.
+struct Memory(RwLock<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+impl Backend for Memory {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.0.read().expect("lock").get(key).cloned())
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
+        let entries: Vec<Result<Entry, StorageError>> = self
+            .0
+            .read()
+            .expect("lock")
+            .range(start.to_vec()..end.to_vec())
+            .map(|(k, v)| Ok((k.clone(), v.clone())))
+            .collect();
+        Box::new(entries.into_iter())
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        let mut map = self.0.write().expect("lock");
+        for (key, value) in writes {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Every record of a closed store.
+fn load(db: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let backend = SledBackend::open(db).expect("open raw");
+    backend
+        .range(&[], &[0xFF])
+        .map(|entry| entry.expect("read"))
+        .collect()
+}
+
+/// Verifies a store held in memory, exactly as `strive verify` does.
+fn verify_in_memory(
+    records: BTreeMap<Vec<u8>, Vec<u8>>,
+    since: Option<Checkpoint>,
+) -> strive_audit::Report {
+    let engine = Engine::with_backend(
+        Arc::new(Memory(RwLock::new(records))),
+        None,
+        Options::default(),
+    )
+    .expect("open in memory");
+    source::verify(
+        &engine,
+        VerifyOptions {
+            since,
+            ..VerifyOptions::default()
+        },
+        |_| {},
+    )
+}
+
+fn u64_value(value: &[u8]) -> u64 {
+    u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
+}
+
+#[test]
+fn conformance_catches_an_event_the_definition_forbids_even_when_rehashed() {
+    let f = fixture();
+    let mut records = load(&f.db);
+    assert!(verify_in_memory(records.clone(), None).ok());
+    // A forger with write access rewrites o1's last event (`close`, which
+    // only the leading group may fire) as done by an evaluator, and fixes
+    // up everything hashes can show: the stored hash and the snapshot's head.
+    let memory = Memory(RwLock::new(records.clone()));
+    let (gseq, seq) = *chain_of(&memory, "o1").last().expect("a chain");
+    let (_, mut event) = raw_event(&memory, gseq);
+    assert_eq!(event.event, "close");
+    event.actor = Actor::new("e1", &["evaluator"]);
+    let bytes = event.encode();
+    let digest = strive_core::event_digest(&bytes);
+    let mut value = digest.to_vec();
+    value.extend_from_slice(&bytes);
+    records.insert(event_key(gseq), value);
+    let key = string_key(b'i', &["o1"]);
+    let mut record: Value = serde_json::from_slice(&records[&key]).expect("json");
+    record["instance"]["head"] = json!(strive_core::event_hash(&bytes));
+    records.insert(key, serde_json::to_vec(&record).expect("json"));
+
+    let report = verify_in_memory(records, None);
+    let nonconforming: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.code == ProblemCode::Nonconforming)
+        .collect();
+    assert_eq!(nonconforming.len(), 1, "{:#?}", report.problems);
+    let problem = nonconforming[0];
+    assert_eq!(problem.instance.as_deref(), Some("o1"));
+    assert_eq!(problem.seq, Some(seq));
+    assert_eq!(problem.gseq, Some(gseq));
+    assert_eq!(
+        problem.rule.as_deref(),
+        Some("role_not_allowed"),
+        "{problem}"
+    );
+}
+
+// --- Tampering with a copy of the store, caught by `strive verify`. ---
+
+/// The first event of `instance` with a non-empty object payload.
+fn event_with_payload(backend: &dyn Backend, instance: &str) -> (u64, u64) {
+    chain_of(backend, instance)
+        .into_iter()
+        .find(|(gseq, _)| {
+            raw_event(backend, *gseq)
+                .1
+                .payload
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+        })
+        .expect("an event with a payload")
+}
+
+#[test]
+fn a_flipped_byte_in_a_payload_is_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let mut target = (0, 0);
+    with_raw(&db, |raw| {
+        target = event_with_payload(raw, "o1");
+        let (mut value, _) = raw_event(raw, target.0);
+        let text = String::from_utf8(value[32..].to_vec()).expect("utf-8");
+        let at = 32 + text.find("\"payload\":{").expect("a payload") + 13;
+        value[at] ^= 0x01;
+        raw.apply(vec![(event_key(target.0), Some(value))])
+            .expect("write");
+    });
+    let (code, out) = verify_cli(&db, None);
+    assert_eq!(code, 1, "{out}");
+    let expected = format!("[hash_mismatch] o1 #{} (gseq {})", target.1, target.0);
+    assert!(out.contains(&expected), "{expected} in:\n{out}");
+}
+
+#[test]
+fn a_deleted_event_is_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let mut target = (0, 0);
+    with_raw(&db, |raw| {
+        target = chain_of(raw, "o1")[3];
+        raw.apply(vec![(event_key(target.0), None)]).expect("write");
+    });
+    let (code, out) = verify_cli(&db, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "event {} is missing from the global log",
+            target.0
+        )),
+        "{out}"
+    );
+    assert!(out.contains("[chain_broken] o1"), "{out}");
+    assert!(
+        out.contains(&format!("#{} follows #{}", target.1 + 1, target.1 - 1)),
+        "{out}"
+    );
+}
+
+#[test]
+fn two_swapped_events_are_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let mut pair = (0, 0);
+    with_raw(&db, |raw| {
+        let chain = chain_of(raw, "o1");
+        pair = (chain[2].0, chain[4].0);
+        let (a, _) = raw_event(raw, pair.0);
+        let (b, _) = raw_event(raw, pair.1);
+        raw.apply(vec![
+            (event_key(pair.0), Some(b)),
+            (event_key(pair.1), Some(a)),
+        ])
+        .expect("write");
+    });
+    let (code, out) = verify_cli(&db, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[sequence_order]"), "{out}");
+    assert!(out.contains("[chain_broken] o1"), "{out}");
+    assert!(
+        out.contains(&format!("global position {}", pair.0)),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_truncated_tail_is_caught_against_the_checkpoint() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let cut = f.events - 3;
+    // The forger removes the last three events and winds the sequence
+    // counter back, so that the store's own counter agrees.
+    with_raw(&db, |raw| {
+        let mut writes: Vec<Write> = (cut + 1..=f.events)
+            .map(|gseq| (event_key(gseq), None))
+            .collect();
+        writes.push((b"mgseq".to_vec(), Some(cut.to_be_bytes().to_vec())));
+        raw.apply(writes).expect("write");
+    });
+    let (code, out) = verify_cli(&db, Some(&f.checkpoint));
+    assert_eq!(code, 1, "{out}");
+    let expected = format!(
+        "[checkpoint_inconsistent]: the checkpoint covers {} events, but the log holds only {cut}",
+        f.events
+    );
+    assert!(out.contains(&expected), "{expected} in:\n{out}");
+}
+
+#[test]
+fn a_deleted_instance_is_caught_against_the_checkpoint() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    // m1 goes entirely: its events, its chain, its snapshot and its index
+    // entries, as if it had never been started.
+    let mut chain = Vec::new();
+    with_raw(&db, |raw| {
+        chain = chain_of(raw, "m1");
+        let mut writes: Vec<Write> = Vec::new();
+        for (gseq, seq) in &chain {
+            writes.push((event_key(*gseq), None));
+            let mut key = string_key(b'c', &["m1"]);
+            key.extend_from_slice(&seq.to_be_bytes());
+            writes.push((key, None));
+        }
+        writes.push((string_key(b'i', &["m1"]), None));
+        for prefix in [b'w', b'f', b'p'] {
+            let start = vec![prefix];
+            for entry in raw.range(&start, &prefix_end(&start)) {
+                let (key, _) = entry.expect("read");
+                if key.windows(3).any(|w| w == b"m1\0") {
+                    writes.push((key, None));
+                }
+            }
+        }
+        raw.apply(writes).expect("write");
+    });
+    assert!(chain.len() > 3);
+    let (code, out) = verify_cli(&db, Some(&f.checkpoint));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[checkpoint_inconsistent]"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "event {} is missing from the global log",
+            chain[0].0
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_older_backup_passes_alone_and_is_caught_against_the_checkpoint() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let restored = dir.path().join("db");
+    copy_dir(&f.backup, &restored);
+    // The backup is a consistent store of its own: only the checkpoint the
+    // auditor kept shows that events were lost.
+    let (code, out) = verify_cli(&restored, None);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = verify_cli(&restored, Some(&f.checkpoint));
+    assert_eq!(code, 1, "{out}");
+    let expected = format!(
+        "[checkpoint_inconsistent]: the checkpoint covers {} events, but the log holds only {}",
+        f.events, f.backup_events
+    );
+    assert!(out.contains(&expected), "{expected} in:\n{out}");
+}
+
+/// A small deterministic generator (SplitMix64), so that the mutations are
+/// the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next() % (high - low + 1)
+    }
+}
+
+/// A small store in memory for the randomized test: the document approval
+/// workflow (one small definition, since every verification compiles each
+/// deployed definition again) with twelve documents taking every path:
+/// approved, returned and resubmitted, rejected, withdrawn.
+fn small_store() -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let memory = Arc::new(Memory(RwLock::new(BTreeMap::new())));
+    let engine =
+        Engine::with_backend(memory.clone(), None, Options::default()).expect("open in memory");
+    let (name, text) = workflow_files()
+        .into_iter()
+        .find(|(name, _)| name.contains("document-approval"))
+        .expect("the document workflow");
+    engine
+        .deploy_all(&[(Some(&name), &text)], &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let author = Actor::new("wang", &["author"]);
+    let chief = Actor::new("li", &["section_chief"]);
+    let director = Actor::new("zhao", &["director"]);
+    let fire = |id: &str, event: &str, actor: &Actor, payload: Value| {
+        engine
+            .fire(id, event, actor, payload, CommandOptions::default())
+            .unwrap_or_else(|e| panic!("{id} {event}: {e}"));
+    };
+    let submit = json!({"title": "关于开展创先争优活动的通知", "body": "各支部：……"});
+    let opinion = |text: &str| json!({"opinion": text});
+    for n in 0..12 {
+        let id = format!("doc-{n}");
+        engine
+            .start(
+                "document-approval",
+                &id,
+                &author,
+                Map::new(),
+                None,
+                CommandOptions::default(),
+            )
+            .expect("start");
+        fire(&id, "submit", &author, submit.clone());
+        match n % 4 {
+            0 => {
+                fire(&id, "approve", &chief, opinion("同意"));
+                fire(&id, "approve", &director, opinion("同意印发"));
+            }
+            1 => {
+                fire(&id, "return", &chief, opinion("请补充时间安排"));
+                fire(&id, "submit", &author, submit.clone());
+                fire(&id, "approve", &chief, opinion("同意"));
+                fire(&id, "return", &director, opinion("再斟酌"));
+            }
+            2 => fire(&id, "reject", &chief, opinion("不宜印发")),
+            _ => fire(&id, "withdraw", &author, Value::Null),
+        }
+    }
+    drop(engine);
+    memory.0.read().expect("lock").clone()
+}
+
+#[test]
+fn a_thousand_random_mutations_are_all_caught() {
+    let base = small_store();
+    let size = u64_value(&base[&b"mgseq".to_vec()]);
+    assert!(verify_in_memory(base.clone(), None).ok());
+    // One engine reads every altered copy: the engine reads records from
+    // its backend as it goes, except the sequence counter, which it reads
+    // once when it opens, so a copy with a rewound counter gets its own.
+    let shared = Arc::new(Memory(RwLock::new(base.clone())));
+    let engine = Engine::with_backend(shared.clone(), None, Options::default()).expect("open");
+    let mut rng = Rng(0x5EED_2026);
+    let mut tried = [0u32; 4];
+    let mut false_accepts = Vec::new();
+    for n in 0..1000 {
+        let mut records = base.clone();
+        let kind = (rng.next() % 4) as usize;
+        let what = match kind {
+            0 => {
+                let gseq = rng.between(1, size);
+                let value = records.get_mut(&event_key(gseq)).expect("event");
+                let at = rng.between(0, value.len() as u64 - 1) as usize;
+                let bit = 1u8 << rng.between(0, 7);
+                value[at] ^= bit;
+                format!("flip bit {bit:#04x} of byte {at} of event {gseq}")
+            }
+            1 => {
+                let gseq = rng.between(1, size);
+                records.remove(&event_key(gseq));
+                format!("delete event {gseq}")
+            }
+            2 => {
+                let a = rng.between(1, size);
+                let mut b = rng.between(1, size - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let va = records[&event_key(a)].clone();
+                let vb = records[&event_key(b)].clone();
+                records.insert(event_key(a), vb);
+                records.insert(event_key(b), va);
+                format!("swap events {a} and {b}")
+            }
+            _ => {
+                let from = rng.between(2, size);
+                for gseq in from..=size {
+                    records.remove(&event_key(gseq));
+                }
+                // Half the time the sequence counter is wound back too.
+                let rewind = rng.next().is_multiple_of(2);
+                if rewind {
+                    records.insert(b"mgseq".to_vec(), (from - 1).to_be_bytes().to_vec());
+                }
+                format!("truncate from event {from} (counter rewound: {rewind})")
+            }
+        };
+        tried[kind] += 1;
+        let report = if records.get(b"mgseq".as_slice()) == base.get(b"mgseq".as_slice()) {
+            *shared.0.write().expect("lock") = records;
+            source::verify(&engine, VerifyOptions::default(), |_| {})
+        } else {
+            verify_in_memory(records, None)
+        };
+        if report.ok() {
+            false_accepts.push(format!("mutation {n}: {what}"));
+        }
+    }
+    eprintln!(
+        "1000 mutations over a store of {size} events: {} byte flips, {} deletions, {} swaps, {} truncations; {} accepted",
+        tried[0],
+        tried[1],
+        tried[2],
+        tried[3],
+        false_accepts.len()
+    );
+    assert!(
+        tried.iter().all(|&t| t > 150),
+        "every kind is tried: {tried:?}"
+    );
+    assert_eq!(false_accepts, Vec::<String>::new());
+}

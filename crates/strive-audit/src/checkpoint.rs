@@ -345,10 +345,10 @@ fn parse_key_parts(text: &str) -> Result<(String, String, [u8; 32]), KeyError> {
     let malformed = |message: &str| KeyError::Malformed {
         message: message.to_owned(),
     };
-    let mut parts = text.trim().split('+');
-    let (Some(name), Some(id), Some(blob), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // Standard base64 uses `+` too, so only the first two `+` separate
+    // fields: names may not contain one and the id is hex.
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(blob)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(malformed("expected NAME+KEYID+BASE64"));
     };
     check_name(name)?;
@@ -555,6 +555,18 @@ mod tests {
         assert!(VerifierKey::parse(&public.replace("auditor", "other")).is_err());
         assert!(SigningKey::parse(&public).is_err());
         assert!(SigningKey::from_seed("two words", [1; 32]).is_err());
+        // Base64 keys often hold a `+`, which also separates the fields.
+        let mut with_plus = 0;
+        for seed in 0..64u8 {
+            let key = SigningKey::from_seed("k", [seed; 32]).expect("a key");
+            let text = key.encode();
+            with_plus += usize::from(text.matches('+').count() > 4);
+            let back = SigningKey::parse(&text).expect("a key with `+` in its base64 parses");
+            assert_eq!(back.verifier(), key.verifier());
+            let public = key.verifier().encode();
+            assert_eq!(VerifierKey::parse(&public).expect("parses"), key.verifier());
+        }
+        assert!(with_plus > 0, "some of the keys tried hold a `+`");
         let fresh = SigningKey::generate("k").expect("randomness");
         assert_ne!(
             fresh.verifier(),

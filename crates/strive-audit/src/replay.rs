@@ -343,15 +343,23 @@ impl Replayer {
                 "the instance was already started".to_owned(),
             ));
         }
-        if let Some(parent) = parent
-            && !self.instances.contains_key(parent)
-        {
-            problems.push(here(
-                ProblemCode::Nonconforming,
-                format!("the parent `{parent}` was not started before its child"),
-            ));
+        // A scoped replay of a child does not follow its parent (only the
+        // instance asked for and its descendants), so the links to a parent
+        // outside the scope cannot be checked there; a full verification
+        // checks them.
+        let parent_followed =
+            parent.is_none_or(|p| self.scope.as_ref().is_none_or(|scope| scope.contains(p)));
+        if parent_followed {
+            if let Some(parent) = parent
+                && !self.instances.contains_key(parent)
+            {
+                problems.push(here(
+                    ProblemCode::Nonconforming,
+                    format!("the parent `{parent}` was not started before its child"),
+                ));
+            }
+            self.check_spawn(event, data, problems);
         }
-        self.check_spawn(event, data, problems);
         let workflow = self.workflow(event, problems);
         let replayed = workflow
             .as_ref()
