@@ -10,5 +10,6 @@ mod engine;
 mod failpoints;
 mod fuzz_corpus;
 mod graph;
+mod limits;
 mod model;
 mod util;

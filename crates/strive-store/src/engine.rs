@@ -23,6 +23,12 @@ use crate::writer::{Prepared, Request, Shared, Writer, check_id};
 /// The largest payload (or initial data) accepted, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
+/// The deepest nesting of arrays and objects accepted in a payload (or in
+/// initial data), as in definitions. Events and snapshots store it a few
+/// levels down and are read back with serde_json's limit of 128 levels, so
+/// a much deeper value could be written but its event never read again.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+
 /// An embedded strive engine over one store. Cheap to clone; clones share
 /// the store and its writer, and can be used from many threads at once.
 #[derive(Clone)]
@@ -283,7 +289,14 @@ impl Engine {
     ) -> Result<Outcome, CommandError> {
         check_id(instance)?;
         check_options(&options)?;
-        check_size("initial data", &Value::Object(data.clone()))?;
+        // Depth first, without recursion: cloning or serializing a value
+        // nested thousands deep would overflow the stack.
+        let data = check_depth("the initial data's nesting depth", Value::Object(data))?;
+        check_size("the initial data's size in bytes of JSON", &data)?;
+        let data = match data {
+            Value::Object(data) => data,
+            _ => Map::new(),
+        };
         if let Some(expected) = options.expected_seq
             && expected != 0
         {
@@ -317,7 +330,8 @@ impl Engine {
         options: CommandOptions,
     ) -> Result<Outcome, CommandError> {
         check_options(&options)?;
-        check_size("the payload", &payload)?;
+        let payload = check_depth("the payload's nesting depth", payload)?;
+        check_size("the payload's size in bytes of JSON", &payload)?;
         let request = |reply| Request::Fire {
             instance: instance.to_owned(),
             event: event.to_owned(),
@@ -592,6 +606,39 @@ fn check_options(options: &CommandOptions) -> Result<(), CommandError> {
         });
     }
     Ok(())
+}
+
+/// Refuses `value` if it nests deeper than `MAX_PAYLOAD_DEPTH`, measured
+/// without recursion; a refused value is taken apart without recursion too.
+fn check_depth(what: &'static str, value: Value) -> Result<Value, CommandError> {
+    let mut deepest = 0;
+    let mut stack = vec![(&value, 1usize)];
+    while let Some((item, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match item {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    if deepest <= MAX_PAYLOAD_DEPTH {
+        return Ok(value);
+    }
+    // Dropping the value whole would recurse once per level.
+    let mut parts = vec![value];
+    while let Some(part) = parts.pop() {
+        match part {
+            Value::Array(items) => parts.extend(items),
+            Value::Object(map) => parts.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+    Err(CommandError::LimitExceeded {
+        what,
+        actual: deepest,
+        limit: MAX_PAYLOAD_DEPTH,
+    })
 }
 
 fn check_size(what: &'static str, value: &Value) -> Result<(), CommandError> {

@@ -318,7 +318,7 @@ impl fmt::Display for CommandError {
                 what,
                 actual,
                 limit,
-            } => write!(f, "{what} is {actual} bytes; the limit is {limit}"),
+            } => write!(f, "{what} is {actual}; the limit is {limit}"),
             CommandError::InvalidId { id, reason } => write!(f, "invalid id {id:?}: {reason}"),
             CommandError::ParentRejected {
                 parent,

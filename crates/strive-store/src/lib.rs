@@ -51,7 +51,7 @@ mod records;
 mod writer;
 
 pub use backend::{Backend, Entry, SledBackend, Write};
-pub use engine::{Engine, MAX_PAYLOAD_BYTES, Subscription};
+pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
