@@ -264,3 +264,51 @@ fn regenerating_replaces_only_the_marked_blocks() {
     );
     assert!(regenerate_workflows_md(&format!("{MARKER}nope en -->\n"), &workflows).is_err());
 }
+
+/// The DOT of every workflow renders with Graphviz: `dot -Tsvg` accepts it
+/// and draws one node per stage. CI installs Graphviz
+/// (`.ci/setup-graphviz.sh`) and must run this; elsewhere, without `dot`, the
+/// test says so and checks nothing more.
+#[test]
+fn dot_renders_with_graphviz() {
+    let available = std::process::Command::new("dot")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Graphviz `dot` is missing in CI: .ci/setup-graphviz.sh should install it"
+        );
+        eprintln!("note: Graphviz `dot` is not installed; the DOT render check was skipped");
+        return;
+    }
+    for definition in workflows() {
+        for lang in LANGUAGES {
+            let dot = to_dot(&definition, lang);
+            let mut child = std::process::Command::new("dot")
+                .arg("-Tsvg")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn dot");
+            std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), dot.as_bytes())
+                .expect("write DOT");
+            let out = child.wait_with_output().expect("dot ran");
+            let id = &definition.id;
+            assert!(
+                out.status.success(),
+                "{id} ({lang}): dot refused the diagram: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let svg = String::from_utf8_lossy(&out.stdout);
+            let nodes = svg.matches("class=\"node\"").count();
+            assert!(
+                nodes >= definition.stages.len(),
+                "{id} ({lang}): {nodes} nodes drawn for {} stages",
+                definition.stages.len()
+            );
+        }
+    }
+}
