@@ -26,7 +26,8 @@ use strive_store::{
 
 use crate::cli::{START_DATA, scenario, workflow_files};
 
-/// The shared store, closed, and what is known about it.
+/// The shared store, closed, and what is known about it. sled locks a
+/// store while it is open, so tests never open it: each works on a copy.
 struct Fixture {
     /// The store after the whole run.
     db: PathBuf,
@@ -39,6 +40,10 @@ struct Fixture {
     events: u64,
     /// Events in the backup.
     backup_events: u64,
+    /// `strive checkpoint` of the backup: an older checkpoint.
+    old_checkpoint: PathBuf,
+    /// Events of instances (not deployments): what CSV and XES hold.
+    instance_events: u64,
 }
 
 fn fixture() -> &'static Fixture {
@@ -67,6 +72,30 @@ fn build_fixture() -> Fixture {
         |_| {},
     )
     .expect("the campaign runs");
+    // The campaign ends: the leading group closes the members, then the
+    // organisations (whose guard waits for their members), then the
+    // bureau, so that every trace reaches a terminal stage.
+    clock.set(summary.finished + jiff::SignedDuration::from_hours(1));
+    let leading_group = Actor::new("leading-group", &["leading_group"]);
+    for workflow in ["member-pledge", "org-campaign", "bureau-campaign"] {
+        let page = engine
+            .list(&strive_store::ListQuery {
+                workflow: Some(workflow.to_owned()),
+                ..strive_store::ListQuery::default()
+            })
+            .expect("list");
+        for snapshot in &page.items {
+            engine
+                .fire(
+                    &snapshot.instance.id,
+                    "close",
+                    &leading_group,
+                    Value::Null,
+                    CommandOptions::default(),
+                )
+                .unwrap_or_else(|e| panic!("close {}: {e}", snapshot.instance.id));
+        }
+    }
     let backup_events = engine.last_gseq();
     drop(engine);
     copy_dir(&db, &backup);
@@ -105,18 +134,55 @@ fn build_fixture() -> Fixture {
             )
             .unwrap_or_else(|e| panic!("{} {}: {e}", s.instance, s.event));
     }
+    // And a document goes through section review.
+    engine
+        .start(
+            "document-approval",
+            "doc-1",
+            &Actor::new("wang", &["author"]),
+            Map::new(),
+            None,
+            CommandOptions::default(),
+        )
+        .expect("start the document");
+    for (event, actor, payload) in [
+        (
+            "submit",
+            Actor::new("wang", &["author"]),
+            json!({"title": "关于表彰先进基层党组织的决定", "body": "……"}),
+        ),
+        (
+            "approve",
+            Actor::new("li", &["section_chief"]),
+            json!({"opinion": "同意"}),
+        ),
+    ] {
+        engine
+            .fire("doc-1", event, &actor, payload, CommandOptions::default())
+            .unwrap_or_else(|e| panic!("doc-1 {event}: {e}"));
+    }
     let events = engine.last_gseq();
+    let instance_events = engine
+        .events(1)
+        .filter(|e| e.as_ref().is_ok_and(|e| !e.event.instance.starts_with('@')))
+        .count() as u64;
     drop(engine);
     let checkpoint = dir.join("checkpoint");
     let output = strive(&db, &["checkpoint"]);
     assert_success(&output);
     std::fs::write(&checkpoint, &output.stdout).expect("write the checkpoint");
+    let old_checkpoint = dir.join("old-checkpoint");
+    let output = strive(&backup, &["checkpoint"]);
+    assert_success(&output);
+    std::fs::write(&old_checkpoint, &output.stdout).expect("write the checkpoint");
     Fixture {
         db,
         backup,
         checkpoint,
         events,
         backup_events,
+        old_checkpoint,
+        instance_events,
     }
 }
 
@@ -235,39 +301,30 @@ fn chain_of(backend: &dyn Backend, instance: &str) -> Vec<(u64, u64)> {
 #[test]
 fn the_untouched_store_verifies_and_every_export_runs() {
     let f = fixture();
-    let (code, out) = verify_cli(&f.db, Some(&f.checkpoint));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let (code, out) = verify_cli(&db, Some(&f.checkpoint));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("everything holds"), "{out}");
     assert!(out.contains(&format!("{} events", f.events)), "{out}");
     // An older checkpoint is a prefix of today's log.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let old = dir.path().join("old-checkpoint");
-    let output = strive(&f.backup, &["checkpoint"]);
-    assert_success(&output);
-    std::fs::write(&old, &output.stdout).expect("write");
-    let (code, out) = verify_cli(&f.db, Some(&old));
+    let (code, out) = verify_cli(&db, Some(&f.old_checkpoint));
     assert_eq!(code, 0, "{out}");
 
-    let csv = strive(&f.db, &["export", "--format", "csv"]);
+    let csv = strive(&db, &["export", "--format", "csv"]);
     assert_success(&csv);
     let rows = String::from_utf8_lossy(&csv.stdout).matches("\r\n").count() as u64;
-    let engine = Engine::open(&f.db, Options::default()).expect("open");
-    let deploys = engine
-        .events(1)
-        .filter(|e| e.as_ref().is_ok_and(|e| e.event.instance.starts_with('@')))
-        .count() as u64;
-    drop(engine);
     assert_eq!(
         rows,
-        1 + f.events - deploys,
+        1 + f.instance_events,
         "a header and one row per event"
     );
-    let xes = strive(&f.db, &["export", "--format", "xes"]);
+    let xes = strive(&db, &["export", "--format", "xes"]);
     assert_success(&xes);
     let xes = String::from_utf8_lossy(&xes.stdout);
-    assert_eq!(xes.matches("<event>").count() as u64, f.events - deploys);
+    assert_eq!(xes.matches("<event>").count() as u64, f.instance_events);
     assert!(xes.contains("key=\"org:resource\""));
-    let pnml = strive(&f.db, &["export-model", "org-campaign", "--format", "pnml"]);
+    let pnml = strive(&db, &["export-model", "org-campaign", "--format", "pnml"]);
     assert_success(&pnml);
     let pnml = String::from_utf8_lossy(&pnml.stdout);
     assert!(pnml.contains("<initialMarking>") && pnml.contains("<finalmarkings>"));
@@ -275,8 +332,9 @@ fn the_untouched_store_verifies_and_every_export_runs() {
 
 #[test]
 fn replay_at_any_point_equals_the_history_and_the_end_equals_the_snapshot() {
-    let f = fixture();
-    let engine = Engine::open(&f.db, Options::default()).expect("open");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let engine = Engine::open(&db, Options::default()).expect("open");
     let events = || engine.events(1).map(|e| e.map(|e| (e.hash, e.bytes)));
     for id in ["o1", "m1"] {
         let history = engine.history(id).expect("history");
@@ -318,15 +376,12 @@ fn replay_at_any_point_equals_the_history_and_the_end_equals_the_snapshot() {
     }
     let third = engine.history("o1").expect("history")[2].clone();
     drop(engine);
-    let output = strive(
-        &f.db,
-        &["replay", "o1", "--at-seq", "3", "--format", "json"],
-    );
+    let output = strive(&db, &["replay", "o1", "--at-seq", "3", "--format", "json"]);
     assert_success(&output);
     let value: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(value["instance"]["stage"], json!(third.event.to));
     assert_eq!(value["instance"]["head"], json!(third.hash));
-    let output = strive(&f.db, &["replay", "o1"]);
+    let output = strive(&db, &["replay", "o1"]);
     assert_success(&output);
     assert!(text(&output).contains("equals the stored snapshot"));
 }
@@ -411,8 +466,9 @@ fn u64_value(value: &[u8]) -> u64 {
 
 #[test]
 fn conformance_catches_an_event_the_definition_forbids_even_when_rehashed() {
-    let f = fixture();
-    let mut records = load(&f.db);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let mut records = load(&db);
     assert!(verify_in_memory(records.clone(), None).ok());
     // A forger with write access rewrites o1's last event (`close`, which
     // only the leading group may fire) as done by an evaluator, and fixes
@@ -777,4 +833,257 @@ fn a_thousand_random_mutations_are_all_caught() {
         "every kind is tried: {tried:?}"
     );
     assert_eq!(false_accepts, Vec::<String>::new());
+}
+
+// --- Checkpoints, bundles, the Python verifier, PM4Py. ---
+
+#[test]
+fn signed_checkpoints_round_trip_and_a_wrong_key_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    assert_success(&strive(&db, &["keygen", "--out", &path("key")]));
+    assert_success(&strive(
+        &db,
+        &["keygen", "--out", &path("other"), "--name", "other"],
+    ));
+    // A key inside the store is refused: whoever alters the store could
+    // sign with it.
+    let inside = db.join("key").display().to_string();
+    let refused = strive(&db, &["keygen", "--out", &inside]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let signed = strive(&db, &["checkpoint", "--key", &path("key")]);
+    assert_success(&signed);
+    let note = String::from_utf8(signed.stdout).expect("utf-8");
+    assert!(note.contains("\n\n\u{2014} strive "), "{note}");
+    std::fs::write(path("cp"), &note).expect("write");
+    let checked = strive(
+        &db,
+        &[
+            "verify",
+            "--since",
+            &path("cp"),
+            "--public-key",
+            &path("key.pub"),
+        ],
+    );
+    assert_success(&checked);
+    // The same checkpoint read with another key.
+    let wrong = strive(
+        &db,
+        &[
+            "verify",
+            "--since",
+            &path("cp"),
+            "--public-key",
+            &path("other.pub"),
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("carries no signature by key `other`"),
+        "{}",
+        text(&wrong)
+    );
+    // The checkpoint altered after signing (a smaller size).
+    let lines: Vec<&str> = note.lines().collect();
+    let altered = note.replacen(
+        &format!("\n{}\n", lines[1]),
+        &format!("\n{}\n", f.backup_events),
+        1,
+    );
+    assert_ne!(altered, note);
+    std::fs::write(path("altered"), &altered).expect("write");
+    let forged = strive(
+        &db,
+        &[
+            "verify",
+            "--since",
+            &path("altered"),
+            "--public-key",
+            &path("key.pub"),
+        ],
+    );
+    assert_eq!(forged.status.code(), Some(1), "{}", text(&forged));
+    assert!(
+        text(&forged).contains("does not verify"),
+        "{}",
+        text(&forged)
+    );
+    // The library: the note parses back to the same checkpoint.
+    let public = std::fs::read_to_string(path("key.pub")).expect("read");
+    let key = strive_audit::VerifierKey::parse(&public).expect("a public key");
+    let checkpoint = Checkpoint::parse_verified(&note, &key).expect("verifies");
+    assert_eq!(checkpoint.size, f.events);
+}
+
+/// A complete export of the fixture's store, with the altered copy: one
+/// approval's opinion changed in the bytes, the stored hash left alone.
+fn bundles(dir: &Path) -> (PathBuf, PathBuf) {
+    let db = copy_of_store(&dir.join("export"));
+    let bundle = dir.join("bundle.jsonl");
+    let out = bundle.display().to_string();
+    assert_success(&strive(&db, &["export", "--out", &out]));
+    let text = std::fs::read_to_string(&bundle).expect("read");
+    let needle = r#"\"opinion\":\"同意\""#;
+    assert!(text.contains(needle), "the bundle holds an approval");
+    let altered = dir.join("altered.jsonl");
+    std::fs::write(
+        &altered,
+        text.replacen(needle, r#"\"opinion\":\"不同意\""#, 1),
+    )
+    .expect("write");
+    (bundle, altered)
+}
+
+#[test]
+fn verify_bundle_accepts_an_export_and_refuses_an_altered_one() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let (bundle, altered) = bundles(dir.path());
+    let run = |file: &Path, checkpoint: &Path| {
+        strive(
+            &db,
+            &[
+                "verify-bundle",
+                &file.display().to_string(),
+                "--checkpoint",
+                &checkpoint.display().to_string(),
+            ],
+        )
+    };
+    let ok = run(&bundle, &f.checkpoint);
+    assert_success(&ok);
+    assert!(text(&ok).contains("everything holds"), "{}", text(&ok));
+    // An older checkpoint: the complete bundle proves it extends it.
+    let extends = run(&bundle, &f.old_checkpoint);
+    assert_success(&extends);
+    assert!(
+        text(&extends).contains(&format!(
+            "{} events are newer than your checkpoint",
+            f.events - f.backup_events
+        )),
+        "{}",
+        text(&extends)
+    );
+    let refused = run(&altered, &f.checkpoint);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("[hash_mismatch] doc-"),
+        "{}",
+        text(&refused)
+    );
+    // A bundle cut short loses its checkpoint.
+    let content = std::fs::read_to_string(&bundle).expect("read");
+    let cut = dir.path().join("cut.jsonl");
+    let kept: Vec<&str> = content.lines().take(content.lines().count() - 1).collect();
+    std::fs::write(&cut, kept.join("\n")).expect("write");
+    let short = run(&cut, &f.checkpoint);
+    assert_eq!(short.status.code(), Some(1), "{}", text(&short));
+    assert!(text(&short).contains("cut short"), "{}", text(&short));
+}
+
+/// The verifier printed in docs/audit.md, as printed.
+fn python_verifier() -> String {
+    let doc = std::fs::read_to_string(crate::util::root().join("docs/audit.md")).expect("docs");
+    let start = doc
+        .find("```python\n# strive-verify.py")
+        .expect("docs/audit.md holds the verifier")
+        + "```python\n".len();
+    let end = start + doc[start..].find("\n```").expect("the block ends");
+    doc[start..end].to_owned()
+}
+
+#[test]
+fn the_python_verifier_in_the_docs_accepts_an_export_and_refuses_an_altered_one() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bundle, altered) = bundles(dir.path());
+    let script = dir.path().join("strive-verify.py");
+    std::fs::write(&script, python_verifier()).expect("write");
+    let run = |file: &Path| {
+        Command::new("python3")
+            .arg(&script)
+            .arg(file)
+            .arg(&f.checkpoint)
+            .output()
+            .expect("python3 runs")
+    };
+    let ok = run(&bundle);
+    assert_success(&ok);
+    assert!(
+        text(&ok).contains(&format!("{} events", f.events))
+            && text(&ok).contains("everything holds"),
+        "{}",
+        text(&ok)
+    );
+    let refused = run(&altered);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("the bytes do not hash to"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn pm4py_reads_the_xes_and_replays_the_designed_models() {
+    let Some(python) = std::env::var_os("STRIVE_PM4PY_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PM4Py check: .ci/setup-pm4py.sh exports STRIVE_PM4PY_PYTHON"
+        );
+        eprintln!(
+            "note: the PM4Py check did not run; `source .ci/setup-pm4py.sh` installs PM4Py and sets STRIVE_PM4PY_PYTHON"
+        );
+        return;
+    };
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = copy_of_store(dir.path());
+    let xes = dir.path().join("log.xes");
+    assert_success(&strive(
+        &db,
+        &[
+            "export",
+            "--format",
+            "xes",
+            "--out",
+            &xes.display().to_string(),
+        ],
+    ));
+    let events = f.instance_events;
+    let mut models = Vec::new();
+    for workflow in ["org-campaign", "member-pledge", "bureau-campaign"] {
+        let pnml = strive(&db, &["export-model", workflow, "--format", "pnml"]);
+        assert_success(&pnml);
+        let path = dir.path().join(format!("{workflow}.pnml"));
+        std::fs::write(&path, &pnml.stdout).expect("write");
+        models.push(format!("{workflow}={}", path.display()));
+    }
+    let output = Command::new(python)
+        .arg(crate::util::root().join("tests/data/audit/pm4py_check.py"))
+        .arg(&xes)
+        .arg(events.to_string())
+        .args(&models)
+        .output()
+        .expect("the PM4Py python runs");
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let figures: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .expect("the check prints its figures");
+    eprintln!("pm4py: {figures}");
+    for workflow in ["org-campaign", "member-pledge", "bureau-campaign"] {
+        assert_eq!(figures["workflows"][workflow]["log_fitness"], json!(1.0));
+    }
+    assert_eq!(figures["events"], json!(events));
+    let forged = figures["nonconforming"]["log_fitness"]
+        .as_f64()
+        .expect("a fitness");
+    assert!(forged < 1.0, "{figures}");
 }

@@ -402,6 +402,28 @@ pub fn verify_bundle(
                     ));
                 }
             }
+            // A complete bundle holds every leaf, so the proof can be
+            // computed here from the events themselves (the root they
+            // give is checked against the bundle's checkpoint below).
+            _ if complete => {
+                // Every log extends the empty one.
+                let empty = trusted.size == 0 && trusted.root == crate::merkle::empty_root();
+                let proven = log.prove_consistency(trusted.size).is_some_and(|path| {
+                    let root = log.root();
+                    verify_consistency(trusted.size, &trusted.root, log.size(), &root, &path)
+                        .is_ok()
+                });
+                let extends = empty || proven;
+                if !extends {
+                    problems.push(Problem::new(
+                        ProblemCode::CheckpointInconsistent,
+                        format!(
+                            "the bundle's events do not extend your checkpoint: some of the first {} events were altered, removed or reordered",
+                            trusted.size
+                        ),
+                    ));
+                }
+            }
             _ => problems.push(Problem::new(
                 ProblemCode::CheckpointInconsistent,
                 format!(
