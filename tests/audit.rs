@@ -381,9 +381,16 @@ fn replay_at_any_point_equals_the_history_and_the_end_equals_the_snapshot() {
     let value: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(value["instance"]["stage"], json!(third.event.to));
     assert_eq!(value["instance"]["head"], json!(third.hash));
-    let output = strive(&db, &["replay", "o1"]);
-    assert_success(&output);
-    assert!(text(&output).contains("equals the stored snapshot"));
+    // A child alone, whose parent the replay does not follow.
+    for id in ["o1", "m1"] {
+        let output = strive(&db, &["replay", id]);
+        assert_success(&output);
+        assert!(
+            text(&output).contains("equals the stored snapshot"),
+            "{}",
+            text(&output)
+        );
+    }
 }
 
 /// An in-memory copy of a store, for running verification in-process on
@@ -968,6 +975,21 @@ fn verify_bundle_accepts_an_export_and_refuses_an_altered_one() {
         "{}",
         text(&extends)
     );
+    // Extracts: one member (whose parent is left out), one workflow.
+    for filter in [["--instance", "m1"], ["--workflow", "member-pledge"]] {
+        let extract = dir.path().join("extract.jsonl");
+        let out = extract.display().to_string();
+        let mut args = vec!["export", "--out", &out];
+        args.extend(filter);
+        assert_success(&strive(&db, &args));
+        let checked = run(&extract, &f.checkpoint);
+        assert_success(&checked);
+        assert!(
+            text(&checked).contains("replayed: everything holds"),
+            "{}",
+            text(&checked)
+        );
+    }
     let refused = run(&altered, &f.checkpoint);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(

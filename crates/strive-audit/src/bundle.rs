@@ -168,6 +168,11 @@ pub fn verify_bundle(
                     .get("complete")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
+                // A filtered bundle is an extract: its instances' parents
+                // may be left out.
+                if !complete {
+                    replayer = Replayer::extract();
+                }
                 let since = value
                     .pointer("/filter/since")
                     .and_then(Value::as_u64)

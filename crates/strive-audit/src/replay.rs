@@ -117,6 +117,9 @@ pub struct Replayer {
     /// When set, only these instances (and children started under them) are
     /// replayed.
     scope: Option<HashSet<String>>,
+    /// Whether the events are an extract (a filtered bundle) whose
+    /// instances' parents may be left out.
+    extract: bool,
 }
 
 impl fmt::Debug for Replayer {
@@ -146,6 +149,17 @@ impl Replayer {
     pub fn scoped(instance: &str) -> Replayer {
         Replayer {
             scope: Some(HashSet::from([instance.to_owned()])),
+            ..Replayer::default()
+        }
+    }
+
+    /// A replayer of an extract of the log, such as a bundle exported
+    /// with `--workflow` or `--instance`: every event given is replayed,
+    /// but an instance whose parent is not in the extract is not checked
+    /// against that parent (its start against the spawn that caused it).
+    pub fn extract() -> Replayer {
+        Replayer {
+            extract: true,
             ..Replayer::default()
         }
     }
@@ -344,11 +358,13 @@ impl Replayer {
             ));
         }
         // A scoped replay of a child does not follow its parent (only the
-        // instance asked for and its descendants), so the links to a parent
-        // outside the scope cannot be checked there; a full verification
-        // checks them.
-        let parent_followed =
-            parent.is_none_or(|p| self.scope.as_ref().is_none_or(|scope| scope.contains(p)));
+        // instance asked for and its descendants), and an extract may leave
+        // the parent out, so the links to such a parent cannot be checked
+        // there; a full verification checks them.
+        let parent_followed = parent.is_none_or(|p| {
+            self.scope.as_ref().is_none_or(|scope| scope.contains(p))
+                && (!self.extract || self.instances.contains_key(p))
+        });
         if parent_followed {
             if let Some(parent) = parent
                 && !self.instances.contains_key(parent)
