@@ -559,10 +559,15 @@ fn export_xes(engine: &Engine, sink: Box<dyn Write>, filter: &Filter) -> Result<
     let mut writer = XesWriter::new(sink, name).map_err(write_failure)?;
     let mut trace = |snapshot: &Snapshot| -> Result<(), Failure> {
         let history = engine.history(&snapshot.instance.id).map_err(corrupt)?;
-        let events = history
+        let events: Vec<(&str, &strive_core::Event)> = history
             .iter()
             .filter(|e| filter.matches(&e.event))
-            .map(|e| (e.hash.as_str(), &e.event));
+            .map(|e| (e.hash.as_str(), &e.event))
+            .collect();
+        // With --since, an instance with nothing new gets no empty trace.
+        if events.is_empty() {
+            return Ok(());
+        }
         writer
             .trace(&snapshot.instance, events)
             .map_err(write_failure)

@@ -324,6 +324,13 @@ fn the_untouched_store_verifies_and_every_export_runs() {
     let xes = String::from_utf8_lossy(&xes.stdout);
     assert_eq!(xes.matches("<event>").count() as u64, f.instance_events);
     assert!(xes.contains("key=\"org:resource\""));
+    // From a later position: only the instances with events since (o1, m1
+    // and doc-1, started after the backup), no empty traces.
+    let since = (f.backup_events + 1).to_string();
+    let recent = strive(&db, &["export", "--format", "xes", "--since", &since]);
+    assert_success(&recent);
+    let recent = String::from_utf8_lossy(&recent.stdout);
+    assert_eq!(recent.matches("<trace>").count(), 3, "{recent}");
     let pnml = strive(&db, &["export-model", "org-campaign", "--format", "pnml"]);
     assert_success(&pnml);
     let pnml = String::from_utf8_lossy(&pnml.stdout);
