@@ -19,7 +19,15 @@ else
   echo "installing pm4py $strive_pm4py_version into $strive_pm4py_venv"
   strive_pm4py_start=$SECONDS
   mkdir -p "$(pwd)/target"
-  python3 -m venv "$strive_pm4py_venv"
+  if ! python3 -m venv "$strive_pm4py_venv"; then
+    # Debian and Ubuntu ship venv's pip bootstrap separately.
+    echo "python3 -m venv failed; installing python3-venv with apt-get"
+    strive_pm4py_sudo=""
+    [ "$(id -u)" -eq 0 ] || strive_pm4py_sudo="sudo"
+    $strive_pm4py_sudo apt-get install -y -qq python3-venv
+    rm -rf "$strive_pm4py_venv"
+    python3 -m venv "$strive_pm4py_venv"
+  fi
   "$strive_pm4py_python" -m pip install --quiet --disable-pip-version-check \
     "pm4py==$strive_pm4py_version"
   echo "pm4py installed in $((SECONDS - strive_pm4py_start)) s"
