@@ -52,7 +52,19 @@ fn fixture() -> &'static Fixture {
 }
 
 fn build_fixture() -> Fixture {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-fixture");
+    // One directory per test process, since several test runs may share
+    // the target directory; those of processes that are gone are removed.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("audit-fixture-")
+            && Path::new("/proc/self").exists()
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = tmp.join(format!("audit-fixture-{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("remove an old fixture");
     }
