@@ -1,6 +1,8 @@
 //! Printing: the only module that writes to stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::Write;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -8,14 +10,27 @@ use crate::commands::Failure;
 
 /// Prints a line to stdout.
 pub fn line(text: impl std::fmt::Display) {
-    println!("{text}");
+    let mut out = std::io::stdout().lock();
+    written(writeln!(out, "{text}"));
 }
 
 /// Prints a value as pretty JSON to stdout.
 pub fn json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => line(text),
         Err(error) => eprintln!("strive: cannot print JSON: {error}"),
+    }
+}
+
+/// Handles the result of a write to stdout. A closed pipe (`strive history
+/// x | head`) means the reader has what it wanted: like ripgrep, strive then
+/// stops quietly with success instead of panicking as `println!` would.
+/// Any other failure is reported on stderr.
+fn written(result: std::io::Result<()>) {
+    match result {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => eprintln!("strive: cannot write to stdout: {error}"),
     }
 }
 

@@ -217,7 +217,14 @@ pub fn scenario() -> Vec<Step> {
             "commended",
         ),
         // The organisation closes only once its members' pledges have.
-        step("m1", "close", "sec", "branch_secretary", Value::Null, "closed"),
+        step(
+            "m1",
+            "close",
+            "sec",
+            "branch_secretary",
+            Value::Null,
+            "closed",
+        ),
         step("o1", "close", "lg", "leading_group", Value::Null, "closed"),
     ]);
     steps
@@ -539,4 +546,25 @@ fn a_database_in_use_is_named_not_hung() {
         stderr.contains("in use") && stderr.contains(&db.display().to_string()),
         "{stderr}"
     );
+}
+
+/// A reader that closes the pipe early (`strive schema | head -1`) ends
+/// strive quietly with success, not with a panic on the failed write.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strive"))
+            .arg("schema")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn strive");
+        // Closing the read end at once makes strive's first write fail
+        // with a broken pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("strive ran");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
