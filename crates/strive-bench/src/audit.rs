@@ -1,21 +1,20 @@
-//! Audit work over a stored log: replay (re-running the transition function
-//! over the recorded events and checking it reaches the recorded results),
-//! verify (hashes and chain links over the stored bytes), export (JSONL).
-//!
-//! The events are read straight from the store's `e` records (key layout in
-//! `docs/storage.md`), as an auditor's tool does with a closed store.
+//! Audit work over a stored log, through the auditor's toolkit
+//! (`strive-audit`) as the `strive audit` commands use it: replay
+//! (re-running the transition function over the recorded events and
+//! checking it reaches the recorded results), verify (hashes, sequence,
+//! chain links, Merkle log, replay, snapshots), XES export. Plus the
+//! integrity check alone (hashes and chain links), read straight from the
+//! store's `e` records (key layout in `docs/storage.md`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
-use strive_core::{Command, Definition, Event, EventKind, Instance, Workflow};
-use strive_store::{Backend, SledBackend};
+use strive_audit::{Replayer, Verifier, VerifyOptions, XesWriter};
+use strive_store::{Backend, Engine, ListQuery, SledBackend, StoredEvent};
 
 use crate::Fallible;
 
@@ -29,158 +28,78 @@ pub fn scan(backend: &SledBackend, mut visit: impl FnMut(&[u8]) -> Fallible<()>)
     Ok(())
 }
 
-/// The state a replay keeps: compiled definitions and every instance.
-#[derive(Default)]
-pub struct Replay {
-    workflows: HashMap<String, HashMap<u32, Arc<Workflow>>>,
-    instances: HashMap<String, Instance>,
-    /// Children per parent, by (workflow, stage): what guards read.
-    children: HashMap<String, HashMap<(String, String), u64>>,
-    pub events: u64,
-}
-
-impl Replay {
-    /// Applies one event, checking that the transition function reproduces
-    /// it.
-    pub fn apply(&mut self, event: &Event, hash: &str) -> Fallible<()> {
-        self.events += 1;
-        match event.kind {
-            EventKind::Deploy => {
-                let definition: Definition = serde_json::from_value(event.payload.clone())?;
-                let hash = strive_core::definition_hash(&event.payload);
-                if hash != event.definition_hash {
-                    return Err(format!("deploy {}: definition hash differs", event.gseq).into());
-                }
-                let workflow = Workflow::compile(definition, hash)?;
-                self.workflows
-                    .entry(event.workflow.clone())
-                    .or_default()
-                    .insert(event.version, Arc::new(workflow));
-            }
-            EventKind::Start => {
-                let workflow = self.workflow(event)?;
-                let empty = Map::new();
-                let data = event.payload["data"].as_object().unwrap_or(&empty);
-                let parent = event.payload["parent"].as_str();
-                let mut instance = workflow
-                    .new_instance(&event.instance, event.version, data, parent, event.at)
-                    .map_err(|r| format!("start {}: {r}", event.gseq))?;
-                if instance.stage != event.to {
-                    return Err(format!("start {}: stage differs", event.gseq).into());
-                }
-                instance.seq = 1;
-                instance.head = hash.to_owned();
-                if let Some(parent) = parent {
-                    *self
-                        .children
-                        .entry(parent.to_owned())
-                        .or_default()
-                        .entry((instance.workflow.clone(), instance.stage.clone()))
-                        .or_default() += 1;
-                }
-                self.instances.insert(event.instance.clone(), instance);
-            }
-            EventKind::Fire => {
-                let workflow = self.workflow(event)?;
-                let summary = self.summary(&event.instance);
-                let current = self
-                    .instances
-                    .get_mut(&event.instance)
-                    .ok_or_else(|| format!("fire {}: unknown instance", event.gseq))?;
-                if current.head != event.prev || current.seq + 1 != event.seq {
-                    return Err(format!("fire {}: chain broken", event.gseq).into());
-                }
-                let command = Command {
-                    event: &event.event,
-                    actor: &event.actor,
-                    payload: &event.payload,
-                    now: event.at,
-                };
-                let accepted = workflow
-                    .fire(current, &command, &summary)
-                    .map_err(|r| format!("fire {}: refused on replay: {r}", event.gseq))?;
-                if accepted.to != event.to || accepted.effects != event.effects {
-                    return Err(format!("fire {}: outcome differs on replay", event.gseq).into());
-                }
-                let mut next = workflow.advance(current, &accepted, event.at);
-                next.head.clear();
-                next.head.push_str(hash);
-                *current = next;
-                let next = &*current;
-                if accepted.moves()
-                    && let Some(parent) = &next.parent
-                    && let Some(counts) = self.children.get_mut(parent)
-                {
-                    if let Some(count) =
-                        counts.get_mut(&(next.workflow.clone(), accepted.from.clone()))
-                    {
-                        *count = count.saturating_sub(1);
-                    }
-                    *counts
-                        .entry((next.workflow.clone(), next.stage.clone()))
-                        .or_default() += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn workflow(&self, event: &Event) -> Fallible<Arc<Workflow>> {
-        Ok(self
-            .workflows
-            .get(&event.workflow)
-            .and_then(|versions| versions.get(&event.version))
-            .cloned()
-            .ok_or_else(|| format!("event {}: definition not deployed", event.gseq))?)
-    }
-
-    /// The `children` value guards read, as the engine builds it.
-    fn summary(&self, parent: &str) -> Value {
-        let Some(counts) = self.children.get(parent) else {
-            return Value::Null;
-        };
-        let mut summary = Map::new();
-        for ((workflow, stage), count) in counts {
-            if *count == 0 {
-                continue;
-            }
-            let entry = summary
-                .entry(workflow.clone())
-                .or_insert_with(|| serde_json::json!({"total": 0, "stages": {}}));
-            let total = entry["total"].as_u64().unwrap_or(0) + count;
-            entry["total"] = Value::from(total);
-            entry["stages"][stage] = Value::from(*count);
-        }
-        Value::Object(summary)
-    }
-}
-
-/// Replay from the store: read, decode, re-run. Returns (events, seconds).
-pub fn replay(backend: &SledBackend) -> Fallible<(u64, f64)> {
+/// Replay as `strive audit` does it: every event read from the store in
+/// global order, decoded, and re-run through the core's transition function
+/// by [`strive_audit::Replayer`], which checks that it reaches the recorded
+/// result. Returns (events, seconds).
+pub fn replay(engine: &Engine) -> Fallible<(u64, f64)> {
     let start = Instant::now();
-    let mut replay = Replay::default();
-    scan(backend, |value| {
-        let (hash, bytes) = value.split_at(32);
-        let event = Event::decode(bytes)?;
-        replay.apply(&event, &hex::encode(hash))
-    })?;
-    Ok((replay.events, start.elapsed().as_secs_f64()))
+    let mut replayer = Replayer::new();
+    let mut events = 0u64;
+    for item in engine.events(1) {
+        let stored = item?;
+        let problems = replayer.apply(&stored.hash, &stored.event);
+        if let Some(problem) = problems.first() {
+            return Err(format!("replay found a problem: {problem:?}").into());
+        }
+        events += 1;
+    }
+    Ok((events, start.elapsed().as_secs_f64()))
 }
 
-/// The replay loop alone, over up to `limit` events decoded beforehand.
-pub fn replay_core(backend: &SledBackend, limit: usize) -> Fallible<(u64, f64)> {
-    let mut decoded: Vec<(Event, String)> = Vec::new();
-    for entry in backend.range(b"e", b"f").take(limit) {
-        let (_, value) = entry?;
-        let (hash, bytes) = value.split_at(32);
-        decoded.push((Event::decode(bytes)?, hex::encode(hash)));
-    }
+/// The replay loop alone ([`strive_audit::Replayer`]), over up to `limit`
+/// events read and decoded beforehand. Returns (events, seconds).
+pub fn replay_core(engine: &Engine, limit: usize) -> Fallible<(u64, f64)> {
+    let decoded: Vec<StoredEvent> = engine.events(1).take(limit).collect::<Result<_, _>>()?;
     let start = Instant::now();
-    let mut replay = Replay::default();
-    for (event, hash) in &decoded {
-        replay.apply(event, hash)?;
+    let mut replayer = Replayer::new();
+    for stored in &decoded {
+        let problems = replayer.apply(&stored.hash, &stored.event);
+        if let Some(problem) = problems.first() {
+            return Err(format!("replay found a problem: {problem:?}").into());
+        }
     }
-    Ok((replay.events, start.elapsed().as_secs_f64()))
+    Ok((decoded.len() as u64, start.elapsed().as_secs_f64()))
+}
+
+/// What `strive audit verify` does (`src/audit_cmd/source.rs`): every event
+/// read and decoded in global order and fed to [`strive_audit::Verifier`]
+/// (hash, global sequence, chain link, Merkle log, replay), then every
+/// snapshot compared with its replayed state.
+pub fn verify_full(engine: &Engine) -> Fallible<Verified> {
+    let start = Instant::now();
+    let mut verifier = Verifier::new(VerifyOptions {
+        expected_size: Some(engine.last_gseq()),
+        ..VerifyOptions::default()
+    });
+    for item in engine.events(1) {
+        let stored = item?;
+        verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event);
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = engine.list(&ListQuery {
+            after: after.take(),
+            limit: Some(512),
+            ..ListQuery::default()
+        })?;
+        for snapshot in &page.items {
+            verifier.snapshot(&snapshot.instance, snapshot.due.as_ref());
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let report = verifier.finish();
+    if !report.ok() {
+        return Err(format!("verify found problems: {:?}", report.problems.first()).into());
+    }
+    Ok(Verified {
+        events: report.events,
+        bytes: report.bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// The fields of an event's head that chain links need.
@@ -247,9 +166,10 @@ pub struct Verified {
     pub seconds: f64,
 }
 
-/// Recomputes every event's hash over its stored bytes and checks every
-/// chain link (`prev` is the subject's previous hash, `seq` counts up).
-pub fn verify(backend: &SledBackend) -> Fallible<Verified> {
+/// The integrity check alone: recomputes every event's hash over its
+/// stored bytes and checks every chain link (`prev` is the subject's
+/// previous hash, `seq` counts up), reading only the head of each event.
+pub fn verify_integrity(backend: &SledBackend) -> Fallible<Verified> {
     let start = Instant::now();
     let mut heads: HashMap<String, ([u8; 32], u64)> = HashMap::new();
     let (mut events, mut total) = (0u64, 0u64);
@@ -295,25 +215,33 @@ pub fn verify(backend: &SledBackend) -> Fallible<Verified> {
     })
 }
 
-/// Writes every event as a JSON line `{"gseq", "hash", "event"}`, with the
-/// stored bytes embedded as they are. Returns (events, seconds).
-pub fn export(backend: &SledBackend, to: &Path) -> Fallible<(u64, f64)> {
+/// The XES export as `strive audit export --format xes` does it: instances
+/// in id order, each with its history, through [`strive_audit::XesWriter`].
+/// Returns (events, seconds).
+pub fn export_xes(engine: &Engine, to: &Path) -> Fallible<(u64, f64)> {
     let start = Instant::now();
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(to)?);
-    let mut events = 0u64;
-    let mut hex_buffer = [0u8; 64];
-    for entry in backend.range(b"e", b"f") {
-        let (key, value) = entry?;
-        let gseq = u64::from_be_bytes(key.get(1..9).ok_or("short key")?.try_into()?);
-        let (hash, bytes) = value.split_at(32);
-        hex::encode_to_slice(hash, &mut hex_buffer)?;
-        write!(out, "{{\"gseq\":{gseq},\"hash\":\"")?;
-        out.write_all(&hex_buffer)?;
-        out.write_all(b"\",\"event\":")?;
-        out.write_all(bytes)?;
-        out.write_all(b"}\n")?;
-        events += 1;
+    let out = BufWriter::with_capacity(1 << 20, std::fs::File::create(to)?);
+    let mut writer = XesWriter::new(out, "bench")?;
+    let mut after: Option<String> = None;
+    loop {
+        let page = engine.list(&ListQuery {
+            after: after.take(),
+            limit: Some(512),
+            ..ListQuery::default()
+        })?;
+        for snapshot in &page.items {
+            let history = engine.history(&snapshot.instance.id)?;
+            writer.trace(
+                &snapshot.instance,
+                history.iter().map(|e| (e.hash.as_str(), &e.event)),
+            )?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
     }
+    let (mut out, events) = writer.finish()?;
     out.flush()?;
     Ok((events, start.elapsed().as_secs_f64()))
 }

@@ -146,3 +146,64 @@ pub fn sled_naive(
     std::fs::remove_dir_all(&path)?;
     result
 }
+
+/// What sled can do with exactly the writes strive makes for a transition,
+/// without any engine logic: per transition the event under its global
+/// sequence (hash + bytes), the chain entry, the instance snapshot, and the
+/// stage index moved (one delete, one insert), as `docs/storage.md` lays
+/// them out; `per_batch` transitions per `apply_batch`, then `flush`.
+/// Transitions per second: the ceiling of strive's group commit on sled.
+pub fn sled_shaped(
+    dir: &Path,
+    event: &[u8],
+    snapshot: &[u8],
+    instances: usize,
+    per_batch: usize,
+    budget: Duration,
+) -> Fallible<f64> {
+    fn key(prefix: u8, parts: &[&str]) -> Vec<u8> {
+        let mut key = vec![prefix];
+        for part in parts {
+            key.extend_from_slice(part.as_bytes());
+            key.push(0);
+        }
+        key
+    }
+    let path = dir.join(format!("sled-shaped-{per_batch}"));
+    let db = sled_open(&path)?;
+    let ids: Vec<String> = (0..instances).map(crate::fixture::instance_id).collect();
+    let stages = ["s0", "s1", "s2", "s3", "s4"];
+    let mut seqs = vec![1u64; instances];
+    let mut value = vec![0u8; 32];
+    value.extend_from_slice(event);
+    let (mut gseq, mut turn) = (0u64, 0usize);
+    let result = rate(budget, || {
+        let mut writes = sled::Batch::default();
+        for _ in 0..per_batch {
+            let index = turn % instances;
+            turn += 1;
+            let id = ids[index].as_str();
+            gseq += 1;
+            seqs[index] += 1;
+            let seq = seqs[index];
+            writes.insert(
+                [&[b'e'][..], &gseq.to_be_bytes()].concat(),
+                value.as_slice(),
+            );
+            let mut chain = key(b'c', &[id]);
+            chain.extend_from_slice(&seq.to_be_bytes());
+            writes.insert(chain, &gseq.to_be_bytes());
+            writes.insert(key(b'i', &[id]), snapshot);
+            let (from, to) = (stages[seq as usize % 5], stages[(seq as usize + 1) % 5]);
+            writes.remove(key(b'w', &["bench", from, id]));
+            writes.insert(key(b'w', &["bench", to, id]), &[]);
+        }
+        writes.insert(b"mgseq", &gseq.to_be_bytes());
+        db.apply_batch(writes)?;
+        db.flush()?;
+        Ok(per_batch as u64)
+    });
+    drop(db);
+    std::fs::remove_dir_all(&path)?;
+    result
+}

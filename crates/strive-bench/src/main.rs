@@ -4,15 +4,17 @@
 //! on a missed target (pass `--check` to exit 1 on one).
 //!
 //! ```text
-//! strive-bench [--quick | --large] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]
+//! strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]
 //! ```
 //!
-//! `--quick` takes seconds (what CI runs), the default a few minutes,
-//! `--large` adds 10M events. `--dir` is where the stores go (default:
+//! `--quick` takes seconds (what CI runs; the demo runs at 12
+//! organisations), the default a few minutes, `--large` adds 10M events and
+//! the demo at 5,000 organisations / 100,000 members, which `--demo` adds
+//! alone. `--dir` is where the stores go (default:
 //! `$CARGO_TARGET_DIR/strive-bench`, else `target/strive-bench`); the
 //! fdatasync baselines write there too, so every figure is of one disk.
 //! `--only` takes a comma-separated list of limits, peers, strive, eval,
-//! scale, audit; `--budget-ms` and `--repeats` override how long each
+//! scale, audit, demo; `--budget-ms` and `--repeats` override how long each
 //! measurement runs and how often it is repeated.
 
 mod audit;
@@ -48,6 +50,8 @@ struct Config {
     only: Option<Vec<String>>,
     budget_ms: Option<u64>,
     repeats: Option<usize>,
+    /// The demo's (organisations, members), when it runs.
+    demo: Option<(usize, usize)>,
 }
 
 impl Config {
@@ -83,6 +87,11 @@ impl Config {
     }
 }
 
+/// The demo of the issue: organisations and members.
+const FULL_DEMO: (usize, usize) = (5_000, 100_000);
+/// The demo the quick configuration runs.
+const QUICK_DEMO: (usize, usize) = (12, 150);
+
 /// Instances the transition benchmarks cycle through.
 const INSTANCES: usize = 1024;
 
@@ -109,7 +118,7 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("strive-bench: {message}");
             eprintln!(
-                "usage: strive-bench [--quick | --large] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]"
+                "usage: strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]"
             );
             return ExitCode::from(2);
         }
@@ -154,7 +163,9 @@ fn parse(args: &[String]) -> Result<Config, String> {
         only: None,
         budget_ms: None,
         repeats: None,
+        demo: None,
     };
+    let mut demo = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -162,6 +173,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
             "--large" => config.mode = Mode::Large,
             "--json" => config.json = true,
             "--check" => config.check = true,
+            "--demo" => demo = true,
             "--dir" => config.dir = PathBuf::from(args.next().ok_or("--dir needs a directory")?),
             "--only" => {
                 let list = args.next().ok_or("--only needs a list of sections")?;
@@ -178,6 +190,12 @@ fn parse(args: &[String]) -> Result<Config, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
+    // The quick configuration runs the demo small, so that CI exercises it.
+    config.demo = match (demo, config.mode) {
+        (true, _) | (_, Mode::Large) => Some(FULL_DEMO),
+        (false, Mode::Quick) => Some(QUICK_DEMO),
+        (false, Mode::Default) => None,
+    };
     Ok(config)
 }
 
@@ -245,6 +263,19 @@ fn run(config: &Config) -> Fallible<Report> {
             "rec/s",
             samples,
         );
+        for per_batch in [64usize, 1000] {
+            let samples = repeat(repeats, || {
+                limits::sled_shaped(dir, &event, &snapshot, INSTANCES, per_batch, budget)
+            })?;
+            report.add(
+                &format!("limits.sled.shaped.{per_batch}"),
+                s,
+                &format!("sled, strive's 5 writes/transition, {per_batch}/batch + flush"),
+                "tr/s",
+                samples,
+            );
+        }
+        report.note("the ceiling of group commit on sled for this store layout");
     }
 
     if config.wants("peers") {
@@ -426,13 +457,6 @@ fn run(config: &Config) -> Fallible<Report> {
                 std::fs::remove_dir_all(previous)?;
             }
         }
-        report.skip(
-            "scale.demo",
-            s,
-            "demo, 5,000 organisations / 100,000 members",
-            "s",
-            "not run here: this strive binary has no `demo` command; measured separately",
-        );
     }
 
     if config.wants("audit")
@@ -440,25 +464,36 @@ fn run(config: &Config) -> Fallible<Report> {
     {
         progress("audit");
         let s = "audit";
-        let backend = strive_store::SledBackend::open(path)?;
         let mut replayed = Vec::new();
         let mut core = Vec::new();
         let mut verify_mb = Vec::new();
         let mut verify_ev = Vec::new();
+        let mut integrity_mb = Vec::new();
         let mut exported = Vec::new();
+        let mut stored_events = 0;
+        {
+            let backend = strive_store::SledBackend::open(path)?;
+            for _ in 0..repeats {
+                let checked = audit::verify_integrity(&backend)?;
+                integrity_mb.push(checked.bytes as f64 / 1e6 / checked.seconds);
+            }
+        }
+        let engine = strive_store::Engine::open(path, strive_store::Options::default())?;
         for _ in 0..repeats {
-            let (events, seconds) = audit::replay(&backend)?;
+            let (events, seconds) = audit::replay(&engine)?;
+            stored_events = events;
             replayed.push(events as f64 / seconds);
-            let (events, seconds) = audit::replay_core(&backend, 200_000)?;
+            let (events, seconds) = audit::replay_core(&engine, 200_000)?;
             core.push(events as f64 / seconds);
-            let verified = audit::verify(&backend)?;
+            let verified = audit::verify_full(&engine)?;
             verify_mb.push(verified.bytes as f64 / 1e6 / verified.seconds);
             verify_ev.push(verified.events as f64 / verified.seconds);
-            let out = dir.join("export.jsonl");
-            let (events, seconds) = audit::export(&backend, &out)?;
+            let out = dir.join("export.xes");
+            let (events, seconds) = audit::export_xes(&engine, &out)?;
             exported.push(events as f64 / seconds);
             std::fs::remove_file(out)?;
         }
+        drop(engine);
         report.add(
             "audit.replay",
             s,
@@ -466,7 +501,9 @@ fn run(config: &Config) -> Fallible<Report> {
             "ev/s",
             replayed,
         );
-        report.note("core replay loop in the bench; crates/strive-audit had not landed");
+        report.note(format!(
+            "strive_audit::Replayer over Engine::events, {stored_events} events"
+        ));
         report.add(
             "audit.replay_core",
             s,
@@ -474,26 +511,69 @@ fn run(config: &Config) -> Fallible<Report> {
             "ev/s",
             core,
         );
+        report.note("strive_audit::Replayer over up to 200k events decoded beforehand");
         report.add(
             "audit.verify.mb",
             s,
-            "verify: hashes + chain links",
+            "verify (strive audit verify)",
             "MB/s",
             verify_mb,
         );
+        report.note("hashes, gseq, chains, Merkle log, replay, snapshots");
         report.add(
             "audit.verify.events",
             s,
-            "verify: hashes + chain links",
+            "verify (strive audit verify)",
             "ev/s",
             verify_ev,
         );
         report.add(
-            "audit.export",
+            "audit.integrity.mb",
             s,
-            "export JSONL (stored bytes)",
+            "integrity only: hashes + chain links",
+            "MB/s",
+            integrity_mb,
+        );
+        report.note("SHA-256 of every stored event and its chain link, no decode");
+        report.add(
+            "audit.export.xes",
+            s,
+            "export XES (strive_audit::XesWriter)",
             "ev/s",
             exported,
+        );
+    }
+
+    if let Some((organisations, members)) = config.demo
+        && config.wants("demo")
+    {
+        progress("demo");
+        let run = scale::demo(&dir.join("demo"), organisations, members)?;
+        report.add(
+            "scale.demo",
+            "scale",
+            &format!(
+                "demo, {} organisations / {} members",
+                report::format_count(organisations),
+                report::format_count(members)
+            ),
+            "s",
+            vec![run.seconds],
+        );
+        report.note(format!(
+            "{} events, {:.0} ev/s durable, {:.0} MB on disk ({:.0} B/ev)",
+            run.events,
+            run.events as f64 / run.seconds,
+            run.disk as f64 / 1e6,
+            run.disk as f64 / run.events.max(1) as f64
+        ));
+    } else if config.wants("demo") {
+        report.skip(
+            "scale.demo",
+            "scale",
+            "demo, 5,000 organisations / 100,000 members",
+            "s",
+            "not run: pass --demo (about a few minutes)",
         );
     }
 
@@ -519,7 +599,8 @@ fn targets(report: &mut Report) {
     report.ratio("strive.durable.c64", "limits.sled.naive", Some(10.0));
     report.ratio("strive.durable.c1", "limits.fdatasync.1", Some(0.8));
     report.ratio("strive.durable.c1", "peers.sqlite.append.1", None);
-    report.ratio("strive.bulk.c64", "limits.sled.batch", None);
+    report.ratio("strive.durable.c64", "limits.sled.shaped.64", None);
+    report.ratio("strive.bulk.c64", "limits.sled.shaped.1000", None);
     report.ratio("strive.synced.c1", "limits.fdatasync.1", Some(0.8));
     report.ratio("strive.synced.c64", faster_sqlite, None);
     report.ratio("eval.memory", "peers.xstate", Some(4.0));

@@ -296,6 +296,19 @@ fn spread(samples: &[f64]) -> Option<String> {
     ))
 }
 
+/// A count with thousands separators.
+pub fn format_count(count: usize) -> String {
+    let digits = count.to_string();
+    let mut out = String::new();
+    for (index, ch) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Numbers with thousands separators and sensible precision.
 pub fn format_value(value: f64) -> String {
     if value.abs() >= 1000.0 {
@@ -333,5 +346,7 @@ mod tests {
         assert_eq!(format_value(1_234_567.4), "1,234,567");
         assert_eq!(format_value(12.345), "12.3");
         assert_eq!(format_value(0.5), "0.50");
+        assert_eq!(format_count(12), "12");
+        assert_eq!(format_count(100_000), "100,000");
     }
 }

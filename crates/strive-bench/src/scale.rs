@@ -158,3 +158,40 @@ pub fn probe_main(path: &Path) -> Fallible<String> {
     drop(engine);
     Ok(report.to_string())
 }
+
+/// What a demo run measured.
+pub struct DemoRun {
+    pub seconds: f64,
+    pub events: u64,
+    pub disk: u64,
+}
+
+/// Runs the seeded campaign simulation (`strive_campaign::run_demo`, its
+/// default seed and 8 submitting threads) at `organisations` /
+/// `members` on a fresh durable store at `path`, then removes the store.
+pub fn demo(path: &Path, organisations: usize, members: usize) -> Fallible<DemoRun> {
+    let clock = std::sync::Arc::new(strive_store::ManualClock::new(strive_campaign::demo_start()));
+    let engine = Engine::open(
+        path,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )?;
+    let start = Instant::now();
+    let summary = strive_campaign::run_demo(
+        &engine,
+        &clock,
+        &strive_campaign::DemoOptions::new(organisations, members),
+        |_| {},
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    drop(engine);
+    let disk = disk_bytes(path)?;
+    std::fs::remove_dir_all(path)?;
+    Ok(DemoRun {
+        seconds,
+        events: summary.events,
+        disk,
+    })
+}
