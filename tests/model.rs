@@ -4,10 +4,11 @@
 //! simple enough to be obviously right.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
-use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use proptest::test_runner::{Config, TestRunner};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use serde_json::{Map, Value, json};
 use strive_core::{Command as CoreCommand, Event, EventKind, Workflow};
 use strive_store::{Actor, CommandError, CommandOptions, Durability, Engine, Options, Rejection};
@@ -388,6 +389,7 @@ impl StateMachineTest for Sut {
     }
 
     fn apply(mut sut: Sut, model: &Model, step: Step) -> Sut {
+        STEPS.fetch_add(1, Ordering::Relaxed);
         let before = std::mem::take(&mut sut.before);
         let engine = sut.engine();
         let gseq = engine.last_gseq();
@@ -489,11 +491,35 @@ fn cases() -> u32 {
         .unwrap_or(1000)
 }
 
-prop_state_machine! {
-    #![proptest_config(Config { cases: cases(), failure_persistence: None, ..Config::default() })]
+/// Steps applied to the engine in all cases, for the figures in
+/// `docs/guarantees.md`.
+static STEPS: AtomicU64 = AtomicU64::new(0);
 
-    #[test]
-    fn the_engine_behaves_like_the_model(sequential 1..40 => Sut);
+/// What `prop_state_machine!` expands to, spelled out so that the number of
+/// steps checked can be reported once the cases pass.
+#[test]
+fn the_engine_behaves_like_the_model() {
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config.clone());
+    let result = runner.run(
+        &<Reference as ReferenceStateMachine>::sequential_strategy(1..40),
+        |(initial, steps, seen)| {
+            Sut::test_sequential(config.clone(), initial, steps, seen);
+            Ok(())
+        },
+    );
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    println!(
+        "model: {} cases, {} steps checked against the model",
+        cases(),
+        STEPS.load(Ordering::Relaxed)
+    );
 }
 
 /// The model's own decisions, pinned on a few cases so a wrong model cannot
