@@ -227,6 +227,17 @@ fn run(config: &Config) -> Fallible<Report> {
             "rec/s",
             samples,
         );
+        let samples = repeat(repeats, || {
+            limits::fdatasync_preallocated(dir, &event, budget)
+        })?;
+        report.add(
+            "limits.fdatasync.1.prealloc",
+            s,
+            "fdatasync per record, preallocated file",
+            "rec/s",
+            samples,
+        );
+        report.note("overwrites in place: no size change, no journal commit");
         let samples = repeat(repeats, || limits::fdatasync(dir, &event, 1024, budget))?;
         report.add(
             "limits.fdatasync.1024",
@@ -602,6 +613,7 @@ fn targets(report: &mut Report) {
     report.ratio("strive.durable.c64", "limits.sled.shaped.64", None);
     report.ratio("strive.bulk.c64", "limits.sled.shaped.1000", None);
     report.ratio("strive.synced.c1", "limits.fdatasync.1", Some(0.8));
+    report.ratio("strive.synced.c1", "limits.fdatasync.1.prealloc", None);
     report.ratio("strive.synced.c64", faster_sqlite, None);
     report.ratio("eval.memory", "peers.xstate", Some(4.0));
     report.bound("audit.replay", ">=", 1_000_000.0);
