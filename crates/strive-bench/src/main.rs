@@ -419,6 +419,13 @@ fn run(config: &Config) -> Fallible<Report> {
                 stored_events += 1;
                 Ok(())
             })?;
+            // Every record's key and value: what the layout stores, before
+            // sled's own overhead.
+            let mut live = 0u64;
+            for entry in strive_store::Backend::range(&backend, b"", &[0xff; 8]) {
+                let (key, value) = entry?;
+                live += (key.len() + value.len()) as u64;
+            }
             drop(backend);
             let probe = scale::probe(&path)?;
             let key = format!("scale.{label}");
@@ -457,6 +464,14 @@ fn run(config: &Config) -> Fallible<Report> {
                 disk / 1e6,
                 encoded as f64 / stored_events.max(1) as f64
             ));
+            report.add(
+                &format!("{key}.live_ratio"),
+                s,
+                &format!("{label}: live keys + values / encoded event bytes"),
+                "x",
+                vec![live as f64 / encoded.max(1) as f64],
+            );
+            report.note("what strive's layout stores; the rest of the disk is sled's");
             report.add(
                 &format!("{key}.disk_ratio"),
                 s,
