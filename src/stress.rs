@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
-use strive_store::{Actor, CommandError, CommandOptions, Durability, Engine, Options};
+use strive_store::{Actor, CommandError, CommandOptions, Durability, Engine, OpenError, Options};
 
 use crate::commands::Failure;
 
@@ -50,7 +50,19 @@ pub fn run(
         },
         ..Options::default()
     };
-    let engine = Engine::open(db, options)?;
+    // The crash test opens the store itself between runs; sled releases
+    // its lock a moment after the test's handle is dropped, so a run that
+    // starts right then waits for it rather than acknowledging nothing.
+    let mut attempts = 0;
+    let engine = loop {
+        match Engine::open(db, options.clone()) {
+            Err(OpenError::Locked { .. }) if attempts < 200 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other?,
+        }
+    };
     let admin = Actor::new("stress", &["admin"]);
     engine.deploy(RING, &admin)?;
     let acknowledged = AtomicU64::new(0);

@@ -11,7 +11,9 @@ use proptest::test_runner::{Config, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use serde_json::{Map, Value, json};
 use strive_core::{Command as CoreCommand, Event, EventKind, Workflow};
-use strive_store::{Actor, CommandError, CommandOptions, Durability, Engine, Options, Rejection};
+use strive_store::{
+    Actor, CommandError, CommandOptions, Durability, Engine, OpenError, Options, Rejection,
+};
 
 /// a -go(r1)-> b -finish(r2)-> c (terminal); b -back(r2, count < 3)-> a;
 /// note(r1|r2, payload n in 0..=9) adds n to count in any non-terminal stage.
@@ -273,14 +275,25 @@ impl Sut {
     fn open(path: &std::path::Path) -> Engine {
         // Buffered keeps a thousand cases fast; durability is the crash
         // test's job. Dropping the engine flushes, so reopens see everything.
-        Engine::open(
-            path,
-            Options {
-                durability: Durability::Buffered,
-                ..Options::default()
-            },
-        )
-        .expect("open")
+        // sled lets go of its file lock shortly after the last handle is
+        // dropped, not always at once (its I/O threads hold on a moment
+        // longer, more so on a busy machine): wait for it, a few seconds
+        // at most.
+        for _ in 0..200 {
+            match Engine::open(
+                path,
+                Options {
+                    durability: Durability::Buffered,
+                    ..Options::default()
+                },
+            ) {
+                Err(OpenError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                other => return other.expect("open"),
+            }
+        }
+        panic!("the store stayed locked for 5 s after the engine was dropped")
     }
 }
 
