@@ -244,6 +244,12 @@ pub fn run_demo(
 
     let plan = roster.first_round();
     run.execute(&plan, &mut |done, total| report(1, done, total))?;
+    tracing::info!(
+        phase = 1,
+        commands = plan.commands,
+        events = engine.last_gseq(),
+        "the demo's first round is done"
+    );
 
     let after_first = run.read_units()?;
     run.summary.organisations_rectified = after_first.count(Kind::Org, "rectification");
@@ -252,12 +258,24 @@ pub fn run_demo(
     run.summary.organisations_evaluated_again = plan.again_orgs;
     run.summary.members_evaluated_again = plan.again_members;
     run.execute(&plan.plan, &mut |done, total| report(2, done, total))?;
+    tracing::info!(
+        phase = 2,
+        commands = plan.plan.commands,
+        events = engine.last_gseq(),
+        "the demo's second round is done"
+    );
 
     let after_second = run.read_units()?;
     let plan = roster.selection(engine, &after_second)?;
     run.summary.organisations_honoured = plan.honoured_orgs;
     run.summary.members_honoured = plan.honoured_members;
     run.execute(&plan.plan, &mut |done, total| report(3, done, total))?;
+    tracing::info!(
+        phase = 3,
+        commands = plan.plan.commands,
+        events = engine.last_gseq(),
+        "the demo's selection is done"
+    );
 
     run.summary.instances = 1 + (roster.orgs.len() + roster.members.len()) as u64;
     run.summary.events = engine.last_gseq();

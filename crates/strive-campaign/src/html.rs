@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::calendar;
-use crate::render::{RenderOptions, limited, name_zh, percent, score, thousands};
+use crate::render::{
+    RenderOptions, limited, name_zh, overdue_days, overdue_organisations, percent, score, thousands,
+};
 use crate::report::{Bilingual, CommendedUnit, OverdueStatus, Report};
 
 /// Escapes text for HTML and SVG content and attributes.
@@ -54,7 +56,11 @@ th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td { padding: 5px 8px; border-bottom: 1px solid #edf0f4; vertical-align: top; }
 tbody tr:nth-child(even) td { background: #fafbfd; }
 td .en { color: var(--muted); font-size: 12px; }
-td.cite { font-size: 12.5px; color: #3b4a5c; max-width: 360px; }
+td.id, td.nowrap { white-space: nowrap; }
+tbody tr.honoured td, tbody tr.cite td { background: #fffaf0; }
+tbody tr.honoured td { border-bottom: none; }
+tbody tr.cite td { padding-top: 0; font-size: 12.5px; color: #3b4a5c; }
+tbody tr.cite td .label { color: #8a5a00; margin-right: 6px; }
 .bar { height: 12px; background: linear-gradient(90deg, #2456a6, #5b8bd6); border-radius: 6px; min-width: 2px; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; white-space: nowrap; }
 .badge.red { background: #fde7e6; color: var(--red); }
@@ -106,6 +112,11 @@ fn th(zh: &str, en: &str, numeric: bool) -> String {
 
 fn td(text: &str) -> String {
     format!("<td>{}</td>", escape(text))
+}
+
+/// An instance id: never broken over lines.
+fn td_id(text: &str) -> String {
+    format!(r#"<td class="id">{}</td>"#, escape(text))
 }
 
 fn td_num(text: &str) -> String {
@@ -208,36 +219,32 @@ impl Report {
             out.push_str("<section>");
             heading(&mut out, 2, "局机关", "The bureau");
             out.push_str(r#"<dl class="facts">"#);
-            let overdue: Vec<String> = campaign
-                .overdue_organisations
-                .iter()
-                .map(|u| format!("{} {}", u.instance, name_zh(u)))
-                .collect();
+            let overdue = overdue_organisations(&campaign.overdue_organisations, options, "；");
             let facts = [
                 ("流程 Instance", campaign.instance.clone()),
                 ("阶段 Stage", campaign.stage_label.both()),
                 (
                     "已部署组织 Organisations deployed",
-                    campaign.deployed.to_string(),
+                    thousands(campaign.deployed.max(0) as u64),
                 ),
                 (
                     "已结束的组织评议 Evaluation rounds closed",
-                    campaign.evaluations_closed.to_string(),
+                    thousands(campaign.evaluations_closed.max(0) as u64),
                 ),
                 (
                     "表彰先进组织 Organisations honoured",
-                    campaign.organisations_honoured.to_string(),
+                    thousands(campaign.organisations_honoured.max(0) as u64),
                 ),
                 (
                     "表彰优秀党员 Members honoured",
-                    campaign.members_honoured.to_string(),
+                    thousands(campaign.members_honoured.max(0) as u64),
                 ),
                 (
                     "动员逾期组织 Overdue with mobilisation",
                     if overdue.is_empty() {
                         "无 none".to_owned()
                     } else {
-                        overdue.join("；")
+                        overdue
                     },
                 ),
             ];
@@ -346,7 +353,7 @@ impl Report {
                 let _ = write!(
                     out,
                     r#"<tr>{}{}{}{}{}<td><span class="badge {class}">{}</span><br><span class="en">{}</span></td></tr>"#,
-                    td(&row.unit.instance),
+                    td_id(&row.unit.instance),
                     td(&name_zh(&row.unit)),
                     td_both(&row.reason),
                     td(&calendar::display(row.since)),
@@ -404,23 +411,34 @@ impl Report {
                 out.push_str(&th(&criterion.zh, &criterion.id, true));
             }
             out.push_str(&th("平均", "Overall", true));
-            out.push_str(&th("先进事迹", "Citation", false));
             out.push_str("</tr></thead><tbody>");
+            let columns = 7 + usize::from(members) + first.scores.criteria.len();
             let shown = limited(&rows, options);
             for row in shown {
-                out.push_str("<tr>");
-                out.push_str(&td(&row.unit.instance));
+                // An honoured unit's citation reads as a line of its own
+                // under its scores, rather than squeezing the score columns.
+                let citation = row.citation.as_deref().filter(|c| !c.is_empty());
+                out.push_str(if citation.is_some() {
+                    r#"<tr class="honoured">"#
+                } else {
+                    "<tr>"
+                });
+                out.push_str(&td_id(&row.unit.instance));
                 match &row.unit.name {
+                    Some(name) if name.zh == name.en => {
+                        let _ = write!(out, r#"<td class="nowrap">{}</td>"#, escape(&name.zh));
+                    }
                     Some(name) => out.push_str(&td_both(name)),
                     None => out.push_str(&td("")),
                 }
                 if members {
-                    out.push_str(&td(&row
+                    let organisation = row
                         .unit
                         .parent_name
                         .as_ref()
                         .map(|n| n.zh.clone())
-                        .unwrap_or_default()));
+                        .unwrap_or_default();
+                    let _ = write!(out, r#"<td class="nowrap">{}</td>"#, escape(&organisation));
                 }
                 out.push_str(&td_num(&row.round.to_string()));
                 out.push_str(if row.honoured {
@@ -438,12 +456,15 @@ impl Report {
                     r#"<td class="num"><b>{}</b></td>"#,
                     escape(&score(row.scores.overall))
                 );
-                let _ = write!(
-                    out,
-                    r#"<td class="cite">{}</td>"#,
-                    escape(row.citation.as_deref().unwrap_or(""))
-                );
                 out.push_str("</tr>");
+                if let Some(citation) = citation {
+                    let _ = write!(
+                        out,
+                        r#"<tr class="cite"><td></td><td colspan="{}"><span class="label">先进事迹 Citation</span>{}</td></tr>"#,
+                        columns - 1,
+                        escape(citation)
+                    );
+                }
             }
             out.push_str("</tbody></table>");
             more(&mut out, rows.len(), shown.len());
@@ -480,9 +501,11 @@ impl Report {
             let shown = limited(&self.open_items, options);
             for item in shown {
                 let status = if item.overdue {
+                    let (zh, en) = overdue_days(item.days_overdue);
                     format!(
-                        r#"<span class="badge red">逾期 {} 天</span><br><span class="en">{} days overdue</span>"#,
-                        item.days_overdue, item.days_overdue
+                        r#"<span class="badge red">{}</span><br><span class="en">{}</span>"#,
+                        escape(&zh),
+                        escape(&en)
                     )
                 } else {
                     r#"<span class="badge amber">未到期</span><br><span class="en">not yet due</span>"#.to_owned()
@@ -490,7 +513,7 @@ impl Report {
                 let _ = write!(
                     out,
                     "<tr>{}{}{}{}{}<td>{status}</td></tr>",
-                    td(&item.unit.instance),
+                    td_id(&item.unit.instance),
                     td(&name_zh(&item.unit)),
                     td(&item.problem),
                     td(&item.text),

@@ -80,11 +80,7 @@ impl Report {
                 campaign.instance,
                 campaign.stage_label.both()
             );
-            let overdue: Vec<String> = campaign
-                .overdue_organisations
-                .iter()
-                .map(|unit| format!("{} {}", unit.instance, name_zh(unit)))
-                .collect();
+            let overdue = overdue_organisations(&campaign.overdue_organisations, options, "; ");
             let mut table = Table::new(&[("项目", "Item", false), ("数量", "Count", true)]);
             for (zh, en, value) in [
                 ("已部署组织", "organisations deployed", campaign.deployed),
@@ -113,7 +109,7 @@ impl Report {
             }
             out.push_str(&table.render("  "));
             if !overdue.is_empty() {
-                let _ = writeln!(out, "  动员逾期 Overdue: {}", overdue.join("; "));
+                let _ = writeln!(out, "  动员逾期 Overdue: {overdue}");
             }
         }
 
@@ -283,10 +279,8 @@ impl Report {
                     truncate(&item.text, 40),
                     calendar::display_date(item.due),
                     if item.overdue {
-                        format!(
-                            "逾期{}天 {} days overdue",
-                            item.days_overdue, item.days_overdue
-                        )
+                        let (zh, en) = overdue_days(item.days_overdue);
+                        format!("{zh} {en}")
                     } else {
                         "未到期 not yet due".to_owned()
                     },
@@ -543,6 +537,48 @@ fn more(out: &mut String, total: usize, shown: usize) {
     }
 }
 
+/// The most organisations the bureau's roll-up names; the overdue table
+/// lists them all.
+const OVERDUE_NAMED: usize = 12;
+
+/// The organisations overdue with mobilisation, named up to the row limit
+/// (and never more than [`OVERDUE_NAMED`], since the overdue table has
+/// every one), then how many more.
+pub(crate) fn overdue_organisations(
+    units: &[UnitRef],
+    options: &RenderOptions,
+    separator: &str,
+) -> String {
+    let cap = options
+        .limit
+        .map_or(OVERDUE_NAMED, |l| l.min(OVERDUE_NAMED));
+    let mut named: Vec<String> = units
+        .iter()
+        .take(cap)
+        .map(|unit| format!("{} {}", unit.instance, name_zh(unit)))
+        .collect();
+    if units.len() > cap {
+        let rest = units.len() - cap;
+        named.push(format!(
+            "… 另有 {rest} 个 {rest} more (二、逾期单位 Overdue units)"
+        ));
+    }
+    named.join(separator)
+}
+
+/// How long an item is overdue, in Chinese and English: whole days, and
+/// "less than a day" rather than "0 days".
+pub(crate) fn overdue_days(days: i64) -> (String, String) {
+    match days {
+        ..=0 => (
+            "逾期不足1天".to_owned(),
+            "less than a day overdue".to_owned(),
+        ),
+        1 => ("逾期1天".to_owned(), "1 day overdue".to_owned()),
+        n => (format!("逾期{n}天"), format!("{n} days overdue")),
+    }
+}
+
 /// The unit's Chinese name, or nothing.
 pub(crate) fn name_zh(unit: &UnitRef) -> String {
     unit.name.as_ref().map(|n| n.zh.clone()).unwrap_or_default()
@@ -590,6 +626,12 @@ mod tests {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1234), "1,234");
         assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(overdue_days(0).1, "less than a day overdue");
+        assert_eq!(overdue_days(1).1, "1 day overdue");
+        assert_eq!(
+            overdue_days(83),
+            ("逾期83天".to_owned(), "83 days overdue".to_owned())
+        );
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("plain"), "plain");
