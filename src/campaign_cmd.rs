@@ -171,7 +171,7 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
         .map_err(failure)?;
 
     let verify_started = Instant::now();
-    let bar = output::progress(engine.last_gseq(), "核验 verifying");
+    let bar = progress_bar(engine.last_gseq(), "核验 Verifying");
     let verification = source::verify(&engine, VerifyOptions::default(), |read| {
         if let Some(bar) = &bar {
             bar.set_position(read);
@@ -287,7 +287,7 @@ impl PhaseBars {
         if progress.phase_number != self.phase {
             self.finish();
             self.phase = progress.phase_number;
-            self.bar = output::progress(
+            self.bar = progress_bar(
                 progress.total,
                 &format!(
                     "[{}/{}] {}",
@@ -306,6 +306,24 @@ impl PhaseBars {
             bar.finish();
         }
     }
+}
+
+/// A progress bar on stderr, only when it is a terminal: the phase on one
+/// line, the bar as wide as the terminal on the next, so that the bilingual
+/// phase names never wrap the bar.
+fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg}\n[{wide_bar}] {human_pos}/{human_len} {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    Some(bar)
 }
 
 fn report_format(format: Option<Format>, command: &str) -> Result<ReportFormat, Failure> {
