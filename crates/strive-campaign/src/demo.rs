@@ -54,7 +54,10 @@ pub struct DemoOptions {
     pub members: usize,
     /// The seed: the same seed gives the same campaign.
     pub seed: u64,
-    /// How many threads submit the commands of one step.
+    /// How many threads submit the commands of one step (64 by default:
+    /// the engine's writer commits whatever is queued as one group, so more
+    /// callers in flight means fewer, larger groups; 64 halved the demo's
+    /// time against 8 at 200 organisations and 4,000 members).
     pub concurrency: usize,
 }
 
@@ -64,7 +67,7 @@ impl Default for DemoOptions {
             organisations: 12,
             members: 150,
             seed: 2026,
-            concurrency: 8,
+            concurrency: 64,
         }
     }
 }
