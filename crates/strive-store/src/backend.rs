@@ -40,6 +40,10 @@ pub trait Backend: Send + Sync + 'static {
 /// sled's page cache, in bytes.
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
+/// How long `open` waits for a lock that is still held, for the case of a
+/// store just closed in this process (see `SledBackend::open`).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The sled backend: one tree, every write of a batch in one
 /// `Tree::apply_batch`, which sled applies atomically.
 pub struct SledBackend {
@@ -65,14 +69,27 @@ impl SledBackend {
             // Writes are flushed explicitly after every group commit; the
             // background flush only matters in the buffered mode.
             .flush_every_ms(Some(500));
-        match config.open() {
-            Ok(db) => Ok(SledBackend { db }),
-            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
-                Err(OpenError::Locked {
-                    path: path.to_owned(),
-                })
+        // sled lets go of its file lock a moment after the last handle of
+        // a database is dropped: its background I/O jobs hold the file
+        // until they finish. So an engine dropped and reopened in the same
+        // process can find the lock still held for a few milliseconds (more
+        // on a loaded machine). Retrying for a bounded time makes that
+        // reopen work; a store really in use by another process still gets
+        // `Locked`, after `LOCK_WAIT` instead of at once, never a hang.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(SledBackend { db }),
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(OpenError::Locked {
+                            path: path.to_owned(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(error) => return Err(OpenError::Storage(backend_error(error))),
             }
-            Err(error) => Err(OpenError::Storage(backend_error(error))),
         }
     }
 
