@@ -599,7 +599,7 @@ fn run(config: &Config) -> Fallible<Report> {
             "scale",
             "demo, 5,000 organisations / 100,000 members",
             "s",
-            "not run: pass --demo (about a few minutes)",
+            "not run: pass --demo (about 15 minutes on 2 cores)",
         );
     }
 
