@@ -24,7 +24,7 @@ use strive_store::{
     Write,
 };
 
-use crate::cli::{START_DATA, scenario, workflow_files};
+use crate::cli::{deploy_and_start_o1, scenario, workflow_files};
 
 /// The shared store, closed, and what is known about it. sled locks a
 /// store while it is open, so tests never open it: each works on a copy.
@@ -116,25 +116,7 @@ fn build_fixture() -> Fixture {
     // goes through the whole campaign, rectification included.
     clock.set(summary.finished + jiff::SignedDuration::from_hours(24));
     let engine = Engine::open(&db, options()).expect("reopen");
-    let files = workflow_files();
-    let inputs: Vec<(Option<&str>, &str)> = files
-        .iter()
-        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
-        .collect();
-    engine
-        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
-        .expect("deploy");
-    let data: Map<String, Value> = serde_json::from_str(START_DATA).expect("json");
-    engine
-        .start(
-            "org-campaign",
-            "o1",
-            &Actor::new("lg", &["leading_group"]),
-            data,
-            None,
-            CommandOptions::default(),
-        )
-        .expect("start");
+    deploy_and_start_o1(&engine);
     for s in scenario() {
         engine
             .fire(

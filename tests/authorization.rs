@@ -4,11 +4,11 @@
 //! roles disjoint from those allowed, and for random role names.
 
 use proptest::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use strive_core::{ANY_STAGE, Definition, StageKind};
 use strive_store::{Actor, CommandOptions, Durability, Engine, Options};
 
-use crate::cli::{START_DATA, scenario, workflow_files};
+use crate::cli::{deploy_and_start_o1, scenario};
 
 /// The roles that may fire `event` from `stage`, by the definition.
 fn allowed(definition: &Definition, event: &str, stage: &str) -> Vec<String> {
@@ -36,25 +36,7 @@ fn engine() -> Engine {
         ..Options::default()
     })
     .expect("engine");
-    let files = workflow_files();
-    let inputs: Vec<(Option<&str>, &str)> = files
-        .iter()
-        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
-        .collect();
-    engine
-        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
-        .expect("deploy");
-    let data: Map<String, Value> = serde_json::from_str(START_DATA).expect("json");
-    engine
-        .start(
-            "org-campaign",
-            "o1",
-            &Actor::new("lg", &["leading_group"]),
-            data,
-            None,
-            CommandOptions::default(),
-        )
-        .expect("start");
+    deploy_and_start_o1(&engine);
     engine
 }
 

@@ -235,6 +235,30 @@ pub fn scenario() -> Vec<Step> {
 pub const START_DATA: &str =
     r#"{"mobilisation_due": "2026-05-31T23:59:59+08:00", "min_evaluators": 5}"#;
 
+/// Deploys every workflow file as the admin, then starts the organisation
+/// `o1` of `scenario()` with `START_DATA` as the leading group.
+pub fn deploy_and_start_o1(engine: &Engine) -> strive_store::Outcome {
+    let files = workflow_files();
+    let inputs: Vec<(Option<&str>, &str)> = files
+        .iter()
+        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
+        .collect();
+    engine
+        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let data: Map<String, Value> = serde_json::from_str(START_DATA).expect("json");
+    engine
+        .start(
+            "org-campaign",
+            "o1",
+            &Actor::new("lg", &["leading_group"]),
+            data,
+            None,
+            CommandOptions::default(),
+        )
+        .expect("start")
+}
+
 pub fn workflow_files() -> Vec<(String, String)> {
     [
         "member-pledge",
@@ -254,25 +278,7 @@ pub fn workflow_files() -> Vec<(String, String)> {
 #[test]
 fn org_campaign_through_the_library() {
     let engine = Engine::temporary().expect("engine");
-    let files = workflow_files();
-    let inputs: Vec<(Option<&str>, &str)> = files
-        .iter()
-        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
-        .collect();
-    engine
-        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
-        .expect("deploy");
-    let data: Map<String, Value> = serde_json::from_str(START_DATA).expect("json");
-    let started = engine
-        .start(
-            "org-campaign",
-            "o1",
-            &Actor::new("lg", &["leading_group"]),
-            data,
-            None,
-            CommandOptions::default(),
-        )
-        .expect("start");
+    let started = deploy_and_start_o1(&engine);
     assert_eq!(started.stage, "mobilisation");
     for (n, s) in scenario().into_iter().enumerate() {
         let outcome = engine
