@@ -118,14 +118,7 @@ fn build_fixture() -> Fixture {
     let engine = Engine::open(&db, options()).expect("reopen");
     deploy_and_start_o1(&engine);
     for s in scenario() {
-        engine
-            .fire(
-                s.instance,
-                s.event,
-                &Actor::new(s.actor, &[s.role]),
-                s.payload,
-                CommandOptions::default(),
-            )
+        s.fire(&engine)
             .unwrap_or_else(|e| panic!("{} {}: {e}", s.instance, s.event));
     }
     // And a document goes through section review.

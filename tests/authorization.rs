@@ -127,15 +127,7 @@ fn no_unallowed_role_changes_an_instance_at_any_stage() {
                 }
             }
         }
-        engine
-            .fire(
-                step.instance,
-                step.event,
-                &Actor::new(step.actor, &[step.role]),
-                step.payload.clone(),
-                CommandOptions::default(),
-            )
-            .expect("the allowed step");
+        step.fire(&engine).expect("the allowed step");
     }
     assert!(tried > 10_000, "only {tried} refused commands were tried");
     println!("authorization: {tried} unallowed commands refused, nothing written");
@@ -148,9 +140,7 @@ proptest! {
     fn random_role_names_never_fire(roles in prop::collection::vec("[a-z_]{1,12}", 0..4), prefix in 0usize..20) {
         let engine = engine();
         for step in scenario().into_iter().take(prefix) {
-            engine
-                .fire(step.instance, step.event, &Actor::new(step.actor, &[step.role]), step.payload, CommandOptions::default())
-                .expect("the allowed step");
+            step.fire(&engine).expect("the allowed step");
         }
         let step = &scenario()[prefix];
         let roles: Vec<&str> = roles.iter().map(String::as_str).collect();

@@ -21,6 +21,22 @@ pub struct Step {
     pub stage: &'static str,
 }
 
+impl Step {
+    /// Fires this step on `engine` as its actor in its role.
+    pub fn fire(
+        &self,
+        engine: &Engine,
+    ) -> Result<strive_store::Outcome, strive_store::CommandError> {
+        engine.fire(
+            self.instance,
+            self.event,
+            &Actor::new(self.actor, &[self.role]),
+            self.payload.clone(),
+            CommandOptions::default(),
+        )
+    }
+}
+
 fn step(
     instance: &'static str,
     event: &'static str,
@@ -281,14 +297,8 @@ fn org_campaign_through_the_library() {
     let started = deploy_and_start_o1(&engine);
     assert_eq!(started.stage, "mobilisation");
     for (n, s) in scenario().into_iter().enumerate() {
-        let outcome = engine
-            .fire(
-                s.instance,
-                s.event,
-                &Actor::new(s.actor, &[s.role]),
-                s.payload,
-                CommandOptions::default(),
-            )
+        let outcome = s
+            .fire(&engine)
             .unwrap_or_else(|e| panic!("step {n} ({} {}): {e}", s.instance, s.event));
         assert_eq!(
             outcome.stage, s.stage,
