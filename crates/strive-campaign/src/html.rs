@@ -8,7 +8,7 @@ use crate::calendar;
 use crate::render::{
     RenderOptions, limited, name_zh, overdue_days, overdue_organisations, percent, score, thousands,
 };
-use crate::report::{Bilingual, CommendedUnit, OverdueStatus, Report};
+use crate::report::{Bilingual, OverdueStatus, Report};
 
 /// Escapes text for HTML and SVG content and attributes.
 pub(crate) fn escape(text: &str) -> String {
@@ -376,11 +376,7 @@ impl Report {
         );
         let mut any = false;
         for workflow in &self.workflows {
-            let rows: Vec<&CommendedUnit> = self
-                .commended
-                .iter()
-                .filter(|c| c.unit.workflow == workflow.workflow)
-                .collect();
+            let rows = self.commended_in(&workflow.workflow);
             let Some(first) = rows.first() else { continue };
             any = true;
             let honoured = rows.iter().filter(|c| c.honoured).count();

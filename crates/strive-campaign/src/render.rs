@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::calendar;
-use crate::report::{CommendedUnit, Report, UnitRef};
+use crate::report::{Report, UnitRef};
 use crate::table::{Table, truncate};
 
 /// How to render a report.
@@ -182,11 +182,7 @@ impl Report {
         );
         let mut any = false;
         for workflow in &self.workflows {
-            let rows: Vec<&CommendedUnit> = self
-                .commended
-                .iter()
-                .filter(|c| c.unit.workflow == workflow.workflow)
-                .collect();
+            let rows = self.commended_in(&workflow.workflow);
             let Some(first) = rows.first() else { continue };
             any = true;
             let honoured = rows.iter().filter(|c| c.honoured).count();

@@ -288,6 +288,15 @@ pub struct OpenItem {
 }
 
 impl Report {
+    /// The commended units of one workflow, in the report's order: what
+    /// every renderer lists under that workflow's heading.
+    pub(crate) fn commended_in(&self, workflow: &str) -> Vec<&CommendedUnit> {
+        self.commended
+            .iter()
+            .filter(|c| c.unit.workflow == workflow)
+            .collect()
+    }
+
     /// Builds the report from what `engine` holds.
     pub fn build(engine: &Engine, options: &ReportOptions) -> Result<Report, CampaignError> {
         let infos = engine.workflows()?;
