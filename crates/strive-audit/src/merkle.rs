@@ -1,5 +1,8 @@
 //! The global Merkle log: RFC 6962 (§2.1) over the event hashes in global
-//! order, built with the `ct-merkle` crate rather than by hand.
+//! order. The tree's mathematics (tiles, proofs and their checks) live in
+//! `strive_core`'s `tlog` module, which the store also uses; this module
+//! re-exports the checks and keeps [`MerkleLog`], the in-memory tree that
+//! bundles and exports prove their own events with.
 //!
 //! A **leaf** is the 32-byte event digest (`SHA-256("strive/event/v1" 0x00
 //! || stored bytes)`, the raw bytes, not hex), at index `gseq - 1`. Leaf and
@@ -7,50 +10,37 @@
 //! `SHA-256(0x01 || left || right)`; the root of the empty log is
 //! `SHA-256("")`.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 
-use ct_merkle::mem_backed_tree::MemoryBackedTree;
-use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
-use sha2_v011::Sha256;
-
-/// A 32-byte SHA-256 digest.
-pub type Hash = [u8; 32];
-
-/// Why a Merkle proof did not verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProofError {
-    /// The proof does not lead to the expected root.
-    Mismatch {
-        /// What was being proved, for the message.
-        what: String,
-    },
-    /// The sizes make no proof possible (an index past the end, an older
-    /// tree larger than the newer one, an empty tree).
-    Sizes {
-        /// What is wrong with them.
-        message: String,
-    },
-}
-
-impl fmt::Display for ProofError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProofError::Mismatch { what } => write!(f, "the proof of {what} does not verify"),
-            ProofError::Sizes { message } => write!(f, "no proof is possible: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ProofError {}
+pub use strive_core::{Hash, ProofError, empty_root, verify_consistency, verify_inclusion};
+use strive_core::{StreamingRoot, TileId, TileLog, TileReader};
 
 /// The Merkle tree over every event hash of the log, in global order.
 ///
-/// It keeps every leaf and node in memory (96 bytes per event), which is
-/// what producing proofs for arbitrary positions needs.
+/// It keeps the event digests and the tiles of the tree in memory (about
+/// 64 bytes per event), which is what producing proofs for arbitrary
+/// positions needs; a proof reads a few tiles and hashes up to 127 times
+/// per 8 levels of the tree.
 #[derive(Default)]
 pub struct MerkleLog {
-    tree: MemoryBackedTree<Sha256, Hash>,
+    digests: Vec<Hash>,
+    log: TileLog,
+    tiles: MemoryTiles,
+    root: StreamingRoot,
+}
+
+/// The tiles of a [`MerkleLog`]: exactly what its appends said to write.
+#[derive(Default)]
+struct MemoryTiles(HashMap<TileId, Vec<u8>>);
+
+impl TileReader for MemoryTiles {
+    type Error = Infallible;
+
+    fn read_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, Infallible> {
+        Ok(self.0.get(&id).cloned())
+    }
 }
 
 impl fmt::Debug for MerkleLog {
@@ -65,41 +55,47 @@ impl fmt::Debug for MerkleLog {
 impl MerkleLog {
     /// An empty log.
     pub fn new() -> MerkleLog {
-        MerkleLog::default()
+        MerkleLog {
+            log: TileLog::new(),
+            ..MerkleLog::default()
+        }
     }
 
     /// Appends the digest of the next event.
     pub fn push(&mut self, event_digest: Hash) {
-        self.tree.push(event_digest);
+        self.digests.push(event_digest);
+        self.root.push(&event_digest);
+        // A log grown from empty holds every partial tile in memory, so an
+        // append reads nothing and cannot fail short of 2^64 leaves; were
+        // it to, the proofs below would be refused rather than wrong.
+        if let Ok(writes) = self.log.append(&[event_digest], &self.tiles) {
+            self.tiles.0.extend(writes);
+        }
     }
 
     /// The number of leaves (events).
     pub fn size(&self) -> u64 {
-        self.tree.len()
+        self.digests.len() as u64
     }
 
     /// The root hash of the whole log.
     pub fn root(&self) -> Hash {
-        to_hash(self.tree.root().as_bytes())
+        self.root.root()
     }
 
     /// The leaf at `index` (the digest of the event at `gseq = index + 1`).
     pub fn leaf(&self, index: u64) -> Option<Hash> {
         usize::try_from(index)
             .ok()
-            .and_then(|i| self.tree.get(i))
+            .and_then(|i| self.digests.get(i))
             .copied()
     }
 
     /// The audit path proving that leaf `index` is in the current tree, or
     /// `None` when there is no such leaf.
     pub fn prove_inclusion(&self, index: u64) -> Option<Vec<Hash>> {
-        if index >= self.size() {
-            return None;
-        }
-        // ct-merkle panics past the end; the check above rules that out.
-        let proof = self.tree.prove_inclusion(usize::try_from(index).ok()?);
-        Some(split(proof.as_bytes()))
+        let size = self.tiled_size()?;
+        self.log.inclusion_proof(index, size, &self.tiles).ok()
     }
 
     /// The proof that the tree of the first `old_size` leaves is a prefix of
@@ -107,95 +103,27 @@ impl MerkleLog {
     /// (RFC 6962 defines no proof from the empty tree, and needs none: every
     /// log extends it).
     pub fn prove_consistency(&self, old_size: u64) -> Option<Vec<Hash>> {
-        if old_size == 0 || old_size > self.size() {
-            return None;
-        }
-        let additions = usize::try_from(self.size() - old_size).ok()?;
-        Some(split(self.tree.prove_consistency(additions).as_bytes()))
+        let size = self.tiled_size()?;
+        self.log.consistency_proof(old_size, size, &self.tiles).ok()
     }
-}
 
-/// Checks that `leaf` is at `index` in the tree of `size` leaves whose root
-/// is `root`.
-pub fn verify_inclusion(
-    root: &Hash,
-    size: u64,
-    index: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-) -> Result<(), ProofError> {
-    if index >= size {
-        return Err(ProofError::Sizes {
-            message: format!("leaf {index} is past the end of a tree of {size}"),
-        });
+    /// The size, when the tiles hold every leaf.
+    fn tiled_size(&self) -> Option<u64> {
+        (self.log.size() == self.size()).then_some(self.size())
     }
-    let root = RootHash::<Sha256>::new((*root).into(), size);
-    let proof = InclusionProof::<Sha256>::from_bytes(proof.concat());
-    root.verify_inclusion(leaf, index, &proof)
-        .map_err(|_| ProofError::Mismatch {
-            what: format!("leaf {index} in the tree of {size}"),
-        })
-}
-
-/// Checks that the tree of `old_size` leaves with root `old_root` is a
-/// prefix of the tree of `new_size` leaves with root `new_root`.
-pub fn verify_consistency(
-    old_size: u64,
-    old_root: &Hash,
-    new_size: u64,
-    new_root: &Hash,
-    proof: &[Hash],
-) -> Result<(), ProofError> {
-    if old_size > new_size {
-        return Err(ProofError::Sizes {
-            message: format!(
-                "the old tree has {old_size} leaves, more than the new tree's {new_size}"
-            ),
-        });
-    }
-    if old_size == 0 {
-        // Every log extends the empty one, whose root is SHA-256("").
-        return if *old_root == empty_root() {
-            Ok(())
-        } else {
-            Err(ProofError::Mismatch {
-                what: "an empty tree (its root must be SHA-256 of nothing)".to_owned(),
-            })
-        };
-    }
-    let old = RootHash::<Sha256>::new((*old_root).into(), old_size);
-    let new = RootHash::<Sha256>::new((*new_root).into(), new_size);
-    let proof = ConsistencyProof::<Sha256>::try_from_bytes(proof.concat()).map_err(|_| {
-        ProofError::Mismatch {
-            what: format!("consistency from {old_size} to {new_size}"),
-        }
-    })?;
-    new.verify_consistency(&old, &proof)
-        .map_err(|_| ProofError::Mismatch {
-            what: format!("consistency from {old_size} to {new_size}"),
-        })
-}
-
-/// The root of the empty tree, `SHA-256("")`.
-pub fn empty_root() -> Hash {
-    MerkleLog::new().root()
-}
-
-fn to_hash(bytes: &[u8]) -> Hash {
-    let mut hash = [0; 32];
-    hash.copy_from_slice(bytes.get(..32).unwrap_or(&[0; 32]));
-    hash
-}
-
-fn split(bytes: &[u8]) -> Vec<Hash> {
-    bytes.chunks_exact(32).map(to_hash).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use ct_merkle::mem_backed_tree::MemoryBackedTree;
+    use ct_merkle::{InclusionProof, RootHash};
     use sha2_v011::{Digest, Sha256};
 
     use super::*;
+
+    fn to_hash(bytes: &[u8]) -> Hash {
+        bytes.try_into().expect("32 bytes")
+    }
 
     /// The leaves of the RFC 6962 / certificate-transparency reference
     /// tests (transparency-dev/merkle `testonly/reference_test.go`).

@@ -8,10 +8,12 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use strive_core::{Due, Event, GENESIS, Instance, WORKFLOW_SUBJECT_PREFIX, event_digest};
+use strive_core::{
+    Due, Event, GENESIS, Instance, StreamingProof, WORKFLOW_SUBJECT_PREFIX, event_digest,
+};
 
 use crate::checkpoint::Checkpoint;
-use crate::merkle::{Hash, MerkleLog, verify_consistency};
+use crate::merkle::{Hash, verify_consistency};
 use crate::problem::{Problem, ProblemCode};
 use crate::replay::{Replayer, differences};
 
@@ -99,7 +101,9 @@ pub struct Verifier {
     next_gseq: u64,
     chains: HashMap<String, Link>,
     replayer: Replayer,
-    log: MerkleLog,
+    /// The Merkle root recomputed from the events in O(log N) memory, with
+    /// the consistency proof from the `since` checkpoint's size.
+    log: StreamingProof,
     snapshots: HashSet<String>,
     /// Set when a snapshot could not be read: which instances lack one is
     /// then unknown.
@@ -121,12 +125,13 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier with `options`.
     pub fn new(options: VerifyOptions) -> Verifier {
+        let since = options.since.as_ref().map_or(0, |since| since.size);
         Verifier {
             options,
             next_gseq: 1,
             chains: HashMap::new(),
             replayer: Replayer::new(),
-            log: MerkleLog::new(),
+            log: StreamingProof::new(since),
             snapshots: HashSet::new(),
             snapshots_incomplete: false,
             problems: Vec::new(),
@@ -152,7 +157,7 @@ impl Verifier {
             Err(error) => {
                 let gseq = self.next_gseq;
                 self.count(bytes);
-                self.log.push(event_digest(bytes));
+                self.log.push(&event_digest(bytes));
                 self.problems.push(
                     Problem::new(
                         ProblemCode::UnreadableEvent,
@@ -206,7 +211,7 @@ impl Verifier {
         } else {
             self.next_gseq += 1;
         }
-        self.log.push(digest);
+        self.log.push(&digest);
         // The subject's chain.
         match self.chains.get(&event.instance) {
             None => {
@@ -383,7 +388,7 @@ impl Verifier {
                     ),
                 ));
             } else {
-                let proof = self.log.prove_consistency(since.size).unwrap_or_default();
+                let proof = self.log.consistency_proof().unwrap_or_default();
                 match verify_consistency(since.size, &since.root, size, &root, &proof) {
                     Ok(()) => {
                         consistency_proof = Some(proof.iter().map(hex::encode).collect());

@@ -53,6 +53,7 @@ mod machine;
 mod render;
 mod schema;
 mod source;
+mod tlog;
 mod types;
 mod validate;
 
@@ -76,5 +77,10 @@ pub use machine::{
 pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
 pub use source::{Position, SourceMap};
+pub use tlog::{
+    Hash, ProofError, StreamingProof, StreamingRoot, TILE_WIDTH, TileId, TileLog, TileReader,
+    TileWrite, TlogError, decode_tile, empty_root, encode_tile, leaf_hash, node_hash,
+    verify_consistency, verify_inclusion,
+};
 pub use types::{TypeMismatch, check as check_value, check_fields, zero_value};
 pub use validate::{Catalog, check, validate};
