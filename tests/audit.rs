@@ -21,10 +21,11 @@ use serde_json::{Map, Value, json};
 use strive_audit::{At, Checkpoint, ProblemCode, VerifyOptions};
 use strive_store::{
     Actor, Backend, CommandOptions, Engine, Entry, ManualClock, Options, SledBackend, StorageError,
-    Write,
+    Write, raw,
 };
 
 use crate::cli::{deploy_and_start_o1, scenario, workflow_files};
+use crate::util::{copy_dir, strive, text};
 
 /// The shared store, closed, and what is known about it. sled locks a
 /// store while it is open, so tests never open it: each works on a copy.
@@ -173,19 +174,6 @@ fn build_fixture() -> Fixture {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// A private copy of the fixture's store.
 fn copy_of_store(dir: &Path) -> PathBuf {
     let db = dir.join("db");
@@ -193,35 +181,11 @@ fn copy_of_store(dir: &Path) -> PathBuf {
     db
 }
 
-fn strive(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strive"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("STRIVE_DB")
-        .output()
-        .expect("the strive binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn assert_success(output: &Output) {
     assert!(output.status.success(), "{}", text(output));
 }
 
 // --- Raw access to a copy of the store, below the engine. ---
-
-fn event_key(gseq: u64) -> Vec<u8> {
-    let mut key = vec![b'e'];
-    key.extend_from_slice(&gseq.to_be_bytes());
-    key
-}
 
 fn string_key(prefix: u8, parts: &[&str]) -> Vec<u8> {
     let mut key = vec![prefix];
@@ -240,14 +204,20 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// The decoded event stored at `gseq` in `backend`.
+/// The event stored at `gseq` in `backend`, as `digest || bytes` and
+/// decoded (format 2 keeps events in blocks: `strive_store::raw` reads and
+/// rewrites them per log position, as a forger with the files could).
 fn raw_event(backend: &dyn Backend, gseq: u64) -> (Vec<u8>, strive_core::Event) {
-    let value = backend
-        .get(&event_key(gseq))
+    let value = raw::event(backend, gseq)
         .expect("read")
         .expect("the event exists");
     let event = strive_core::Event::decode(&value[32..]).expect("decodes");
     (value, event)
+}
+
+/// Replaces (or with `None` removes) the event at `gseq`.
+fn put_event(backend: &dyn Backend, gseq: u64, value: Option<Vec<u8>>) {
+    raw::put_event(backend, gseq, value).expect("rewrite the log");
 }
 
 /// Opens a closed store's sled directory to alter it.
@@ -271,16 +241,7 @@ fn verify_cli(db: &Path, since: Option<&Path>) -> (i32, String) {
 
 /// The store's events of `instance`, as (gseq, seq) from the chain index.
 fn chain_of(backend: &dyn Backend, instance: &str) -> Vec<(u64, u64)> {
-    let prefix = string_key(b'c', &[instance]);
-    backend
-        .range(&prefix, &prefix_end(&prefix))
-        .map(|entry| {
-            let (key, value) = entry.expect("read");
-            let seq = u64::from_be_bytes(key[prefix.len()..].try_into().expect("8 bytes"));
-            let gseq = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-            (gseq, seq)
-        })
-        .collect()
+    raw::chain(backend, instance).expect("read the chain")
 }
 
 // --- The store as it is. ---
@@ -461,10 +422,6 @@ fn verify_in_memory(
     )
 }
 
-fn u64_value(value: &[u8]) -> u64 {
-    u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
-}
-
 #[test]
 fn conformance_catches_an_event_the_definition_forbids_even_when_rehashed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -483,7 +440,8 @@ fn conformance_catches_an_event_the_definition_forbids_even_when_rehashed() {
     let digest = strive_core::event_digest(&bytes);
     let mut value = digest.to_vec();
     value.extend_from_slice(&bytes);
-    records.insert(event_key(gseq), value);
+    put_event(&memory, gseq, Some(value));
+    records = memory.0.read().expect("lock").clone();
     let key = string_key(b'i', &["o1"]);
     let mut record: Value = serde_json::from_slice(&records[&key]).expect("json");
     record["instance"]["head"] = json!(strive_core::event_hash(&bytes));
@@ -534,8 +492,7 @@ fn a_flipped_byte_in_a_payload_is_caught() {
         let text = String::from_utf8(value[32..].to_vec()).expect("utf-8");
         let at = 32 + text.find("\"payload\":{").expect("a payload") + 13;
         value[at] ^= 0x01;
-        raw.apply(vec![(event_key(target.0), Some(value))])
-            .expect("write");
+        put_event(raw, target.0, Some(value));
     });
     let (code, out) = verify_cli(&db, None);
     assert_eq!(code, 1, "{out}");
@@ -550,7 +507,7 @@ fn a_deleted_event_is_caught() {
     let mut target = (0, 0);
     with_raw(&db, |raw| {
         target = chain_of(raw, "o1")[3];
-        raw.apply(vec![(event_key(target.0), None)]).expect("write");
+        put_event(raw, target.0, None);
     });
     let (code, out) = verify_cli(&db, None);
     assert_eq!(code, 1, "{out}");
@@ -578,11 +535,8 @@ fn two_swapped_events_are_caught() {
         pair = (chain[2].0, chain[4].0);
         let (a, _) = raw_event(raw, pair.0);
         let (b, _) = raw_event(raw, pair.1);
-        raw.apply(vec![
-            (event_key(pair.0), Some(b)),
-            (event_key(pair.1), Some(a)),
-        ])
-        .expect("write");
+        put_event(raw, pair.0, Some(b));
+        put_event(raw, pair.1, Some(a));
     });
     let (code, out) = verify_cli(&db, None);
     assert_eq!(code, 1, "{out}");
@@ -600,14 +554,13 @@ fn a_truncated_tail_is_caught_against_the_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = copy_of_store(dir.path());
     let cut = f.events - 3;
-    // The forger removes the last three events and winds the sequence
-    // counter back, so that the store's own counter agrees.
+    // The forger removes the last three events. In format 2 the log ends
+    // with its last block, so no counter is left to wind back.
     with_raw(&db, |raw| {
-        let mut writes: Vec<Write> = (cut + 1..=f.events)
-            .map(|gseq| (event_key(gseq), None))
-            .collect();
-        writes.push((b"mgseq".to_vec(), Some(cut.to_be_bytes().to_vec())));
-        raw.apply(writes).expect("write");
+        for gseq in (cut + 1..=f.events).rev() {
+            put_event(raw, gseq, None);
+        }
+        assert_eq!(raw::last(raw).expect("read"), cut);
     });
     let (code, out) = verify_cli(&db, Some(&f.checkpoint));
     assert_eq!(code, 1, "{out}");
@@ -628,15 +581,12 @@ fn a_deleted_instance_is_caught_against_the_checkpoint() {
     let mut chain = Vec::new();
     with_raw(&db, |raw| {
         chain = chain_of(raw, "m1");
-        let mut writes: Vec<Write> = Vec::new();
-        for (gseq, seq) in &chain {
-            writes.push((event_key(*gseq), None));
-            let mut key = string_key(b'c', &["m1"]);
-            key.extend_from_slice(&seq.to_be_bytes());
-            writes.push((key, None));
+        for (gseq, _) in &chain {
+            put_event(raw, *gseq, None);
         }
+        let mut writes: Vec<Write> = Vec::new();
         writes.push((string_key(b'i', &["m1"]), None));
-        for prefix in [b'w', b'f', b'p'] {
+        for prefix in [b'w', b'f', b'p', b'c'] {
             let start = vec![prefix];
             for entry in raw.range(&start, &prefix_end(&start)) {
                 let (key, _) = entry.expect("read");
@@ -758,7 +708,7 @@ fn small_store() -> BTreeMap<Vec<u8>, Vec<u8>> {
 #[test]
 fn a_thousand_random_mutations_are_all_caught() {
     let base = small_store();
-    let size = u64_value(&base[&b"mgseq".to_vec()]);
+    let size = raw::last(&Memory(RwLock::new(base.clone()))).expect("read");
     assert!(verify_in_memory(base.clone(), None).ok());
     // One engine reads every altered copy: the engine reads records from
     // its backend as it goes, except the sequence counter, which it reads
@@ -769,20 +719,21 @@ fn a_thousand_random_mutations_are_all_caught() {
     let mut tried = [0u32; 4];
     let mut false_accepts = Vec::new();
     for n in 0..1000 {
-        let mut records = base.clone();
+        let copy = Memory(RwLock::new(base.clone()));
         let kind = (rng.next() % 4) as usize;
         let what = match kind {
             0 => {
                 let gseq = rng.between(1, size);
-                let value = records.get_mut(&event_key(gseq)).expect("event");
+                let (mut value, _) = raw_event(&copy, gseq);
                 let at = rng.between(0, value.len() as u64 - 1) as usize;
                 let bit = 1u8 << rng.between(0, 7);
                 value[at] ^= bit;
+                put_event(&copy, gseq, Some(value));
                 format!("flip bit {bit:#04x} of byte {at} of event {gseq}")
             }
             1 => {
                 let gseq = rng.between(1, size);
-                records.remove(&event_key(gseq));
+                put_event(&copy, gseq, None);
                 format!("delete event {gseq}")
             }
             2 => {
@@ -791,31 +742,29 @@ fn a_thousand_random_mutations_are_all_caught() {
                 if b >= a {
                     b += 1;
                 }
-                let va = records[&event_key(a)].clone();
-                let vb = records[&event_key(b)].clone();
-                records.insert(event_key(a), vb);
-                records.insert(event_key(b), va);
+                let (va, _) = raw_event(&copy, a);
+                let (vb, _) = raw_event(&copy, b);
+                put_event(&copy, a, Some(vb));
+                put_event(&copy, b, Some(va));
                 format!("swap events {a} and {b}")
             }
             _ => {
                 let from = rng.between(2, size);
-                for gseq in from..=size {
-                    records.remove(&event_key(gseq));
+                for gseq in (from..=size).rev() {
+                    put_event(&copy, gseq, None);
                 }
-                // Half the time the sequence counter is wound back too.
-                let rewind = rng.next().is_multiple_of(2);
-                if rewind {
-                    records.insert(b"mgseq".to_vec(), (from - 1).to_be_bytes().to_vec());
-                }
-                format!("truncate from event {from} (counter rewound: {rewind})")
+                format!("truncate from event {from}")
             }
         };
         tried[kind] += 1;
-        let report = if records.get(b"mgseq".as_slice()) == base.get(b"mgseq".as_slice()) {
+        let records = copy.0.into_inner().expect("lock");
+        // A truncated log is opened afresh: the engine takes the log's end
+        // from the store when it opens, as `strive verify` would.
+        let report = if kind == 3 {
+            verify_in_memory(records, None)
+        } else {
             *shared.0.write().expect("lock") = records;
             source::verify(&engine, VerifyOptions::default(), |_| {})
-        } else {
-            verify_in_memory(records, None)
         };
         if report.ok() {
             false_accepts.push(format!("mutation {n}: {what}"));

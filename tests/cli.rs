@@ -3,13 +3,12 @@
 //! binary from the same list of steps (issue #3); and the CLI's contract:
 //! exit codes, JSON output, a database in use.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Map, Value, json};
 use strive_store::{Actor, CommandOptions, Engine, Options};
 
-use crate::util::root;
+use crate::util::{root, strive};
 
 /// One command of the scenario and the stage the instance must be in after.
 pub struct Step {
@@ -336,16 +335,6 @@ fn org_campaign_through_the_library() {
             "the history passes through {stage}"
         );
     }
-}
-
-fn strive(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strive"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("STRIVE_DB")
-        .output()
-        .expect("the strive binary runs")
 }
 
 fn json_out(output: &Output) -> Value {

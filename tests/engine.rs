@@ -850,7 +850,7 @@ fn a_second_opener_gets_a_clear_error_and_unknown_formats_are_refused() {
             refused,
             OpenError::UnsupportedFormat {
                 found: 99,
-                supported: 1,
+                supported: strive_store::STORE_FORMAT,
                 ..
             }
         ),

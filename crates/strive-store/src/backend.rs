@@ -27,6 +27,16 @@ pub trait Backend: Send + Sync + 'static {
         end: &[u8],
     ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a>;
 
+    /// The last entry with `start <= key < end`, if any. The default walks
+    /// the range; a backend with reverse iteration answers in one seek.
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
+        let mut last = None;
+        for entry in self.range(start, end) {
+            last = Some(entry?);
+        }
+        Ok(last)
+    }
+
     /// Applies every write or none, even across a crash.
     fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError>;
 
@@ -120,6 +130,15 @@ impl Backend for SledBackend {
             item.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(backend_error)
         }))
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
+        match self.db.range(start.to_vec()..end.to_vec()).next_back() {
+            None => Ok(None),
+            Some(item) => item
+                .map(|(k, v)| Some((k.to_vec(), v.to_vec())))
+                .map_err(backend_error),
+        }
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {

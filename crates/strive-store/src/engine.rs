@@ -1,24 +1,25 @@
 //! The engine services embed: open a store, deploy definitions, start and
 //! fire instances, query them, follow the log.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use strive_core::{Actor, Catalog, Definition, Workflow, has_errors};
+use strive_core::{Actor, Catalog, Definition, WORKFLOW_SUBJECT_PREFIX, Workflow, has_errors};
+use strive_core::{Hash, TileLog};
 
 use crate::backend::{Backend, SledBackend};
 use crate::error::{CommandError, DeployError, OpenError, StorageError};
 use crate::keys;
+use crate::log::{LogReader, Tiles};
 use crate::records::{
     CommandOptions, DeadlineFired, DefinitionInfo, InstanceRecord, ListQuery, Options, Outcome,
     Page, STORE_FORMAT, Snapshot, StoredDefinition, StoredEvent,
 };
-use crate::writer::{Prepared, Request, Shared, Writer, check_id};
+use crate::writer::{Cmd, Prepared, Reply, Request, Shared, Writer, check_id};
 
 /// The largest payload (or initial data) accepted, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -85,7 +86,9 @@ impl Engine {
         Engine::with_backend(Arc::new(SledBackend::temporary()?), None, options)
     }
 
-    /// An engine over any [`Backend`].
+    /// An engine over any [`Backend`]. A store written by an earlier run
+    /// is recovered first: the events logged after its last state
+    /// write-back are decided again (see docs/storage.md, "Recovery").
     pub fn with_backend(
         backend: Arc<dyn Backend>,
         path: Option<PathBuf>,
@@ -93,34 +96,71 @@ impl Engine {
     ) -> Result<Engine, OpenError> {
         let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
         check_format(&*backend, &shown)?;
-        let next_gseq = backend
-            .get(&keys::meta("gseq"))?
-            .and_then(|v| keys::u64_value(&v))
-            .unwrap_or(0)
-            + 1;
-        let shared = Arc::new(Shared {
-            workflows: RwLock::new(HashMap::new()),
-            latest: RwLock::new(HashMap::new()),
-            committed: Mutex::new(next_gseq - 1),
-            committed_changed: Condvar::new(),
-            poisoned: Mutex::new(None),
-        });
-        load_definitions(&*backend, &shared)?;
-        let (sender, receiver) = mpsc::channel();
-        let writer = Writer {
-            backend: backend.clone(),
-            shared: shared.clone(),
-            options,
-            next_gseq,
-            cache: HashMap::new(),
+        let log = LogReader {
+            backend: &*backend,
+            partition: 0,
+            cache: None,
         };
+        let last = log.last()?;
+        let applied = backend
+            .get(&keys::meta_partition("applied", 0))?
+            .and_then(|v| keys::u64_value(&v))
+            .unwrap_or(0);
+        // A store whose log and state disagree still opens, for reading:
+        // an auditor must be able to run `verify` on it. It refuses writes.
+        let mut damaged = (applied > last).then(|| {
+            format!(
+                "the state is written up to log position {applied}, but the log ends at {last} \
+                 (the log was cut); run `strive verify`"
+            )
+        });
+        let recent = log.digests(last - last % 256 + 1, last)?;
+        let tree = match TileLog::restore::<StorageError>(last, &recent) {
+            Ok(tree) => tree,
+            Err(error) => {
+                // A gap in the log's tail: readable, not provable.
+                damaged
+                    .get_or_insert_with(|| format!("the Merkle log cannot be restored: {error}"));
+                TileLog::new()
+            }
+        };
+        let shared = Arc::new(Shared::new(last, tree));
+        load_definitions(&*backend, &shared)?;
+        let mut writer = Writer::new(backend.clone(), shared.clone(), options);
+        writer.next_position = applied + 1;
+        if damaged.is_none() && applied < last {
+            match writer.replay_recorded(log.events(applied + 1, last), false) {
+                Ok(replayed) => {
+                    writer.write_back_now()?;
+                    backend.flush()?;
+                    tracing::info!(path = %shown.display(), replayed, "recovered the state from the log");
+                }
+                Err(error) => {
+                    damaged = Some(format!("recovering the state from the log failed: {error}"));
+                }
+            }
+        }
+        match damaged {
+            Some(cause) => {
+                tracing::error!(path = %shown.display(), %cause, "the store opens for reading only");
+                if let Ok(mut poisoned) = shared.poisoned.lock() {
+                    *poisoned = Some(cause);
+                }
+            }
+            None => debug_assert_eq!(
+                writer.next_position,
+                last + 1,
+                "recovery replays to the end of the log"
+            ),
+        }
+        let (sender, receiver) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("strive-writer".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(|e| StorageError::Backend {
                 message: format!("cannot start the writer thread: {e}"),
             })?;
-        tracing::debug!(path = %shown.display(), next_gseq, "engine opened");
+        tracing::debug!(path = %shown.display(), last, "engine opened");
         Ok(Engine {
             inner: Arc::new(Inner {
                 backend,
@@ -211,11 +251,13 @@ impl Engine {
                 value: p.value,
             });
         }
-        let actor = actor.clone();
-        self.send(|reply| Request::Deploy {
+        let cmd = Cmd::Deploy {
             items,
-            actor,
-            reply,
+            actor: actor.clone(),
+        };
+        self.send(|reply| Request {
+            cmd,
+            reply: Reply::Deploy(reply),
         })?
     }
 
@@ -267,7 +309,7 @@ impl Engine {
     /// The definition JSON of `workflow` at `version`.
     pub fn definition(&self, workflow: &str, version: u32) -> Result<Option<Value>, StorageError> {
         let key = keys::definition(workflow, version);
-        match self.inner.backend.get(&key)? {
+        match self.get(&key)? {
             None => Ok(None),
             Some(value) => Ok(Some(decode::<StoredDefinition>(&key, &value)?.definition)),
         }
@@ -307,16 +349,18 @@ impl Engine {
                 actual: 0,
             });
         }
-        let request = |reply| Request::Start {
+        let cmd = Cmd::Start {
             workflow: workflow.to_owned(),
             instance: instance.to_owned(),
             actor: actor.clone(),
             data,
             parent: parent.map(str::to_owned),
             options,
-            reply,
         };
-        self.send(request)?
+        self.send(|reply| Request {
+            cmd,
+            reply: Reply::Command(reply),
+        })?
     }
 
     /// Fires `event` on `instance`. Returns once the event is durable, or
@@ -332,15 +376,17 @@ impl Engine {
         check_options(&options)?;
         let payload = check_depth("the payload's nesting depth", payload)?;
         check_size("the payload's size in bytes of JSON", &payload)?;
-        let request = |reply| Request::Fire {
+        let cmd = Cmd::Fire {
             instance: instance.to_owned(),
             event: event.to_owned(),
             actor: actor.clone(),
             payload,
             options,
-            reply,
         };
-        self.send(request)?
+        self.send(|reply| Request {
+            cmd,
+            reply: Reply::Command(reply),
+        })?
     }
 
     /// Fires every deadline due at or before `now`, each exactly once (also
@@ -351,8 +397,9 @@ impl Engine {
         let end = keys::deadline(now.as_microsecond().saturating_add(1), "");
         let due: Vec<(Vec<u8>, i64, String)> = self
             .inner
-            .backend
-            .range(&start, &end)
+            .shared
+            .memtable
+            .range(&*self.inner.backend, &start, &end)
             .filter_map(|entry| match entry {
                 Ok((key, _)) => keys::parse_deadline(&key).map(|(at, id)| Ok((key, at, id))),
                 Err(e) => Some(Err(e)),
@@ -365,10 +412,10 @@ impl Engine {
             };
             let Some(deadline) = record.due else { continue };
             let id = instance.clone();
-            let result = match self.send(|reply| Request::Deadline {
-                key,
-                instance: id,
-                reply,
+            let cmd = Cmd::Deadline { key, instance: id };
+            let result = match self.send(|reply| Request {
+                cmd,
+                reply: Reply::Deadline(reply),
             }) {
                 Ok(result) => result,
                 Err(e) => Err(CommandError::Storage(e)),
@@ -391,16 +438,40 @@ impl Engine {
 
     // -- queries ------------------------------------------------------------
 
+    /// The state records under `prefix`, as of the last applied group.
     fn scan<'a>(
         &'a self,
         prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<crate::backend::Entry, StorageError>> + 'a> {
-        self.inner.backend.range(prefix, &keys::prefix_end(prefix))
+    ) -> impl Iterator<Item = Result<crate::backend::Entry, StorageError>> + use<'a> {
+        self.range(prefix, &keys::prefix_end(prefix))
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl Iterator<Item = Result<crate::backend::Entry, StorageError>> + use<'a> {
+        self.inner
+            .shared
+            .memtable
+            .range(&*self.inner.backend, start, end)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.shared.memtable.get(&*self.inner.backend, key)
+    }
+
+    fn log(&self) -> LogReader<'_> {
+        LogReader {
+            backend: &*self.inner.backend,
+            partition: 0,
+            cache: Some(&self.inner.shared.blocks),
+        }
     }
 
     fn record(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
         let key = keys::key(keys::INSTANCE, &[id]);
-        match self.inner.backend.get(&key)? {
+        match self.get(&key)? {
             None => Ok(None),
             Some(value) => decode(&key, &value).map(Some),
         }
@@ -445,7 +516,7 @@ impl Engine {
         };
         let mut items: Vec<Snapshot> = Vec::new();
         let mut next = None;
-        for entry in self.inner.backend.range(&start, &keys::prefix_end(&prefix)) {
+        for entry in self.range(&start, &keys::prefix_end(&prefix)) {
             let (key, _) = entry?;
             let id = keys::tail(&key, prefix.len());
             let Some(snapshot) = self.instance(&id)? else {
@@ -472,30 +543,110 @@ impl Engine {
         Ok(Page { items, next })
     }
 
-    /// The events of `instance` (or of `@workflow/<id>`), in order.
+    /// The events of `instance` (or of `@workflow/<id>`), in order. This
+    /// holds the whole history in memory; [`Engine::history_page`] reads
+    /// it a page at a time.
     pub fn history(&self, instance: &str) -> Result<Vec<StoredEvent>, StorageError> {
-        let prefix = keys::key(keys::CHAIN, &[instance]);
-        self.scan(&prefix)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let gseq = keys::u64_value(&value).ok_or_else(|| StorageError::Corrupt {
-                    key: keys::show(&key),
-                    message: "a chain entry must hold a sequence number".to_owned(),
-                })?;
-                self.event(gseq)?.ok_or_else(|| StorageError::Corrupt {
-                    key: keys::show(&keys::event(gseq)),
-                    message: "the chain names an event that is missing".to_owned(),
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.history_page(instance, after, HISTORY_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.event.seq;
+            let full = page.len() == HISTORY_PAGE;
+            events.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Up to `limit` events of `instance` (or of `@workflow/<id>`) after
+    /// its sequence number `after`, in order. Reads only those events'
+    /// blocks, whatever the size of the log.
+    pub fn history_page(
+        &self,
+        instance: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let positions = self.positions(instance, after, limit)?;
+        let log = self.log();
+        positions
+            .into_iter()
+            .map(|position| {
+                log.event(position)?.ok_or_else(|| StorageError::Corrupt {
+                    key: keys::show(&keys::block(0, position)),
+                    message: format!(
+                        "the chain of {instance} names event {position}, which is missing"
+                    ),
                 })
             })
             .collect()
     }
 
+    /// The log positions of `instance`'s events after sequence `after`.
+    fn positions(
+        &self,
+        instance: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        if let Some(workflow) = instance.strip_prefix(WORKFLOW_SUBJECT_PREFIX) {
+            // A workflow's chain is its deployments, one per version.
+            let versions = self.versions(workflow)?;
+            return Ok(versions
+                .into_iter()
+                .filter(|v| u64::from(v.version) > after)
+                .take(limit)
+                .map(|v| v.gseq)
+                .collect());
+        }
+        let Some(record) = self.record(instance)? else {
+            return Ok(Vec::new());
+        };
+        let seq = record.instance.seq;
+        let last = seq.min(after.saturating_add(limit as u64));
+        let mut out = Vec::with_capacity((last.saturating_sub(after)) as usize);
+        let full_chunks = (seq - record.chain.len() as u64) / keys::CHAIN_CHUNK;
+        let mut wanted = after + 1;
+        while wanted <= last {
+            let chunk = (wanted - 1) / keys::CHAIN_CHUNK;
+            if chunk >= full_chunks {
+                let offset = (wanted - 1 - full_chunks * keys::CHAIN_CHUNK) as usize;
+                out.extend(
+                    record
+                        .chain
+                        .iter()
+                        .skip(offset)
+                        .take((last - wanted + 1) as usize),
+                );
+                break;
+            }
+            let key = keys::chain_chunk(instance, chunk as u32);
+            let value = self.get(&key)?.ok_or_else(|| StorageError::Corrupt {
+                key: keys::show(&key),
+                message: "a chain chunk is missing".to_owned(),
+            })?;
+            let start = ((wanted - 1) % keys::CHAIN_CHUNK) as usize;
+            for bytes in value.chunks_exact(8).skip(start) {
+                if wanted > last {
+                    break;
+                }
+                out.push(keys::u64_value(bytes).unwrap_or(0));
+                wanted += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// The event at global position `gseq`.
     pub fn event(&self, gseq: u64) -> Result<Option<StoredEvent>, StorageError> {
-        match self.inner.backend.get(&keys::event(gseq))? {
-            None => Ok(None),
-            Some(value) => StoredEvent::decode(gseq, &value).map(Some),
+        if gseq == 0 || gseq > self.applied() {
+            return Ok(None);
         }
+        self.log().event(gseq)
     }
 
     /// Events from global position `from` (inclusive), in order, up to
@@ -505,17 +656,147 @@ impl Engine {
         from: u64,
     ) -> impl Iterator<Item = Result<StoredEvent, StorageError>> + '_ {
         let last = self.last_gseq();
-        self.inner
-            .backend
-            .range(
-                &keys::event(from.max(1)),
-                &keys::event(last.saturating_add(1)),
-            )
-            .map(|entry| {
-                let (key, value) = entry?;
-                let gseq = keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0);
-                StoredEvent::decode(gseq, &value)
-            })
+        let reader = LogReader {
+            backend: &*self.inner.backend,
+            partition: 0,
+            cache: None,
+        };
+        EventsIter {
+            inner: Box::new(std::iter::from_fn({
+                let mut next = from.max(1);
+                let mut buffer: std::vec::IntoIter<Result<StoredEvent, StorageError>> =
+                    Vec::new().into_iter();
+                move || loop {
+                    if let Some(item) = buffer.next() {
+                        return Some(item);
+                    }
+                    if next > last {
+                        return None;
+                    }
+                    // A few blocks at a time, so memory stays flat.
+                    let to = last.min(next.saturating_add(EVENTS_CHUNK - 1));
+                    let chunk: Vec<_> = reader.events(next, to).collect();
+                    if chunk.is_empty() {
+                        return None;
+                    }
+                    next = to + 1;
+                    buffer = chunk.into_iter();
+                }
+            })),
+        }
+    }
+
+    /// The position of the last applied event (at least the durable one).
+    fn applied(&self) -> u64 {
+        let tree = self.inner.shared.tree.read().map(|t| t.size()).unwrap_or(0);
+        tree.max(self.last_gseq())
+    }
+
+    /// The size and root hash of the Merkle log over the durable events: a
+    /// checkpoint's contents, in O(log N) reads.
+    pub fn tree_head(&self) -> Result<TreeHead, StorageError> {
+        let size = self.last_gseq();
+        let root = self.with_tree(|tree, tiles| tree.root_at(size, tiles))?;
+        Ok(TreeHead { size, root })
+    }
+
+    /// The RFC 9162 inclusion proof of the event at `gseq` in the tree of
+    /// `size` events, in O(log N) reads.
+    pub fn inclusion_proof(&self, gseq: u64, size: u64) -> Result<Vec<Hash>, StorageError> {
+        self.check_size(size)?;
+        if gseq == 0 || gseq > size {
+            return Err(StorageError::Corrupt {
+                key: format!("event {gseq}"),
+                message: format!("no such event in a log of {size}"),
+            });
+        }
+        self.with_tree(|tree, tiles| tree.inclusion_proof(gseq - 1, size, tiles))
+    }
+
+    /// The RFC 9162 proof that the tree of `old` events is a prefix of the
+    /// tree of `new` events, in O(log N) reads.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
+        self.check_size(new)?;
+        if old > new {
+            return Err(StorageError::Corrupt {
+                key: "consistency proof".to_owned(),
+                message: format!("the old size {old} is larger than the new size {new}"),
+            });
+        }
+        self.with_tree(|tree, tiles| tree.consistency_proof(old, new, tiles))
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    /// The stored tiles of the tree of `size` events, each cut to the
+    /// entries that tree has: level 0's full tiles, and every tile of the
+    /// levels above (the last one partial).
+    pub(crate) fn tiles_at(&self, size: u64) -> Result<Vec<StoredTile>, StorageError> {
+        let width = strive_core::TILE_WIDTH as u64;
+        let mut out = Vec::new();
+        let mut entries = size;
+        let mut level = 0u8;
+        while entries > 0 {
+            let tiles = if level == 0 {
+                entries / width
+            } else {
+                entries.div_ceil(width)
+            };
+            for index in 0..tiles {
+                let key = keys::tile(0, level, index);
+                let value = self
+                    .inner
+                    .backend
+                    .get(&key)?
+                    .ok_or_else(|| StorageError::Corrupt {
+                        key: keys::show(&key),
+                        message: "a Merkle tile is missing".to_owned(),
+                    })?;
+                let keep = (entries - index * width).min(width) as usize * 32;
+                let value = value.get(..keep).ok_or_else(|| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: "a Merkle tile is shorter than the tree needs".to_owned(),
+                })?;
+                out.push(((level, index), value.to_vec()));
+            }
+            entries /= width;
+            level += 1;
+        }
+        Ok(out)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), StorageError> {
+        let last = self.last_gseq();
+        if size > last {
+            return Err(StorageError::Corrupt {
+                key: "tree size".to_owned(),
+                message: format!("the log holds {last} durable events, not {size}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn with_tree<T, E: std::fmt::Display>(
+        &self,
+        run: impl FnOnce(&TileLog, &Tiles<'_>) -> Result<T, E>,
+    ) -> Result<T, StorageError> {
+        let tree = self
+            .inner
+            .shared
+            .tree
+            .read()
+            .map(|t| t.clone())
+            .map_err(|_| StorageError::Closed)?;
+        let tiles = Tiles {
+            backend: &*self.inner.backend,
+            partition: 0,
+        };
+        run(&tree, &tiles).map_err(|e| StorageError::Corrupt {
+            key: "the Merkle tiles".to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// The global position of the last durable event (0 when empty).
@@ -578,14 +859,36 @@ impl Subscription {
     }
 }
 
-fn info(stored: &StoredDefinition) -> DefinitionInfo {
-    DefinitionInfo {
-        workflow: stored.workflow.clone(),
-        version: stored.version,
-        hash: stored.hash.clone(),
-        deployed_at: stored.deployed_at,
-        gseq: stored.gseq,
-        unchanged: false,
+use crate::writer::info;
+
+/// A stored Merkle tile: (level, index) and its value.
+pub(crate) type StoredTile = ((u8, u64), Vec<u8>);
+
+/// The events [`Engine::history`] reads at a time.
+const HISTORY_PAGE: usize = 1024;
+
+/// The events [`Engine::events`] decodes at a time.
+const EVENTS_CHUNK: u64 = 4096;
+
+/// The size and root of the Merkle log: what a checkpoint signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// The number of events.
+    pub size: u64,
+    /// The RFC 9162 root hash.
+    pub root: Hash,
+}
+
+/// The events of [`Engine::events`].
+struct EventsIter<'a> {
+    inner: Box<dyn Iterator<Item = Result<StoredEvent, StorageError>> + 'a>,
+}
+
+impl Iterator for EventsIter<'_> {
+    type Item = Result<StoredEvent, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
     }
 }
 
@@ -655,16 +958,22 @@ fn check_size(what: &'static str, value: &Value) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The store format recorded in `backend`: `None` when it is empty.
+pub(crate) fn stored_format(backend: &dyn Backend) -> Result<Option<u32>, StorageError> {
+    Ok(backend.get(&keys::meta("format"))?.map(|value| {
+        value
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(0)
+    }))
+}
+
 /// Checks (or, in an empty store, writes) the format version.
 fn check_format(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
     let key = keys::meta("format");
-    match backend.get(&key)? {
-        Some(value) => {
-            let found = value
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes)
-                .unwrap_or(0);
+    match stored_format(backend)? {
+        Some(found) => {
             if found != STORE_FORMAT {
                 return Err(OpenError::UnsupportedFormat {
                     path: path.to_owned(),

@@ -79,6 +79,11 @@ pub enum OpenError {
         /// Why.
         message: String,
     },
+    /// A new store was to be made where a store or other data already is.
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The storage layer failed.
     Storage(StorageError),
 }
@@ -89,6 +94,17 @@ impl fmt::Display for OpenError {
             OpenError::Locked { path } => write!(
                 f,
                 "the database {} is in use by another process; stop it or use another --db",
+                path.display()
+            ),
+            OpenError::UnsupportedFormat {
+                path,
+                found,
+                supported,
+            } if *found == 1 && *supported == 2 => write!(
+                f,
+                "the database {} has store format 1, which this strive (format {supported}) no longer writes; \
+                 convert it with `strive upgrade {} NEW-DIR` (it verifies every event on the way) and use NEW-DIR",
+                path.display(),
                 path.display()
             ),
             OpenError::UnsupportedFormat {
@@ -108,6 +124,11 @@ impl fmt::Display for OpenError {
             } => write!(
                 f,
                 "stored definition {workflow} v{version} does not compile: {message}"
+            ),
+            OpenError::NotEmpty { path } => write!(
+                f,
+                "{} already holds a store; give a new or empty directory for the new one",
+                path.display()
             ),
             OpenError::Storage(error) => error.fmt(f),
         }

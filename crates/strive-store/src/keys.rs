@@ -1,8 +1,14 @@
-//! The key layout. Every record lives in one ordered keyspace, partitioned
-//! by a one-byte prefix, so that one atomic batch covers them all. Numbers
-//! are big-endian so that key order is numeric order; strings are ended by
-//! a 0 byte (ids may not contain one), so that a prefix of ids never
-//! interleaves with another id. `docs/storage.md` describes each record.
+//! The key layout of store format 2. Every record lives in one ordered
+//! keyspace, partitioned by a one-byte prefix, so that one atomic batch
+//! covers them all. Numbers are big-endian so that key order is numeric
+//! order; strings are ended by a 0 byte (ids may not contain one), so that
+//! a prefix of ids never interleaves with another id. `docs/storage.md`
+//! describes each record.
+//!
+//! Two kinds of record: the **log** (blocks of events and the Merkle tiles,
+//! `b` and `r`), written with every commit group, and the **state**
+//! (snapshots, indexes, idempotency records, definitions), which the log
+//! determines and which is written back in batches (`writer::memtable`).
 
 /// Metadata: `m` + name.
 pub(crate) const META: u8 = b'm';
@@ -10,12 +16,20 @@ pub(crate) const META: u8 = b'm';
 pub(crate) const DEFINITION: u8 = b'd';
 /// Definition hash to version: `h` + hash.
 pub(crate) const DEFINITION_HASH: u8 = b'h';
-/// Events: `e` + global sequence (u64).
-pub(crate) const EVENT: u8 = b'e';
+/// Format-1 events: `e` + global sequence (u64). Read only by the upgrade.
+pub(crate) const EVENT_V1: u8 = b'e';
+/// Blocks of events: `b` + partition (u32) + first sequence (u64).
+pub(crate) const BLOCK: u8 = b'b';
+/// Merkle tiles: `r` + partition (u32) + level (u8) + index (u64).
+pub(crate) const TILE: u8 = b'r';
 /// Instance snapshots: `i` + instance.
 pub(crate) const INSTANCE: u8 = b'i';
-/// Per-instance chain: `c` + instance + 0 + sequence (u64) -> global sequence.
+/// Full chunks of an instance's chain: `c` + instance + 0 + chunk (u32) ->
+/// the log positions of [`CHAIN_CHUNK`] of its events.
 pub(crate) const CHAIN: u8 = b'c';
+
+/// How many log positions a full chain chunk holds.
+pub(crate) const CHAIN_CHUNK: u64 = 64;
 /// Idempotency records: `k` + command id.
 pub(crate) const COMMAND: u8 = b'k';
 /// Deadlines by due time: `t` + due (i64 microseconds, sign-flipped) + instance.
@@ -53,15 +67,53 @@ pub(crate) fn definition(workflow: &str, version: u32) -> Vec<u8> {
     k
 }
 
-pub(crate) fn event(gseq: u64) -> Vec<u8> {
-    let mut k = vec![EVENT];
+/// A format-1 event key.
+pub(crate) fn event_v1(gseq: u64) -> Vec<u8> {
+    let mut k = vec![EVENT_V1];
     k.extend_from_slice(&gseq.to_be_bytes());
     k
 }
 
-pub(crate) fn chain(instance: &str, seq: u64) -> Vec<u8> {
+/// The prefix of one partition's blocks.
+pub(crate) fn blocks(partition: u32) -> Vec<u8> {
+    let mut k = vec![BLOCK];
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+/// The block of `partition` whose first event is at `first`.
+pub(crate) fn block(partition: u32, first: u64) -> Vec<u8> {
+    let mut k = blocks(partition);
+    k.extend_from_slice(&first.to_be_bytes());
+    k
+}
+
+/// The first sequence number of a block key.
+pub(crate) fn block_first(key: &[u8]) -> Option<u64> {
+    u64_value(key.get(5..)?)
+}
+
+/// The tile `(level, index)` of `partition`'s Merkle log.
+pub(crate) fn tile(partition: u32, level: u8, index: u64) -> Vec<u8> {
+    let mut k = vec![TILE];
+    k.extend_from_slice(&partition.to_be_bytes());
+    k.push(level);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Chunk `chunk` of the chain of `instance`.
+pub(crate) fn chain_chunk(instance: &str, chunk: u32) -> Vec<u8> {
     let mut k = key(CHAIN, &[instance]);
-    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// The metadata key of a partition: `m` + name + partition.
+pub(crate) fn meta_partition(name: &str, partition: u32) -> Vec<u8> {
+    let mut k = meta(name);
+    k.push(0);
+    k.extend_from_slice(&partition.to_be_bytes());
     k
 }
 
@@ -135,10 +187,18 @@ mod tests {
     #[test]
     fn ids_that_are_prefixes_do_not_interleave() {
         // "org-1" and "org-10": the 0 terminator keeps their chains apart.
-        let a = chain("org-1", 2);
-        let b = chain("org-10", 1);
+        let a = chain_chunk("org-1", 2);
+        let b = chain_chunk("org-10", 1);
         let a_end = prefix_end(&key(CHAIN, &["org-1"]));
         assert!(a < a_end && !(b >= key(CHAIN, &["org-1"]) && b < a_end));
         assert_eq!(prefix_end(&[b'a', 0xFF]), vec![b'b']);
+    }
+
+    #[test]
+    fn block_keys_sort_by_partition_then_sequence() {
+        assert!(block(0, 300) < block(0, 301));
+        assert!(block(0, u64::MAX) < block(1, 1));
+        assert_eq!(block_first(&block(3, 77)), Some(77));
+        assert!(tile(0, 0, 5) < tile(0, 1, 0));
     }
 }

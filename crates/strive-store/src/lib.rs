@@ -41,17 +41,25 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod block;
+mod convert;
 mod engine;
 mod error;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod failpoints;
 mod keys;
+mod log;
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod raw;
 mod records;
+mod state;
 mod writer;
 
 pub use backend::{Backend, Entry, SledBackend, Write};
-pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription};
+pub use convert::Converted;
+pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,

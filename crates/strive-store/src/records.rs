@@ -11,8 +11,10 @@ use strive_core::{Due, Event, Instance};
 use crate::error::StorageError;
 use crate::keys;
 
-/// The on-disk format this version reads and writes.
-pub const STORE_FORMAT: u32 = 1;
+/// The on-disk format this version reads and writes (2: blocks of events,
+/// stored Merkle tiles, state written back in batches; see docs/storage.md).
+/// Format 1 stores are converted by `strive upgrade`.
+pub const STORE_FORMAT: u32 = 2;
 
 /// A deployed definition version as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +25,10 @@ pub(crate) struct StoredDefinition {
     pub(crate) hash: String,
     pub(crate) deployed_at: Timestamp,
     pub(crate) gseq: u64,
+    /// The hash of the deploy event, the head of the workflow's chain at
+    /// this version (format 2).
+    #[serde(default)]
+    pub(crate) event_hash: String,
     pub(crate) definition: Value,
 }
 
@@ -33,6 +39,15 @@ pub(crate) struct InstanceRecord {
     pub(crate) instance: Instance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) due: Option<Due>,
+    /// The partition whose log holds the instance's events (that of its
+    /// root ancestor).
+    #[serde(default)]
+    pub(crate) partition: u32,
+    /// The log positions of the instance's events after the last full chain
+    /// chunk (`keys::CHAIN`): event `seq` is at `chain[(seq - 1) % 64]`
+    /// once the earlier chunks are counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) chain: Vec<u64>,
 }
 
 /// An idempotency record: what a command id was used for and what it
@@ -111,11 +126,28 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Decodes the value stored under an event key: 32 bytes of hash, then
-    /// the event's bytes.
-    pub(crate) fn decode(gseq: u64, value: &[u8]) -> Result<StoredEvent, StorageError> {
+    /// An event read from a block: its stored digest and exact bytes.
+    pub(crate) fn from_parts(
+        digest: &[u8; 32],
+        bytes: &[u8],
+        position: u64,
+    ) -> Result<StoredEvent, StorageError> {
+        let event = Event::decode(bytes).map_err(|e| StorageError::Corrupt {
+            key: format!("event {position}"),
+            message: e.to_string(),
+        })?;
+        Ok(StoredEvent {
+            hash: hex_encode(digest),
+            bytes: bytes.to_vec(),
+            event,
+        })
+    }
+
+    /// Decodes the value stored under a format-1 event key: 32 bytes of
+    /// hash, then the event's bytes.
+    pub(crate) fn decode_v1(gseq: u64, value: &[u8]) -> Result<StoredEvent, StorageError> {
         let corrupt = |message: String| StorageError::Corrupt {
-            key: keys::show(&keys::event(gseq)),
+            key: keys::show(&keys::event_v1(gseq)),
             message,
         };
         if value.len() < 32 {

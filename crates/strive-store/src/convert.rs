@@ -1,0 +1,237 @@
+//! Building a format-2 store from a log kept elsewhere: a format-1 store
+//! (`strive upgrade`), an audit bundle's events (`strive import`), and
+//! copying a running store's log (`strive backup`).
+//!
+//! Each builds the new store's log from the recorded events' exact bytes
+//! and its state by deciding every recorded command again
+//! (`writer::recover`), so an event that does not follow from the ones
+//! before it (an altered payload, a broken chain, a forged hash) stops the
+//! conversion with the position it was found at, and the new store is left
+//! unfinished, never presented as good.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use strive_core::{Hash, StreamingRoot, TileLog};
+
+use crate::backend::{Backend, SledBackend, Write};
+use crate::engine::{Engine, stored_format};
+use crate::error::{OpenError, StorageError};
+use crate::keys;
+use crate::log::LogReader;
+use crate::records::{InstanceRecord, Options, StoredEvent};
+use crate::writer::{Shared, Writer};
+
+/// What an upgrade or import built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// Events written to the new store (each decided again and checked).
+    pub events: u64,
+    /// The Merkle root over them, equal to the source's.
+    pub root: Hash,
+    /// Deadlines the source had consumed without an event (a refused
+    /// deadline event), consumed in the new store too.
+    pub consumed_deadlines: u64,
+}
+
+impl Engine {
+    /// Converts the format-1 store at `old` into a new format-2 store at
+    /// `new` (a directory that does not exist yet or is empty), checking
+    /// every event on the way; `old` is only read. Returns the new engine.
+    pub fn upgrade(
+        old: &Path,
+        new: &Path,
+        options: Options,
+    ) -> Result<(Engine, Converted), OpenError> {
+        let source = SledBackend::open(old)?;
+        match stored_format(&source)? {
+            Some(1) => {}
+            found => {
+                return Err(OpenError::UnsupportedFormat {
+                    path: old.to_owned(),
+                    found: found.unwrap_or(0),
+                    supported: 1,
+                });
+            }
+        }
+        let last = source
+            .get(&keys::meta("gseq"))?
+            .and_then(|v| keys::u64_value(&v))
+            .unwrap_or(0);
+        let events = (1..=last).map(|gseq| {
+            let key = keys::event_v1(gseq);
+            let value = source.get(&key)?.ok_or_else(|| StorageError::Corrupt {
+                key: keys::show(&key),
+                message: format!("event {gseq} of {last} is missing from the format-1 log"),
+            })?;
+            StoredEvent::decode_v1(gseq, &value)
+        });
+        let deadlines = deadline_keys(&source)?;
+        let target = open_empty(new)?;
+        let converted = build(target.clone(), events, Some(&deadlines), &options)?;
+        drop(source);
+        let engine = Engine::with_backend(target, Some(new.to_owned()), options)?;
+        Ok((engine, converted))
+    }
+
+    /// Builds a new store at `new` (which must not exist or be empty) from
+    /// a whole log's events, in order, as (stored hash, exact bytes): an
+    /// audit bundle's, which the caller has verified. Every event is
+    /// decided again and checked.
+    pub fn import(
+        new: &Path,
+        events: impl Iterator<Item = Result<(String, Vec<u8>), StorageError>>,
+        options: Options,
+    ) -> Result<(Engine, Converted), OpenError> {
+        let target = open_empty(new)?;
+        let events = events.map(|item| {
+            let (hash, bytes) = item?;
+            let event = strive_core::Event::decode(&bytes).map_err(|e| StorageError::Corrupt {
+                key: "an imported event".to_owned(),
+                message: e.to_string(),
+            })?;
+            Ok(StoredEvent { hash, bytes, event })
+        });
+        let converted = build(target.clone(), events, None, &options)?;
+        let engine = Engine::with_backend(target, Some(new.to_owned()), options)?;
+        Ok((engine, converted))
+    }
+
+    /// Copies the durable log to a new store at `dir` (which must not
+    /// exist or be empty) while the engine keeps running: blocks and tiles
+    /// never change once written, so the copy is consistent as of the
+    /// durable position it was started at. The copy has no state: its
+    /// first open rebuilds it from the log (and so checks every event).
+    /// Returns the number of events copied.
+    pub fn backup(&self, dir: &Path) -> Result<u64, OpenError> {
+        let target = open_empty(dir)?;
+        let size = self.last_gseq();
+        let backend = self.backend();
+        let mut writes: Vec<Write> = vec![(
+            keys::meta("format"),
+            Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
+        )];
+        let blocks = keys::blocks(0);
+        for entry in backend.range(&blocks, &keys::block(0, size.saturating_add(1))) {
+            let (key, value) = entry?;
+            writes.push((key, Some(value)));
+            if writes.len() >= 1024 {
+                target.apply(std::mem::take(&mut writes))?;
+            }
+        }
+        for (id, value) in self.tiles_at(size)? {
+            writes.push((keys::tile(0, id.0, id.1), Some(value)));
+        }
+        target.apply(writes)?;
+        target.flush()?;
+        Ok(size)
+    }
+}
+
+/// Opens `path` as a new store, refusing one that holds anything.
+fn open_empty(path: &Path) -> Result<Arc<dyn Backend>, OpenError> {
+    let backend = SledBackend::open(path)?;
+    if backend.range(&[], &[0xFF]).next().is_some() {
+        return Err(OpenError::NotEmpty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Arc::new(backend))
+}
+
+/// The deadline entries of a format-1 store.
+fn deadline_keys(source: &dyn Backend) -> Result<BTreeSet<Vec<u8>>, StorageError> {
+    let prefix = [keys::DEADLINE];
+    source
+        .range(&prefix, &keys::prefix_end(&prefix))
+        .map(|entry| entry.map(|(key, _)| key))
+        .collect()
+}
+
+/// Writes `events` as the whole log of `target`, with the state they
+/// determine. `deadlines`, when known, are the source's pending deadline
+/// entries: any the replay leaves pending that the source had not was
+/// consumed by a refused deadline event, which no event records.
+fn build(
+    target: Arc<dyn Backend>,
+    events: impl Iterator<Item = Result<StoredEvent, StorageError>>,
+    deadlines: Option<&BTreeSet<Vec<u8>>>,
+    options: &Options,
+) -> Result<Converted, OpenError> {
+    target.apply(vec![(
+        keys::meta("format"),
+        Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
+    )])?;
+    let shared = Arc::new(Shared::new(0, TileLog::new()));
+    let mut writer = Writer::new(target.clone(), shared, options.clone());
+    let mut root = StreamingRoot::new();
+    let events = events.inspect(|item| {
+        if let Ok(event) = item
+            && let Ok(digest) = hex_digest(&event.hash)
+        {
+            root.push(&digest);
+        }
+    });
+    let replayed = writer.replay_recorded(events, true)?;
+    let consumed = match deadlines {
+        Some(kept) => writer.consume_missing_deadlines(kept)?,
+        None => 0,
+    };
+    writer.write_back_now()?;
+    target.flush()?;
+    let log = LogReader {
+        backend: &*target,
+        partition: 0,
+        cache: None,
+    };
+    debug_assert_eq!(log.last()?, replayed);
+    Ok(Converted {
+        events: replayed,
+        root: root.root(),
+        consumed_deadlines: consumed,
+    })
+}
+
+fn hex_digest(hash: &str) -> Result<Hash, ()> {
+    let bytes = hex::decode(hash).map_err(|_| ())?;
+    bytes.try_into().map_err(|_| ())
+}
+
+impl Writer {
+    /// Consumes every pending deadline whose entry is not in `kept`.
+    fn consume_missing_deadlines(&mut self, kept: &BTreeSet<Vec<u8>>) -> Result<u64, StorageError> {
+        let prefix = [keys::DEADLINE];
+        let pending: Vec<Vec<u8>> = self
+            .shared
+            .memtable
+            .range(&*self.backend, &prefix, &keys::prefix_end(&prefix))
+            .map(|entry| entry.map(|(key, _)| key))
+            .collect::<Result<_, _>>()?;
+        let mut writes = crate::state::Writes::new();
+        let mut consumed = 0;
+        for key in pending.into_iter().filter(|key| !kept.contains(key)) {
+            let Some((_, id)) = keys::parse_deadline(&key) else {
+                continue;
+            };
+            let record_key = keys::key(keys::INSTANCE, &[&id]);
+            if let Some(bytes) = self.shared.memtable.get(&*self.backend, &record_key)? {
+                let mut record: InstanceRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                        key: keys::show(&record_key),
+                        message: e.to_string(),
+                    })?;
+                record.due = None;
+                writes.insert(
+                    record_key,
+                    Some(serde_json::to_vec(&record).unwrap_or_default()),
+                );
+                self.cache.remove(&id);
+            }
+            writes.insert(key, None);
+            consumed += 1;
+        }
+        self.shared.memtable.extend(writes);
+        Ok(consumed)
+    }
+}

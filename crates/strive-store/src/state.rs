@@ -1,0 +1,167 @@
+//! The state records (snapshots, indexes, idempotency records, definitions)
+//! as readers see them: the backend, overlaid by the writes that are applied
+//! to the log but not yet written back (the *memtable*).
+//!
+//! Format 2 writes each commit group's events to the log at once, and the
+//! state those events determine only every so often (`writer::WriteBack`),
+//! so that an instance fired many times between two write-backs costs one
+//! snapshot write, not one per event. Until then the state lives here.
+//!
+//! **Architecture Invariant:** the memtable only ever holds effects of
+//! events that are in the log. A crash loses it; reopening rebuilds it by
+//! replaying the log from the position the last write-back recorded
+//! (`writer::recover`).
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use crate::backend::{Backend, Entry};
+use crate::error::StorageError;
+
+/// Writes keyed by record key: a value, or `None` for a deletion.
+pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// What [`Memtable::extend_saving`] replaced: each key's earlier memtable
+/// entry, if it had one.
+pub(crate) type Previous = Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>;
+
+/// The state not yet written back, shared by the writer and readers.
+#[derive(Default)]
+pub(crate) struct Memtable {
+    dirty: RwLock<Writes>,
+}
+
+impl Memtable {
+    /// The value at `key`: the memtable's, else the backend's.
+    pub(crate) fn get(
+        &self,
+        backend: &dyn Backend,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Ok(dirty) = self.dirty.read()
+            && let Some(value) = dirty.get(key)
+        {
+            return Ok(value.clone());
+        }
+        backend.get(key)
+    }
+
+    /// The entries with `start <= key < end`, merged, in key order. The
+    /// memtable's part is copied (it is bounded by the write-back size); the
+    /// backend's is streamed.
+    pub(crate) fn range<'a>(
+        &self,
+        backend: &'a dyn Backend,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl Iterator<Item = Result<Entry, StorageError>> + use<'a> {
+        let overlay: Vec<Overlaid> = match self.dirty.read() {
+            Ok(dirty) if start < end => dirty
+                .range(start.to_vec()..end.to_vec())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Merge {
+            base: backend.range(start, end).peekable(),
+            overlay: overlay.into_iter().peekable(),
+        }
+    }
+
+    /// Adds a committed group's state writes.
+    pub(crate) fn extend(&self, writes: Writes) {
+        if let Ok(mut dirty) = self.dirty.write() {
+            dirty.extend(writes);
+        }
+    }
+
+    /// Adds writes, returning what they replaced, for [`Memtable::restore`].
+    pub(crate) fn extend_saving(&self, writes: Writes) -> Previous {
+        let mut previous = Vec::with_capacity(writes.len());
+        if let Ok(mut dirty) = self.dirty.write() {
+            for (key, value) in writes {
+                let old = dirty.insert(key.clone(), value);
+                previous.push((key, old));
+            }
+        }
+        previous
+    }
+
+    /// Undoes [`Memtable::extend_saving`] (after the batch that was to
+    /// write them failed).
+    pub(crate) fn restore(&self, previous: Previous) {
+        if let Ok(mut dirty) = self.dirty.write() {
+            for (key, old) in previous.into_iter().rev() {
+                match old {
+                    Some(value) => dirty.insert(key, value),
+                    None => dirty.remove(&key),
+                };
+            }
+        }
+    }
+
+    /// How many keys wait to be written back.
+    pub(crate) fn len(&self) -> usize {
+        self.dirty.read().map(|d| d.len()).unwrap_or(0)
+    }
+
+    /// A copy of everything not yet written back, for a write-back batch.
+    pub(crate) fn snapshot(&self) -> Writes {
+        self.dirty.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Forgets what a write-back wrote, keeping any key written since with
+    /// its newer value (only the writer thread writes, so in practice the
+    /// write-back and this call see the same memtable).
+    pub(crate) fn written_back(&self, written: &Writes) {
+        if let Ok(mut dirty) = self.dirty.write() {
+            for (key, value) in written {
+                if dirty.get(key) == Some(value) {
+                    dirty.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// A memtable entry in a merged range: a value, or a deletion.
+type Overlaid = (Vec<u8>, Option<Vec<u8>>);
+
+/// The backend's entries overlaid by the memtable's, both in key order.
+struct Merge<'a> {
+    base: std::iter::Peekable<Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a>>,
+    overlay: std::iter::Peekable<std::vec::IntoIter<Overlaid>>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<Entry, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_overlay = match (self.base.peek(), self.overlay.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => return self.base.next(),
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(Ok((base_key, _))), Some((overlay_key, _))) => {
+                    if base_key == overlay_key {
+                        // The overlay's value replaces the backend's.
+                        self.base.next();
+                        true
+                    } else {
+                        overlay_key < base_key
+                    }
+                }
+            };
+            if !take_overlay {
+                return self.base.next();
+            }
+            match self.overlay.next() {
+                Some((key, Some(value))) => return Some(Ok((key, value))),
+                // A deletion hides the backend's entry and yields nothing.
+                Some((_, None)) => continue,
+                None => return None,
+            }
+        }
+    }
+}

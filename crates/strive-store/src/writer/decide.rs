@@ -1,0 +1,732 @@
+//! Deciding commands: deploy, start, fire and deadlines, through the core's
+//! transition function, against a [`Txn`]. The same code decides a new
+//! command and re-decides a recorded one on recovery, upgrade and import
+//! (`recover.rs`), so the state those rebuild is the state the engine
+//! would have kept.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use strive_core::{
+    Actor, Cause, Command, Due, Event, EventKind, GENESIS, Instance, WORKFLOW_SUBJECT_PREFIX,
+    Workflow,
+};
+
+use crate::error::{CommandError, DeployError, StorageError};
+use crate::keys;
+use crate::records::{
+    CommandOptions, CommandRecord, DefinitionInfo, InstanceRecord, Outcome, STORE_FORMAT,
+    StoredDefinition,
+};
+
+use super::txn::{Txn, to_json};
+
+/// How deep a chain of parent notifications may go.
+const MAX_NOTIFY_DEPTH: usize = 16;
+
+/// The longest instance or command id accepted, in bytes.
+pub(crate) const MAX_ID_BYTES: usize = 128;
+
+/// A definition checked and compiled by the caller, ready to store.
+pub(crate) struct Prepared {
+    pub(crate) workflow: Arc<Workflow>,
+    pub(crate) value: Value,
+}
+
+/// A command, as decided by the writer (without where to answer).
+pub(crate) enum Cmd {
+    Deploy {
+        items: Vec<Prepared>,
+        actor: Actor,
+    },
+    Start {
+        workflow: String,
+        instance: String,
+        actor: Actor,
+        data: Map<String, Value>,
+        parent: Option<String>,
+        options: CommandOptions,
+    },
+    Fire {
+        instance: String,
+        event: String,
+        actor: Actor,
+        payload: Value,
+        options: CommandOptions,
+    },
+    Deadline {
+        key: Vec<u8>,
+        instance: String,
+    },
+}
+
+/// What deciding a command produced.
+pub(crate) enum Decided {
+    Deploy(Result<Vec<DefinitionInfo>, DeployError>),
+    Command(Result<Outcome, CommandError>),
+    Deadline(Result<Option<Outcome>, CommandError>),
+}
+
+impl Decided {
+    pub(crate) fn is_ok(&self) -> bool {
+        match self {
+            Decided::Deploy(result) => result.is_ok(),
+            Decided::Command(result) => result.is_ok(),
+            Decided::Deadline(result) => result.is_ok(),
+        }
+    }
+}
+
+/// Decides `cmd` at `clock`. A refused command leaves `txn` as it found it,
+/// except a deadline, which is consumed even when its event is refused.
+pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp) -> Decided {
+    let decided = match cmd {
+        Cmd::Deploy { items, actor } => Decided::Deploy(deploy(txn, items, &actor, clock)),
+        Cmd::Start {
+            workflow,
+            instance,
+            actor,
+            data,
+            parent,
+            options,
+        } => {
+            let request = json!({"op": "start", "workflow": workflow, "instance": instance,
+                "actor": actor, "data": data, "parent": parent});
+            let command_id = options.command_id.as_deref();
+            Decided::Command(idempotent(txn, command_id, &request, |txn| {
+                start(
+                    txn,
+                    &Start {
+                        workflow: &workflow,
+                        id: &instance,
+                        actor: &actor,
+                        data: &data,
+                        parent: parent.as_deref(),
+                        command_id,
+                        cause: None,
+                        now: clock,
+                    },
+                )
+            }))
+        }
+        Cmd::Fire {
+            instance,
+            event,
+            actor,
+            payload,
+            options,
+        } => {
+            let request = json!({"op": "fire", "instance": instance, "event": event,
+                "actor": actor, "payload": payload});
+            let command_id = options.command_id.as_deref();
+            Decided::Command(idempotent(txn, command_id, &request, |txn| {
+                fire(
+                    txn,
+                    &Fire {
+                        id: &instance,
+                        event: &event,
+                        actor: &actor,
+                        payload: &payload,
+                        expected_seq: options.expected_seq,
+                        command_id,
+                        cause: None,
+                        clock,
+                        depth: 0,
+                    },
+                )
+            }))
+        }
+        Cmd::Deadline { key, instance } => {
+            // A refused deadline event is consumed all the same, so the
+            // deadline fires at most once; its removal is written.
+            return Decided::Deadline(deadline(txn, &key, &instance, clock));
+        }
+    };
+    if !decided.is_ok() {
+        txn.rollback();
+    }
+    decided
+}
+
+/// Refuses ids that would break the key layout or impersonate a
+/// definition subject.
+pub(crate) fn check_id(id: &str) -> Result<(), CommandError> {
+    let invalid = |reason| {
+        Err(CommandError::InvalidId {
+            id: id.chars().take(140).collect(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return invalid("ids may not be empty");
+    }
+    if id.len() > MAX_ID_BYTES {
+        return invalid("ids may be at most 128 bytes long");
+    }
+    if id.chars().any(char::is_control) {
+        return invalid("ids may not contain control characters");
+    }
+    if id.starts_with('@') {
+        return invalid("ids may not start with `@`, which marks definition histories");
+    }
+    Ok(())
+}
+
+fn corrupt(key: &[u8], message: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        key: keys::show(key),
+        message: message.into(),
+    }
+}
+
+/// The digest of a command's request, which a retry with the same command
+/// id must match. It leaves out the expected sequence: the log does not
+/// record it, and recovery must rebuild the same digest from the log.
+fn digest(request: &Value) -> String {
+    hex::encode(Sha256::digest(to_json(request)))
+}
+
+/// Runs `command` unless `command_id` was used before: then returns the
+/// recorded outcome (same request) or refuses (different request).
+fn idempotent(
+    txn: &mut Txn<'_>,
+    command_id: Option<&str>,
+    request: &Value,
+    command: impl FnOnce(&mut Txn<'_>) -> Result<Outcome, CommandError>,
+) -> Result<Outcome, CommandError> {
+    let Some(id) = command_id else {
+        return command(txn);
+    };
+    let digest = digest(request);
+    let key = keys::key(keys::COMMAND, &[id]);
+    if let Some(bytes) = txn.get(&key)? {
+        let record: CommandRecord =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(&key, e.to_string()))?;
+        if record.digest != digest {
+            return Err(CommandError::CommandIdReused {
+                command_id: id.to_owned(),
+            });
+        }
+        return Ok(Outcome {
+            replayed: true,
+            ..record.outcome
+        });
+    }
+    let outcome = command(txn)?;
+    let record = CommandRecord {
+        v: STORE_FORMAT,
+        digest,
+        outcome: outcome.clone(),
+    };
+    txn.put(key, to_json(&record));
+    Ok(outcome)
+}
+
+fn deploy(
+    txn: &mut Txn<'_>,
+    items: Vec<Prepared>,
+    actor: &Actor,
+    clock: Timestamp,
+) -> Result<Vec<DefinitionInfo>, DeployError> {
+    let mut infos = Vec::with_capacity(items.len());
+    for item in items {
+        let id = item.workflow.id().to_owned();
+        let hash = item.workflow.hash().to_owned();
+        let hash_key = keys::key(keys::DEFINITION_HASH, &[&hash]);
+        if let Some(bytes) = txn.get(&hash_key)? {
+            let known: Value =
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(&hash_key, e.to_string()))?;
+            let version = known["version"].as_u64().unwrap_or(0) as u32;
+            let stored = stored_definition(txn, &id, version)?;
+            infos.push(DefinitionInfo {
+                unchanged: true,
+                ..info(&stored)
+            });
+            continue;
+        }
+        let version = txn.scan(&keys::key(keys::DEFINITION, &[&id]))?.len() as u32 + 1;
+        let (prev, at) = if version > 1 {
+            let last = stored_definition(txn, &id, version - 1)?;
+            (last.event_hash, clock.max(last.deployed_at))
+        } else {
+            (GENESIS.to_owned(), clock)
+        };
+        let event = Event {
+            v: strive_core::EVENT_FORMAT,
+            gseq: 0,
+            instance: format!("{WORKFLOW_SUBJECT_PREFIX}{id}"),
+            seq: u64::from(version),
+            prev,
+            kind: EventKind::Deploy,
+            workflow: id.clone(),
+            version,
+            definition_hash: hash.clone(),
+            from: None,
+            event: "deploy".to_owned(),
+            transition: None,
+            to: String::new(),
+            actor: actor.clone(),
+            at,
+            command_id: None,
+            payload: item.value.clone(),
+            effects: Vec::new(),
+            cause: None,
+        };
+        let (gseq, event_hash) = txn.append(event);
+        let stored = StoredDefinition {
+            v: STORE_FORMAT,
+            workflow: id.clone(),
+            version,
+            hash: hash.clone(),
+            deployed_at: at,
+            gseq,
+            event_hash,
+            definition: item.value,
+        };
+        txn.put(keys::definition(&id, version), to_json(&stored));
+        txn.put(
+            hash_key,
+            to_json(&json!({"workflow": id, "version": version})),
+        );
+        txn.installed.push((item.workflow, version));
+        infos.push(info(&stored));
+    }
+    Ok(infos)
+}
+
+fn stored_definition(
+    txn: &Txn<'_>,
+    workflow: &str,
+    version: u32,
+) -> Result<StoredDefinition, StorageError> {
+    let key = keys::definition(workflow, version);
+    txn.get(&key)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| corrupt(&key, "missing definition"))
+}
+
+pub(crate) fn info(stored: &StoredDefinition) -> DefinitionInfo {
+    DefinitionInfo {
+        workflow: stored.workflow.clone(),
+        version: stored.version,
+        hash: stored.hash.clone(),
+        deployed_at: stored.deployed_at,
+        gseq: stored.gseq,
+        unchanged: false,
+    }
+}
+
+/// Indexes a new instance: by workflow and stage, under its parent, and
+/// its deadline.
+fn index_new(
+    txn: &mut Txn<'_>,
+    instance: &Instance,
+    due: Option<&Due>,
+) -> Result<(), StorageError> {
+    txn.put(
+        keys::key(
+            keys::BY_STAGE,
+            &[&instance.workflow, &instance.stage, &instance.id],
+        ),
+        Vec::new(),
+    );
+    txn.put(
+        keys::key(keys::BY_WORKFLOW, &[&instance.workflow, &instance.id]),
+        Vec::new(),
+    );
+    if let Some(parent) = &instance.parent {
+        txn.put(keys::key(keys::CHILD, &[parent, &instance.id]), Vec::new());
+        txn.child_count_delta(parent, &instance.workflow, &instance.stage, 1)?;
+    }
+    if let Some(due) = due {
+        txn.put(
+            keys::deadline(due.at.as_microsecond(), &instance.id),
+            Vec::new(),
+        );
+    }
+    Ok(())
+}
+
+/// A start to decide.
+struct Start<'c> {
+    workflow: &'c str,
+    id: &'c str,
+    actor: &'c Actor,
+    data: &'c Map<String, Value>,
+    parent: Option<&'c str>,
+    command_id: Option<&'c str>,
+    cause: Option<Cause>,
+    now: Timestamp,
+}
+
+fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
+    let id = cmd.id;
+    check_id(id)?;
+    if txn.load_instance(id)?.is_some() {
+        return Err(CommandError::InstanceExists {
+            instance: id.to_owned(),
+        });
+    }
+    let (version, compiled) =
+        txn.latest(cmd.workflow)
+            .ok_or_else(|| CommandError::UnknownWorkflow {
+                workflow: cmd.workflow.to_owned(),
+            })?;
+    let partition = match cmd.parent {
+        None => txn.partition,
+        Some(parent) => match txn.load_instance(parent)? {
+            Some(record) => record.partition,
+            None => {
+                return Err(CommandError::UnknownInstance {
+                    instance: parent.to_owned(),
+                });
+            }
+        },
+    };
+    let mut instance = compiled
+        .new_instance(id, version, cmd.data, cmd.parent, cmd.now)
+        .map_err(|reason| CommandError::Rejected {
+            instance: id.to_owned(),
+            event: "start".to_owned(),
+            reason: Box::new(reason),
+        })?;
+    let event = Event {
+        v: strive_core::EVENT_FORMAT,
+        gseq: 0,
+        instance: id.to_owned(),
+        seq: 1,
+        prev: GENESIS.to_owned(),
+        kind: EventKind::Start,
+        workflow: cmd.workflow.to_owned(),
+        version,
+        definition_hash: compiled.hash().to_owned(),
+        from: None,
+        event: "start".to_owned(),
+        transition: None,
+        to: instance.stage.clone(),
+        actor: cmd.actor.clone(),
+        at: cmd.now,
+        command_id: cmd.command_id.map(str::to_owned),
+        payload: json!({"data": cmd.data, "parent": cmd.parent}),
+        effects: Vec::new(),
+        cause: cmd.cause.clone(),
+    };
+    let (position, hash) = txn.append(event);
+    instance.seq = 1;
+    instance.head = hash.clone();
+    let due = if instance.finished {
+        None
+    } else {
+        compiled.deadline(&instance.stage, cmd.now, &instance.data)
+    };
+    index_new(txn, &instance, due.as_ref())?;
+    let outcome = Outcome {
+        instance: id.to_owned(),
+        event: "start".to_owned(),
+        stage: instance.stage.clone(),
+        seq: 1,
+        gseq: position,
+        hash,
+        finished: instance.finished,
+        replayed: false,
+    };
+    let mut record = InstanceRecord {
+        v: STORE_FORMAT,
+        instance,
+        due,
+        partition,
+        chain: Vec::new(),
+    };
+    txn.chain_push(&mut record, 1, position);
+    txn.save_instance(record);
+    Ok(outcome)
+}
+
+/// A fire to decide.
+struct Fire<'c> {
+    id: &'c str,
+    event: &'c str,
+    actor: &'c Actor,
+    payload: &'c Value,
+    expected_seq: Option<u64>,
+    command_id: Option<&'c str>,
+    cause: Option<Cause>,
+    clock: Timestamp,
+    depth: usize,
+}
+
+fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
+    let id = cmd.id;
+    let record = txn
+        .load_instance(id)?
+        .ok_or_else(|| CommandError::UnknownInstance {
+            instance: id.to_owned(),
+        })?;
+    let current = &record.instance;
+    if let Some(expected) = cmd.expected_seq
+        && expected != current.seq
+    {
+        return Err(CommandError::Conflict {
+            instance: id.to_owned(),
+            expected,
+            actual: current.seq,
+        });
+    }
+    let compiled = txn
+        .workflow(&current.workflow, current.version)
+        .ok_or_else(|| {
+            corrupt(
+                &keys::definition(&current.workflow, current.version),
+                "the instance's definition version is not deployed",
+            )
+        })?;
+    // Time never runs backwards within an instance.
+    let now = cmd.clock.max(current.updated_at);
+    // Summarising children reads the store: only for workflows whose
+    // guards or effects read them.
+    let children = if compiled.reads_children() {
+        txn.children_summary(id)?
+    } else {
+        Value::Null
+    };
+    let command = Command {
+        event: cmd.event,
+        actor: cmd.actor,
+        payload: cmd.payload,
+        now,
+    };
+    let accepted = compiled
+        .fire(current, &command, &children)
+        .map_err(|reason| CommandError::Rejected {
+            instance: id.to_owned(),
+            event: cmd.event.to_owned(),
+            reason: Box::new(reason),
+        })?;
+    let mut next = compiled.advance(current, &accepted, now);
+    let recorded = Event {
+        v: strive_core::EVENT_FORMAT,
+        gseq: 0,
+        instance: id.to_owned(),
+        seq: next.seq,
+        prev: current.head.clone(),
+        kind: EventKind::Fire,
+        workflow: current.workflow.clone(),
+        version: current.version,
+        definition_hash: current.definition_hash.clone(),
+        from: Some(accepted.from.clone()),
+        event: cmd.event.to_owned(),
+        transition: Some(accepted.transition.clone()),
+        to: accepted.to.clone(),
+        actor: cmd.actor.clone(),
+        at: now,
+        command_id: cmd.command_id.map(str::to_owned),
+        payload: cmd.payload.clone(),
+        effects: accepted.effects.clone(),
+        cause: cmd.cause.clone(),
+    };
+    let (position, hash) = txn.append(recorded);
+    next.head = hash.clone();
+    let due = if accepted.moves() {
+        move_stage(txn, &record, &next, &compiled, now)?
+    } else {
+        record.due.clone()
+    };
+    let outcome = Outcome {
+        instance: id.to_owned(),
+        event: cmd.event.to_owned(),
+        stage: next.stage.clone(),
+        seq: next.seq,
+        gseq: position,
+        hash,
+        finished: next.finished,
+        replayed: false,
+    };
+    let this_event = Cause {
+        instance: id.to_owned(),
+        seq: next.seq,
+    };
+    let parent = next.parent.clone();
+    let (child_workflow, stage) = (next.workflow.clone(), next.stage.clone());
+    let mut saved = InstanceRecord {
+        v: STORE_FORMAT,
+        instance: next,
+        due,
+        partition: record.partition,
+        chain: record.chain.clone(),
+    };
+    txn.chain_push(&mut saved, outcome.seq, position);
+    txn.save_instance(saved);
+    if let Some(spawn) = &accepted.spawn {
+        for child in &spawn.children {
+            start(
+                txn,
+                &Start {
+                    workflow: &spawn.workflow,
+                    id: &child.id,
+                    actor: cmd.actor,
+                    data: &child.data,
+                    parent: Some(id),
+                    command_id: None,
+                    cause: Some(this_event.clone()),
+                    now,
+                },
+            )?;
+        }
+    }
+    if let (Some(parent_event), Some(parent)) = (&accepted.notify_parent, parent) {
+        let notice = Notice {
+            parent: &parent,
+            event: parent_event,
+            cause: this_event,
+            workflow: &child_workflow,
+            stage: &stage,
+            now,
+        };
+        notify_parent(txn, cmd, notice)?;
+    }
+    Ok(outcome)
+}
+
+/// Moves the instance's indexes and deadline from its old stage to its new
+/// one; returns the new deadline.
+fn move_stage(
+    txn: &mut Txn<'_>,
+    record: &InstanceRecord,
+    next: &Instance,
+    compiled: &Workflow,
+    now: Timestamp,
+) -> Result<Option<Due>, CommandError> {
+    let current = &record.instance;
+    let id = current.id.as_str();
+    txn.delete(keys::key(
+        keys::BY_STAGE,
+        &[&current.workflow, &current.stage, id],
+    ));
+    txn.put(
+        keys::key(keys::BY_STAGE, &[&next.workflow, &next.stage, id]),
+        Vec::new(),
+    );
+    if let Some(parent) = &next.parent {
+        txn.child_count_delta(parent, &next.workflow, &current.stage, -1)?;
+        txn.child_count_delta(parent, &next.workflow, &next.stage, 1)?;
+    }
+    // Leaving a stage cancels its deadline; entering one sets its own.
+    if let Some(old) = &record.due {
+        txn.delete(keys::deadline(old.at.as_microsecond(), id));
+    }
+    let due = if next.finished {
+        None
+    } else {
+        compiled.deadline(&next.stage, now, &next.data)
+    };
+    if let Some(new) = &due {
+        txn.put(keys::deadline(new.at.as_microsecond(), id), Vec::new());
+    }
+    Ok(due)
+}
+
+/// A child's notification of its parent, fired as the engine.
+struct Notice<'c> {
+    parent: &'c str,
+    event: &'c str,
+    cause: Cause,
+    workflow: &'c str,
+    stage: &'c str,
+    now: Timestamp,
+}
+
+fn notify_parent(
+    txn: &mut Txn<'_>,
+    cmd: &Fire<'_>,
+    notice: Notice<'_>,
+) -> Result<(), CommandError> {
+    if cmd.depth >= MAX_NOTIFY_DEPTH {
+        return Err(CommandError::LimitExceeded {
+            what: "the chain of parent notifications",
+            actual: cmd.depth + 1,
+            limit: MAX_NOTIFY_DEPTH,
+        });
+    }
+    let payload = json!({"child": cmd.id, "workflow": notice.workflow, "stage": notice.stage});
+    let system = Actor::system();
+    fire(
+        txn,
+        &Fire {
+            id: notice.parent,
+            event: notice.event,
+            actor: &system,
+            payload: &payload,
+            expected_seq: None,
+            command_id: None,
+            cause: Some(notice.cause),
+            clock: notice.now,
+            depth: cmd.depth + 1,
+        },
+    )
+    .map(|_| ())
+    .map_err(|error| match error {
+        CommandError::Rejected {
+            instance,
+            event,
+            reason,
+        } => CommandError::ParentRejected {
+            parent: instance,
+            event,
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// Fires a due deadline once: the deadline is consumed whether its event is
+/// accepted or not.
+fn deadline(
+    txn: &mut Txn<'_>,
+    key: &[u8],
+    id: &str,
+    clock: Timestamp,
+) -> Result<Option<Outcome>, CommandError> {
+    if txn.get(key)?.is_none() {
+        // Already fired, or cancelled by a stage change meanwhile.
+        return Ok(None);
+    }
+    // A deadline entry is consumed even when it turns out stale.
+    txn.delete(key.to_vec());
+    let Some(record) = txn.load_instance(id)? else {
+        return Ok(None);
+    };
+    let mut record = InstanceRecord::clone(&record);
+    let Some(due) = record.due.take() else {
+        return Ok(None);
+    };
+    if keys::deadline(due.at.as_microsecond(), id) != key {
+        return Ok(None);
+    }
+    txn.save_instance(record);
+    let consumed = txn.savepoint();
+    let system = Actor::system();
+    let fired = fire(
+        txn,
+        &Fire {
+            id,
+            event: &due.event,
+            actor: &system,
+            payload: &Value::Null,
+            expected_seq: None,
+            command_id: None,
+            cause: None,
+            clock,
+            depth: 0,
+        },
+    );
+    match fired {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(error) => {
+            tracing::warn!(instance = id, event = %due.event, %error, "deadline event rejected; the deadline is consumed");
+            txn.rollback_to(consumed);
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The single writer of a partition: it takes queued commands, decides each
+//! through the core's transition function against the store plus the
+//! writes of earlier commands in the same group, then writes the group's
+//! events as a few compressed blocks and its Merkle tiles in one atomic
+//! batch, flushes, and only then acknowledges each command.
+//!
+//! The state the events determine (snapshots, indexes, idempotency
+//! records) goes to the memtable (`crate::state`) and is written back every
+//! so often, in the batch of some later group, together with the log
+//! position it is complete up to. So the log is the source of truth, and
+//! recovery replays it from that position (`recover.rs`).
+//!
+//! - `txn.rs`: the overlay one command is decided in;
+//! - `decide.rs`: deploy, start, fire, deadlines;
+//! - `pipeline.rs`: the flusher that makes groups durable and answers;
+//! - `recover.rs`: re-deciding recorded events (recovery, upgrade, import).
+//!
+//! **Architecture Invariant:** every write to a partition goes through its
+//! writer thread, so log positions are assigned without locks and each
+//! partition's sequence is gapless: numbers are taken only by accepted
+//! commands, inside the batch that records them.
+
+mod decide;
+mod pipeline;
+pub(crate) mod recover;
+mod txn;
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use strive_core::TileLog;
+use strive_core::Workflow;
+
+use crate::backend::{Backend, Write};
+use crate::block::{self, Codec};
+use crate::error::{CommandError, DeployError, StorageError};
+use crate::keys;
+use crate::log::{BlockCache, Tiles};
+use crate::records::{DefinitionInfo, Options, Outcome};
+use crate::state::{Memtable, Writes};
+
+pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
+use decide::{Decided, decide};
+use pipeline::{Finish, Flusher, Job};
+pub(crate) use txn::Instances;
+use txn::{GroupState, Txn};
+
+/// Write the state back once this many keys wait in the memtable...
+const WRITE_BACK_KEYS: usize = 16_384;
+/// ...or once this much time has passed since the last write-back, which
+/// bounds what a reopen after a crash replays.
+const WRITE_BACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most decoded instance records the writer keeps between groups.
+const CACHED_INSTANCES: usize = 65_536;
+
+/// Where a command's result goes.
+pub(crate) enum Reply {
+    Deploy(SyncSender<Result<Vec<DefinitionInfo>, DeployError>>),
+    Command(SyncSender<Result<Outcome, CommandError>>),
+    Deadline(SyncSender<Result<Option<Outcome>, CommandError>>),
+}
+
+/// A command for the writer, with where to send its result.
+pub(crate) struct Request {
+    pub(crate) cmd: Cmd,
+    pub(crate) reply: Reply,
+}
+
+/// State the writers share with readers.
+pub(crate) struct Shared {
+    /// Compiled workflows by (id, version).
+    pub(crate) workflows: RwLock<HashMap<(String, u32), Arc<Workflow>>>,
+    /// The latest version of each workflow.
+    pub(crate) latest: RwLock<HashMap<String, u32>>,
+    /// The last log position that is durable (or applied, in the buffered
+    /// mode), with a condition variable for subscribers.
+    pub(crate) committed: Mutex<u64>,
+    pub(crate) committed_changed: Condvar,
+    /// Set when a write or flush failed.
+    pub(crate) poisoned: Mutex<Option<String>>,
+    /// State applied but not yet written back.
+    pub(crate) memtable: Memtable,
+    /// The Merkle log as applied (its right edge; tiles are in the store).
+    pub(crate) tree: RwLock<TileLog>,
+    /// Decoded blocks for readers.
+    pub(crate) blocks: BlockCache,
+}
+
+impl Shared {
+    pub(crate) fn new(committed: u64, tree: TileLog) -> Shared {
+        Shared {
+            workflows: RwLock::new(HashMap::new()),
+            latest: RwLock::new(HashMap::new()),
+            committed: Mutex::new(committed),
+            committed_changed: Condvar::new(),
+            poisoned: Mutex::new(None),
+            memtable: Memtable::default(),
+            tree: RwLock::new(tree),
+            blocks: BlockCache::default(),
+        }
+    }
+
+    pub(crate) fn workflow(&self, id: &str, version: u32) -> Option<Arc<Workflow>> {
+        self.workflows
+            .read()
+            .ok()?
+            .get(&(id.to_owned(), version))
+            .cloned()
+    }
+
+    pub(crate) fn latest(&self, id: &str) -> Option<(u32, Arc<Workflow>)> {
+        let version = *self.latest.read().ok()?.get(id)?;
+        Some((version, self.workflow(id, version)?))
+    }
+
+    pub(crate) fn install(&self, workflow: Arc<Workflow>, version: u32) {
+        let id = workflow.id().to_owned();
+        if let Ok(mut map) = self.workflows.write() {
+            map.insert((id.clone(), version), workflow);
+        }
+        if let Ok(mut latest) = self.latest.write() {
+            let entry = latest.entry(id).or_insert(version);
+            *entry = (*entry).max(version);
+        }
+    }
+
+    fn poison(&self, error: &StorageError) {
+        if let Ok(mut poisoned) = self.poisoned.lock() {
+            poisoned.get_or_insert_with(|| error.to_string());
+        }
+    }
+
+    fn committed_up_to(&self, last: u64) {
+        if let Ok(mut committed) = self.committed.lock() {
+            *committed = (*committed).max(last);
+            self.committed_changed.notify_all();
+        }
+    }
+}
+
+/// A partition's writer thread.
+pub(crate) struct Writer {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) options: Options,
+    pub(crate) partition: u32,
+    pub(crate) next_position: u64,
+    /// Decoded instance records as committed: what the store holds.
+    pub(crate) cache: Instances,
+    /// The Merkle log as this writer has applied it.
+    pub(crate) tree: TileLog,
+    pub(crate) last_write_back: Instant,
+    pub(crate) codec: Codec,
+}
+
+/// A group's writes, ready to apply.
+struct Batch {
+    writes: Vec<Write>,
+    /// The memtable entries the batch writes back, if it does.
+    written_back: Option<Writes>,
+    tree: TileLog,
+}
+
+impl Writer {
+    pub(crate) fn new(backend: Arc<dyn Backend>, shared: Arc<Shared>, options: Options) -> Writer {
+        let tree = shared.tree.read().map(|t| t.clone()).unwrap_or_default();
+        Writer {
+            next_position: tree.size() + 1,
+            backend,
+            shared,
+            options,
+            partition: 0,
+            cache: Instances::new(),
+            tree,
+            last_write_back: Instant::now(),
+            codec: block::DEFAULT_CODEC,
+        }
+    }
+
+    pub(crate) fn run(mut self, requests: Receiver<Request>) {
+        // Group n is flushed and answered by the flusher while this thread
+        // decides and applies group n+1: deciding overlaps the disk wait.
+        let (jobs, queue) = mpsc::sync_channel::<Job>(2);
+        let flusher = self.flusher();
+        let flusher = std::thread::Builder::new()
+            .name("strive-flusher".to_owned())
+            .spawn(move || flusher.run(queue));
+        let flusher = match flusher {
+            Ok(handle) => Some((handle, jobs)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the flusher thread; flushing inline");
+                None
+            }
+        };
+        while let Ok(first) = requests.recv() {
+            let mut group = vec![first];
+            while group.len() < self.options.max_batch.max(1) {
+                match requests.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            let job = self.write_group(group);
+            match &flusher {
+                Some((_, jobs)) => {
+                    if let Err(mpsc::SendError(job)) = jobs.send(job) {
+                        // The flusher died (it cannot panic by design); do
+                        // its work here rather than leave callers waiting.
+                        self.flusher().finish(job);
+                    }
+                }
+                None => self.flusher().finish(job),
+            }
+        }
+        if let Some((handle, jobs)) = flusher {
+            drop(jobs);
+            let _ = handle.join();
+        }
+        // Every sender is gone: write the state back, so that the next open
+        // replays nothing, and make it durable before exiting. A poisoned
+        // engine writes nothing: what it holds may not match the disk.
+        if self.poisoned().is_some() {
+            return;
+        }
+        if let Err(error) = self.write_back_now() {
+            tracing::error!(%error, "final write-back failed; the next open replays the log");
+        }
+        if let Err(error) = self.backend.flush() {
+            tracing::error!(%error, "final flush failed");
+        }
+    }
+
+    fn flusher(&self) -> Flusher {
+        Flusher {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+            durability: self.options.durability,
+        }
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Decides and applies one group; the returned job flushes it and
+    /// answers its callers.
+    fn write_group(&mut self, group: Vec<Request>) -> Job {
+        let poisoned = self.poisoned();
+        let mut state = GroupState::default();
+        let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+        let start = self.next_position;
+        for request in group {
+            if let Some(cause) = &poisoned {
+                let error = StorageError::Poisoned {
+                    cause: cause.clone(),
+                };
+                finishes.push(Box::new(move |_| reply_error(request.reply, error)));
+                continue;
+            }
+            let clock = self.options.clock.now();
+            let (decided, _) = self.process(request.cmd, clock, &mut state);
+            finishes.push(finish(request.reply, decided));
+        }
+        let mut job = Job {
+            finishes,
+            applied: None,
+            failure: None,
+        };
+        if state.events.is_empty() && state.writes.is_empty() {
+            return job;
+        }
+        match self.apply(state, start) {
+            Ok(last) => job.applied = Some(last),
+            Err(error) => {
+                tracing::error!(%error, "group commit failed; refusing further writes");
+                self.shared.poison(&error);
+                // Nothing of this group is acknowledged; numbers are reused
+                // only after a reopen re-reads what actually reached disk.
+                self.next_position = start;
+                self.cache.clear();
+                job.failure = Some(error);
+            }
+        }
+        job
+    }
+
+    /// Decides one command in `group`; on success its writes join the
+    /// group. Returns what was decided and the events the command appended.
+    fn process(
+        &mut self,
+        cmd: Cmd,
+        clock: jiff::Timestamp,
+        group: &mut GroupState,
+    ) -> (Decided, usize) {
+        let is_deadline = matches!(cmd, Cmd::Deadline { .. });
+        let mut txn = Txn {
+            backend: &*self.backend,
+            shared: &self.shared,
+            group,
+            cache: &self.cache,
+            writes: Writes::new(),
+            instances: Instances::new(),
+            events: Vec::new(),
+            installed: Vec::new(),
+            start_position: self.next_position,
+            next_position: self.next_position,
+            partition: self.partition,
+        };
+        let decided = decide(&mut txn, cmd, clock);
+        self.next_position = txn.next_position;
+        let writes = std::mem::take(&mut txn.writes);
+        let instances = std::mem::take(&mut txn.instances);
+        let events = std::mem::take(&mut txn.events);
+        let installed = std::mem::take(&mut txn.installed);
+        drop(txn);
+        let appended = events.len();
+        if is_deadline && events.is_empty() && !writes.is_empty() {
+            // A deadline consumed without an event: no replay can redo it.
+            group.unlogged = true;
+        }
+        debug_assert!(
+            group
+                .events
+                .last()
+                .zip(events.first())
+                .is_none_or(|(a, b)| a.position + 1 == b.position),
+            "a group's log positions are contiguous"
+        );
+        group.writes.extend(writes);
+        group.instances.extend(instances);
+        group.events.extend(events);
+        group.installed.extend(installed);
+        (decided, appended)
+    }
+
+    /// Writes a decided group: its events as blocks, its tiles, and (when
+    /// due) the state. Returns the group's last log position.
+    fn apply(&mut self, state: GroupState, start: u64) -> Result<u64, StorageError> {
+        let last = self.next_position - 1;
+        let due = state.unlogged
+            || self.shared.memtable.len() + state.writes.len() >= WRITE_BACK_KEYS
+            || self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL;
+        let mut batch = self.log_batch(&state, start)?;
+        let GroupState {
+            writes,
+            instances,
+            installed,
+            ..
+        } = state;
+        let (previous, writes) = if due {
+            let previous = self.shared.memtable.extend_saving(writes);
+            let snapshot = self.shared.memtable.snapshot();
+            batch
+                .writes
+                .extend(snapshot.iter().map(|(k, v)| (k.clone(), v.clone())));
+            batch.writes.push(self.applied_marker(last));
+            batch.written_back = Some(snapshot);
+            (Some(previous), None)
+        } else {
+            (None, Some(writes))
+        };
+        if let Err(error) = self.backend.apply(std::mem::take(&mut batch.writes)) {
+            if let Some(previous) = previous {
+                self.shared.memtable.restore(previous);
+            }
+            return Err(error);
+        }
+        if let Some(written) = batch.written_back {
+            self.shared.memtable.written_back(&written);
+            self.last_write_back = Instant::now();
+        }
+        if let Some(writes) = writes {
+            self.shared.memtable.extend(writes);
+        }
+        if self.cache.len() + instances.len() > CACHED_INSTANCES {
+            // Crude but cheap: start over rather than track recency.
+            self.cache.clear();
+        }
+        self.cache.extend(instances);
+        for (workflow, version) in installed {
+            self.shared.install(workflow, version);
+        }
+        self.tree = batch.tree.clone();
+        if let Ok(mut tree) = self.shared.tree.write() {
+            *tree = batch.tree;
+        }
+        Ok(last)
+    }
+
+    /// The blocks and Merkle tiles of a group's events.
+    fn log_batch(&self, state: &GroupState, start: u64) -> Result<Batch, StorageError> {
+        let mut writes = Vec::new();
+        let mut tree = self.tree.clone();
+        if !state.events.is_empty() {
+            let events: Vec<([u8; 32], &[u8])> = state
+                .events
+                .iter()
+                .map(|e| (e.digest, e.bytes.as_slice()))
+                .collect();
+            let mut first = start;
+            for (count, value) in block::encode_group(&events, self.codec) {
+                writes.push((keys::block(self.partition, first), Some(value)));
+                first += count as u64;
+            }
+            debug_assert_eq!(first, self.next_position, "every event is in a block");
+            let digests: Vec<[u8; 32]> = state.events.iter().map(|e| e.digest).collect();
+            let tiles =
+                tree.append(&digests, &self.tiles())
+                    .map_err(|e| StorageError::Backend {
+                        message: format!("cannot extend the Merkle log: {e}"),
+                    })?;
+            for (id, value) in tiles {
+                writes.push((keys::tile(self.partition, id.level, id.index), Some(value)));
+            }
+            debug_assert_eq!(tree.size(), self.next_position - 1);
+        }
+        Ok(Batch {
+            writes,
+            written_back: None,
+            tree,
+        })
+    }
+
+    fn tiles(&self) -> Tiles<'_> {
+        Tiles {
+            backend: &*self.backend,
+            partition: self.partition,
+        }
+    }
+
+    fn applied_marker(&self, last: u64) -> Write {
+        (
+            keys::meta_partition("applied", self.partition),
+            Some(last.to_be_bytes().to_vec()),
+        )
+    }
+
+    /// Writes the whole memtable back now, with the position it is complete
+    /// up to.
+    pub(crate) fn write_back_now(&mut self) -> Result<(), StorageError> {
+        let snapshot = self.shared.memtable.snapshot();
+        let mut writes: Vec<Write> = snapshot
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        writes.push(self.applied_marker(self.next_position - 1));
+        self.backend.apply(writes)?;
+        self.shared.memtable.written_back(&snapshot);
+        self.last_write_back = Instant::now();
+        Ok(())
+    }
+}
+
+fn finish(reply: Reply, decided: Decided) -> Finish {
+    match (reply, decided) {
+        (Reply::Deploy(reply), Decided::Deploy(result)) => commit_reply(reply, result),
+        (Reply::Command(reply), Decided::Command(result)) => commit_reply(reply, result),
+        (Reply::Deadline(reply), Decided::Deadline(result)) => commit_reply(reply, result),
+        (reply, _) => Box::new(move |_| {
+            reply_error(
+                reply,
+                StorageError::Backend {
+                    message: "internal error: a reply of the wrong kind".to_owned(),
+                },
+            )
+        }),
+    }
+}
+
+fn commit_reply<T: Send + 'static, E: From<StorageError> + Send + 'static>(
+    reply: SyncSender<Result<T, E>>,
+    result: Result<T, E>,
+) -> Finish {
+    Box::new(move |failure| {
+        let result = match (failure, result) {
+            (Some(error), Ok(_)) => Err(E::from(error.clone())),
+            (_, result) => result,
+        };
+        // The caller may have gone away; nothing to do then.
+        let _ = reply.send(result);
+    })
+}
+
+fn reply_error(reply: Reply, error: StorageError) {
+    match reply {
+        Reply::Deploy(reply) => drop(reply.send(Err(error.into()))),
+        Reply::Command(reply) => drop(reply.send(Err(error.into()))),
+        Reply::Deadline(reply) => drop(reply.send(Err(error.into()))),
+    }
+}

@@ -1,0 +1,292 @@
+//! Re-deciding recorded events: the log is the source of truth, and the
+//! state is what deciding its commands again produces.
+//!
+//! Three callers: **recovery** at open replays the events after the last
+//! write-back into the memtable; **upgrade** (format 1 to 2) and **import**
+//! (from an audit bundle) replay a whole log and write it as they go. Each
+//! recorded command is rebuilt from its first event, decided by the same
+//! code as a new command (`decide.rs`) at the recorded time, and the events
+//! that produces must equal the recorded ones byte for byte (the engine's
+//! decisions are deterministic in the state, the command and the clock).
+//! So a replay also checks every event, against the definitions, the
+//! transition function and the chain; a mismatch is refused, never guessed
+//! at.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+use strive_core::{Actor, Definition, EventKind, Workflow};
+
+use crate::error::StorageError;
+use crate::keys;
+use crate::records::{CommandOptions, InstanceRecord, StoredEvent};
+
+use super::Writer;
+use super::decide::{Cmd, Decided, Prepared};
+use super::txn::GroupState;
+
+/// How many recorded commands are replayed between two writes.
+const REPLAY_GROUP: usize = 512;
+
+impl Writer {
+    /// Replays recorded `events`, which must start at this writer's next
+    /// position. With `write_log`, they are also appended to the log (an
+    /// upgrade or an import); without, the log holds them already (a
+    /// recovery). Returns how many events were replayed.
+    pub(crate) fn replay_recorded(
+        &mut self,
+        events: impl Iterator<Item = Result<StoredEvent, StorageError>>,
+        write_log: bool,
+    ) -> Result<u64, StorageError> {
+        let mut events = events.peekable();
+        let mut replayed = 0;
+        let mut group = GroupState::default();
+        let mut commands = 0;
+        let mut start = self.next_position;
+        while let Some(first) = events.next() {
+            let first = first?;
+            let expected = self.next_position;
+            if first.event.gseq != expected {
+                return Err(mismatch(
+                    &first,
+                    format!(
+                        "the log has position {} where {expected} was due",
+                        first.event.gseq
+                    ),
+                ));
+            }
+            let (cmd, clock) = self.command_of(&first, &group)?;
+            let (decided, produced) = self.process(cmd, clock, &mut group);
+            refuse_refusal(&first, &decided)?;
+            let mut recorded = VecDeque::from([first]);
+            while recorded.len() < produced {
+                match events.next() {
+                    Some(event) => recorded.push_back(event?),
+                    None => break,
+                }
+            }
+            let made = &group.events[group.events.len() - produced..];
+            check_same(made, &recorded)?;
+            replayed += produced as u64;
+            commands += 1;
+            if commands == REPLAY_GROUP || group.unlogged {
+                self.settle(std::mem::take(&mut group), start, write_log)?;
+                start = self.next_position;
+                commands = 0;
+            }
+        }
+        self.settle(group, start, write_log)?;
+        Ok(replayed)
+    }
+
+    /// Makes a replayed group part of the state (and of the log).
+    fn settle(
+        &mut self,
+        group: GroupState,
+        start: u64,
+        write_log: bool,
+    ) -> Result<(), StorageError> {
+        if group.events.is_empty() && group.writes.is_empty() {
+            return Ok(());
+        }
+        if write_log {
+            self.apply(group, start)?;
+            return Ok(());
+        }
+        self.shared.memtable.extend(group.writes);
+        self.cache.extend(group.instances);
+        for (workflow, version) in group.installed {
+            self.shared.install(workflow, version);
+        }
+        Ok(())
+    }
+
+    /// The command whose first recorded event is `event`, and its clock.
+    fn command_of(
+        &self,
+        event: &StoredEvent,
+        group: &GroupState,
+    ) -> Result<(Cmd, Timestamp), StorageError> {
+        let e = &event.event;
+        if e.cause.is_some() {
+            return Err(mismatch(
+                event,
+                "an event caused by another must follow its cause in the log".to_owned(),
+            ));
+        }
+        let options = CommandOptions {
+            expected_seq: None,
+            command_id: e.command_id.clone(),
+        };
+        let cmd = match e.kind {
+            EventKind::Deploy => Cmd::Deploy {
+                items: vec![prepared(event)?],
+                actor: e.actor.clone(),
+            },
+            EventKind::Start => Cmd::Start {
+                workflow: e.workflow.clone(),
+                instance: e.instance.clone(),
+                actor: e.actor.clone(),
+                data: match e.payload.get("data") {
+                    Some(Value::Object(data)) => data.clone(),
+                    _ => Map::new(),
+                },
+                parent: e
+                    .payload
+                    .get("parent")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                options,
+            },
+            EventKind::Fire => match self.deadline_key(event, group)? {
+                Some(key) => Cmd::Deadline {
+                    key,
+                    instance: e.instance.clone(),
+                },
+                None => Cmd::Fire {
+                    instance: e.instance.clone(),
+                    event: e.event.clone(),
+                    actor: e.actor.clone(),
+                    payload: e.payload.clone(),
+                    options,
+                },
+            },
+        };
+        Ok((cmd, e.at))
+    }
+
+    /// The deadline entry a recorded event fired, if it is the engine's
+    /// firing of its instance's pending deadline.
+    fn deadline_key(
+        &self,
+        event: &StoredEvent,
+        group: &GroupState,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let e = &event.event;
+        if e.actor != Actor::system() {
+            return Ok(None);
+        }
+        let Some(record) = self.record(&e.instance, group)? else {
+            return Ok(None);
+        };
+        Ok(record
+            .due
+            .as_ref()
+            .filter(|due| due.event == e.event)
+            .map(|due| keys::deadline(due.at.as_microsecond(), &e.instance)))
+    }
+
+    /// An instance record as the replay has it so far.
+    fn record(
+        &self,
+        id: &str,
+        group: &GroupState,
+    ) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
+        if let Some(record) = group.instances.get(id).or_else(|| self.cache.get(id)) {
+            return Ok(Some(record.clone()));
+        }
+        let key = keys::key(keys::INSTANCE, &[id]);
+        let bytes = match group.writes.get(&key) {
+            Some(value) => value.clone(),
+            None => self.shared.memtable.get(&*self.backend, &key)?,
+        };
+        match bytes {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|r| Some(Arc::new(r)))
+                .map_err(|e| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: e.to_string(),
+                }),
+        }
+    }
+}
+
+/// The definition a recorded deploy event carries, compiled.
+fn prepared(event: &StoredEvent) -> Result<Prepared, StorageError> {
+    let e = &event.event;
+    let definition: Definition = serde_json::from_value(e.payload.clone())
+        .map_err(|error| mismatch(event, format!("its definition does not parse: {error}")))?;
+    let workflow = Workflow::compile(definition, e.definition_hash.clone()).map_err(|error| {
+        mismatch(
+            event,
+            format!("its definition does not compile: {}", error.message),
+        )
+    })?;
+    if strive_core::definition_hash(&e.payload) != e.definition_hash {
+        return Err(mismatch(
+            event,
+            "its definition does not have the hash it records".to_owned(),
+        ));
+    }
+    Ok(Prepared {
+        workflow: Arc::new(workflow),
+        value: e.payload.clone(),
+    })
+}
+
+fn refuse_refusal(event: &StoredEvent, decided: &Decided) -> Result<(), StorageError> {
+    let refusal = match decided {
+        Decided::Deploy(Err(error)) => error.to_string(),
+        Decided::Command(Err(error)) => error.to_string(),
+        Decided::Deadline(Err(error)) => error.to_string(),
+        Decided::Deadline(Ok(None)) => "the deadline it fires is not pending".to_owned(),
+        Decided::Deploy(Ok(infos)) if infos.iter().all(|i| i.unchanged) => {
+            "it deploys a definition that was already deployed".to_owned()
+        }
+        Decided::Command(Ok(outcome)) if outcome.replayed => {
+            "it reuses a command id already recorded".to_owned()
+        }
+        _ => return Ok(()),
+    };
+    Err(mismatch(
+        event,
+        format!("the engine refuses it when its command is decided again: {refusal}"),
+    ))
+}
+
+/// Checks that re-deciding produced exactly the recorded events.
+fn check_same(
+    made: &[super::txn::Appended],
+    recorded: &VecDeque<StoredEvent>,
+) -> Result<(), StorageError> {
+    for (i, made) in made.iter().enumerate() {
+        let Some(recorded) = recorded.get(i) else {
+            return Err(StorageError::Corrupt {
+                key: format!("event {}", made.position),
+                message: "the log ends where its command produced more events".to_owned(),
+            });
+        };
+        if made.bytes != recorded.bytes {
+            return Err(mismatch(
+                recorded,
+                "it differs from what its command produces when decided again".to_owned(),
+            ));
+        }
+        if hex::encode(made.digest) != recorded.hash {
+            return Err(mismatch(
+                recorded,
+                "its stored hash is not the hash of its bytes".to_owned(),
+            ));
+        }
+    }
+    if recorded.len() > made.len() {
+        return Err(mismatch(
+            &recorded[made.len()],
+            "its command does not produce it when decided again".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn mismatch(event: &StoredEvent, message: String) -> StorageError {
+    StorageError::Corrupt {
+        key: format!(
+            "event {} ({} #{})",
+            event.event.gseq, event.event.instance, event.event.seq
+        ),
+        message,
+    }
+}

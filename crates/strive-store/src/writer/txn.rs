@@ -1,0 +1,289 @@
+//! The overlay transaction one command is decided in: it reads through the
+//! writes of this command, then of earlier commands of the same group, then
+//! the memtable and the store, and collects the events it appends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use strive_core::{Event, Workflow};
+
+use crate::backend::{Backend, Entry};
+use crate::error::StorageError;
+use crate::keys;
+use crate::records::InstanceRecord;
+use crate::state::Writes;
+
+use super::Shared;
+
+/// Decoded instance records by id.
+pub(crate) type Instances = HashMap<String, Arc<InstanceRecord>>;
+
+/// An event appended by a command, with its log position and digest.
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    pub(crate) position: u64,
+    pub(crate) digest: [u8; 32],
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// What earlier commands of the group wrote, which later ones read.
+#[derive(Default)]
+pub(crate) struct GroupState {
+    pub(crate) writes: Writes,
+    pub(crate) instances: Instances,
+    pub(crate) events: Vec<Appended>,
+    /// Definitions deployed in this group, visible to its later commands
+    /// and installed for everyone once the group is applied.
+    pub(crate) installed: Vec<(Arc<Workflow>, u32)>,
+    /// Set when a command changed state that no event records (a deadline
+    /// consumed by a refused event): the group must write the state back
+    /// with its log, or a crash would bring the deadline back.
+    pub(crate) unlogged: bool,
+}
+
+/// The view of the store one command is decided against, and its writes.
+pub(crate) struct Txn<'a> {
+    pub(crate) backend: &'a dyn Backend,
+    pub(crate) shared: &'a Shared,
+    pub(crate) group: &'a GroupState,
+    /// Committed records, as written by earlier groups or read since.
+    pub(crate) cache: &'a Instances,
+    pub(crate) writes: Writes,
+    /// The records this command saved, decoded (their bytes are in `writes`).
+    pub(crate) instances: Instances,
+    pub(crate) events: Vec<Appended>,
+    pub(crate) installed: Vec<(Arc<Workflow>, u32)>,
+    pub(crate) start_position: u64,
+    pub(crate) next_position: u64,
+    pub(crate) partition: u32,
+}
+
+/// A point a command can roll back to.
+pub(crate) struct Savepoint {
+    writes: Writes,
+    instances: Instances,
+    events: usize,
+    installed: usize,
+    next_position: u64,
+}
+
+impl Txn<'_> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(value) = self.writes.get(key) {
+            return Ok(value.clone());
+        }
+        if let Some(value) = self.group.writes.get(key) {
+            return Ok(value.clone());
+        }
+        self.shared.memtable.get(self.backend, key)
+    }
+
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// The entries under `prefix`, merged across every layer.
+    pub(crate) fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StorageError> {
+        let end = keys::prefix_end(prefix);
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for item in self.shared.memtable.range(self.backend, prefix, &end) {
+            let (key, value) = item?;
+            merged.insert(key, Some(value));
+        }
+        for layer in [&self.group.writes, &self.writes] {
+            for (key, value) in layer.range(prefix.to_vec()..end.clone()) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| (key, value)))
+            .collect())
+    }
+
+    pub(crate) fn load_instance(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
+        // Instance keys are only ever written through `save_instance`, so
+        // the decoded layers hold exactly what the byte layers hold.
+        for layer in [&self.instances, &self.group.instances, self.cache] {
+            if let Some(record) = layer.get(id) {
+                return Ok(Some(record.clone()));
+            }
+        }
+        let key = keys::key(keys::INSTANCE, &[id]);
+        match self.shared.memtable.get(self.backend, &key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(|record| Some(Arc::new(record)))
+                .map_err(|e| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    pub(crate) fn save_instance(&mut self, record: InstanceRecord) {
+        let key = keys::key(keys::INSTANCE, &[&record.instance.id]);
+        self.put(key, to_json(&record));
+        self.instances
+            .insert(record.instance.id.clone(), Arc::new(record));
+    }
+
+    /// Appends an event: assigns its log position and computes its hash.
+    /// Returns the position and the hash in hex.
+    pub(crate) fn append(&mut self, mut event: Event) -> (u64, String) {
+        let position = self.next_position;
+        self.next_position += 1;
+        event.gseq = position;
+        let bytes = event.encode();
+        let digest = strive_core::event_digest(&bytes);
+        debug_assert!(
+            self.events
+                .last()
+                .is_none_or(|last| last.position + 1 == position),
+            "log positions are contiguous within a command"
+        );
+        self.events.push(Appended {
+            position,
+            digest,
+            bytes,
+        });
+        (position, hex::encode(digest))
+    }
+
+    /// Records that the instance's event `seq` is at `position`, writing a
+    /// chain chunk when the record's tail fills one.
+    pub(crate) fn chain_push(&mut self, record: &mut InstanceRecord, seq: u64, position: u64) {
+        record.chain.push(position);
+        debug_assert_eq!(
+            (seq - 1) % keys::CHAIN_CHUNK,
+            record.chain.len() as u64 - 1,
+            "the chain tail holds the events after the last full chunk"
+        );
+        if record.chain.len() as u64 == keys::CHAIN_CHUNK {
+            let chunk = ((seq - 1) / keys::CHAIN_CHUNK) as u32;
+            let value: Vec<u8> = record.chain.iter().flat_map(|p| p.to_be_bytes()).collect();
+            self.put(keys::chain_chunk(&record.instance.id, chunk), value);
+            record.chain.clear();
+        }
+    }
+
+    /// The compiled workflow `id` at `version`, including versions deployed
+    /// earlier in this command or group.
+    pub(crate) fn workflow(&self, id: &str, version: u32) -> Option<Arc<Workflow>> {
+        self.installed
+            .iter()
+            .chain(&self.group.installed)
+            .find(|(w, v)| w.id() == id && *v == version)
+            .map(|(w, _)| w.clone())
+            .or_else(|| self.shared.workflow(id, version))
+    }
+
+    /// The latest version of `id`, including ones deployed in this group.
+    pub(crate) fn latest(&self, id: &str) -> Option<(u32, Arc<Workflow>)> {
+        let pending = self
+            .installed
+            .iter()
+            .chain(&self.group.installed)
+            .filter(|(w, _)| w.id() == id)
+            .max_by_key(|(_, v)| *v)
+            .map(|(w, v)| (*v, w.clone()));
+        match (pending, self.shared.latest(id)) {
+            (Some(p), Some(s)) => Some(if p.0 > s.0 { p } else { s }),
+            (p, s) => p.or(s),
+        }
+    }
+
+    pub(crate) fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            writes: self.writes.clone(),
+            instances: self.instances.clone(),
+            events: self.events.len(),
+            installed: self.installed.len(),
+            next_position: self.next_position,
+        }
+    }
+
+    pub(crate) fn rollback_to(&mut self, savepoint: Savepoint) {
+        self.writes = savepoint.writes;
+        self.instances = savepoint.instances;
+        self.events.truncate(savepoint.events);
+        self.installed.truncate(savepoint.installed);
+        self.next_position = savepoint.next_position;
+        // Pair assertion: the positions given back are exactly the ones
+        // the dropped events took.
+        debug_assert_eq!(
+            self.start_position + self.events.len() as u64,
+            self.next_position
+        );
+    }
+
+    /// Drops everything this command did.
+    pub(crate) fn rollback(&mut self) {
+        self.writes.clear();
+        self.instances.clear();
+        self.events.clear();
+        self.installed.clear();
+        self.next_position = self.start_position;
+    }
+
+    pub(crate) fn child_count_delta(
+        &mut self,
+        parent: &str,
+        workflow: &str,
+        stage: &str,
+        delta: i64,
+    ) -> Result<(), StorageError> {
+        let key = keys::key(keys::CHILD_COUNT, &[parent, workflow, stage]);
+        let current = self
+            .get(&key)?
+            .and_then(|v| keys::u64_value(&v))
+            .unwrap_or(0);
+        let next = current.saturating_add_signed(delta);
+        if next == 0 {
+            self.delete(key);
+        } else {
+            self.put(key, next.to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    /// `{"wf": {"total": n, "stages": {"stage": n}}}` for guards.
+    pub(crate) fn children_summary(&self, parent: &str) -> Result<Value, StorageError> {
+        let prefix = keys::key(keys::CHILD_COUNT, &[parent]);
+        let mut summary = Map::new();
+        for (key, value) in self.scan(&prefix)? {
+            let rest = key.get(prefix.len()..).unwrap_or_default();
+            let mut parts = rest.split(|&b| b == 0);
+            let (Some(workflow), Some(stage)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let count = keys::u64_value(&value).unwrap_or(0);
+            let entry = summary
+                .entry(String::from_utf8_lossy(workflow).into_owned())
+                .or_insert_with(|| json!({"total": 0, "stages": {}}));
+            if let Some(total) = entry.get_mut("total") {
+                *total = Value::from(total.as_u64().unwrap_or(0) + count);
+            }
+            if let Some(Value::Object(stages)) = entry.get_mut("stages") {
+                stages.insert(
+                    String::from_utf8_lossy(stage).into_owned(),
+                    Value::from(count),
+                );
+            }
+        }
+        Ok(Value::Object(summary))
+    }
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // The records are plain structs and JSON values: serializing cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
