@@ -201,6 +201,8 @@ pub enum Command {
     Audit(crate::audit_cmd::AuditCommand),
     #[command(flatten)]
     Campaign(crate::campaign_cmd::CampaignCommand),
+    #[command(flatten)]
+    Store(crate::store_cmd::StoreCommand),
 }
 
 #[derive(Debug, clap::Args)]

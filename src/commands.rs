@@ -62,6 +62,7 @@ impl From<OpenError> for Failure {
         let kind = match error {
             OpenError::Locked { .. } => "locked",
             OpenError::UnsupportedFormat { .. } => "unsupported_format",
+            OpenError::NotEmpty { .. } => "not_empty",
             _ => "open",
         };
         Failure::new(kind, error.to_string())
@@ -331,6 +332,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         } => crate::stress::run(&cli.db, *threads, *max, *buffered),
         Command::Audit(command) => crate::audit_cmd::run(cli, command, json),
         Command::Campaign(command) => crate::campaign_cmd::run(cli, command, json),
+        Command::Store(command) => crate::store_cmd::run(cli, command, json),
         Command::Tick { now } => {
             let now = match now {
                 Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {

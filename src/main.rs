@@ -8,6 +8,7 @@ mod campaign_cmd;
 mod cli;
 mod commands;
 mod output;
+mod store_cmd;
 mod stress;
 
 use std::process::ExitCode;

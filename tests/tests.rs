@@ -12,4 +12,5 @@ mod fuzz_corpus;
 mod graph;
 mod limits;
 mod model;
+mod storage;
 mod util;
