@@ -22,6 +22,19 @@ pub const BLOCK_SIZES: [usize; 6] = [1, 8, 16, 32, 64, 128];
 /// The size of the trained dictionaries, in bytes.
 pub const DICTIONARY_SIZES: [usize; 2] = [16 << 10, 64 << 10];
 
+/// Events of the bench workflow the foreign dictionary learns from.
+const FOREIGN_EVENTS: usize = 5_000;
+
+/// What a dictionary was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trained {
+    /// The first events of the same demo, of a size in bytes.
+    Own(usize),
+    /// Events of another workflow (the bench cycle), 16 KiB: what a
+    /// dictionary built into strive, not trained per store, would do.
+    Foreign,
+}
+
 /// The share of the events the dictionaries are trained on (the first
 /// ones); the blocks are cut from the rest, so that no codec is measured
 /// on the text it learnt from.
@@ -35,7 +48,7 @@ pub enum Codec {
     /// zstd at a level, with no dictionary.
     Zstd(i32),
     /// zstd at a level, with the dictionary of a size (bytes).
-    ZstdDictionary(i32, usize),
+    ZstdDictionary(i32, Trained),
 }
 
 impl Codec {
@@ -44,7 +57,10 @@ impl Codec {
         match self {
             Codec::Lz4 => "lz4".to_owned(),
             Codec::Zstd(level) => format!("zstd{level}"),
-            Codec::ZstdDictionary(level, size) => format!("zstd{level}d{}k", size >> 10),
+            Codec::ZstdDictionary(level, Trained::Own(size)) => {
+                format!("zstd{level}d{}k", size >> 10)
+            }
+            Codec::ZstdDictionary(level, Trained::Foreign) => format!("zstd{level}foreign"),
         }
     }
 
@@ -53,8 +69,11 @@ impl Codec {
         match self {
             Codec::Lz4 => "lz4_flex block".to_owned(),
             Codec::Zstd(level) => format!("zstd -{level}"),
-            Codec::ZstdDictionary(level, size) => {
+            Codec::ZstdDictionary(level, Trained::Own(size)) => {
                 format!("zstd -{level}, {} KiB dictionary", size >> 10)
+            }
+            Codec::ZstdDictionary(level, Trained::Foreign) => {
+                format!("zstd -{level}, 16 KiB dictionary of another workflow")
             }
         }
     }
@@ -64,9 +83,10 @@ impl Codec {
 pub fn codecs() -> Vec<Codec> {
     let mut codecs = vec![Codec::Lz4, Codec::Zstd(1), Codec::Zstd(3)];
     for size in DICTIONARY_SIZES {
-        codecs.push(Codec::ZstdDictionary(1, size));
-        codecs.push(Codec::ZstdDictionary(3, size));
+        codecs.push(Codec::ZstdDictionary(1, Trained::Own(size)));
+        codecs.push(Codec::ZstdDictionary(3, Trained::Own(size)));
     }
+    codecs.push(Codec::ZstdDictionary(1, Trained::Foreign));
     codecs
 }
 
@@ -95,6 +115,20 @@ impl Sample {
             &strive_campaign::DemoOptions::new(organisations, members),
             |_| {},
         )?;
+        Sample::read_back(engine, path)
+    }
+
+    /// About `events` events of the bench workflow (`scale::fill`: a
+    /// start and nine fires per instance), read back; removes the store.
+    pub fn bench(path: &Path, events: usize) -> Fallible<Sample> {
+        crate::scale::fill(path, events)?;
+        let engine = Engine::open(path, Options::default())?;
+        Sample::read_back(engine, path)
+    }
+
+    /// Every event of the store `engine` has open at `path`, then closes
+    /// and removes the store.
+    fn read_back(engine: Engine, path: &Path) -> Fallible<Sample> {
         let events = engine
             .events(1)
             .map(|item| item.map(|stored| stored.bytes))
@@ -138,9 +172,9 @@ pub struct Measured {
     /// Compressed bytes over the canonical event bytes (framing excluded
     /// from the denominator, included in what was compressed).
     pub ratio: f64,
-    /// Canonical event bytes compressed per second, in MB.
+    /// Canonical event bytes compressed per CPU second, in MB.
     pub compress_mb_s: f64,
-    /// Canonical event bytes recovered per second, in MB.
+    /// Canonical event bytes recovered per CPU second, in MB.
     pub decompress_mb_s: f64,
     /// The mean and the largest compressed block, in bytes.
     pub mean_block: f64,
@@ -155,17 +189,17 @@ struct Coder {
 }
 
 impl Coder {
-    fn new(codec: Codec, dictionaries: &[(usize, Vec<u8>)]) -> Fallible<Coder> {
+    fn new(codec: Codec, dictionaries: &[(Trained, Vec<u8>)]) -> Fallible<Coder> {
         let (compressor, decompressor) = match codec {
             Codec::Lz4 => (None, None),
             Codec::Zstd(level) => (
                 Some(zstd::bulk::Compressor::new(level)?),
                 Some(zstd::bulk::Decompressor::new()?),
             ),
-            Codec::ZstdDictionary(level, size) => {
+            Codec::ZstdDictionary(level, trained) => {
                 let dictionary = dictionaries
                     .iter()
-                    .find(|(s, _)| *s == size)
+                    .find(|(t, _)| *t == trained)
                     .map(|(_, d)| d.as_slice())
                     .ok_or("no dictionary of that size was trained")?;
                 (
@@ -196,13 +230,24 @@ impl Coder {
 }
 
 /// Trains one zstd dictionary per size in [`DICTIONARY_SIZES`] on the
-/// sample's training events (each event one sample).
-pub fn train(sample: &Sample) -> Fallible<Vec<(usize, Vec<u8>)>> {
+/// sample's training events (each event one sample), and the foreign one
+/// on `foreign` events.
+pub fn train(sample: &Sample, foreign: &Sample) -> Fallible<Vec<(Trained, Vec<u8>)>> {
     let (training, _) = sample.split();
-    DICTIONARY_SIZES
+    let mut dictionaries = DICTIONARY_SIZES
         .iter()
-        .map(|&size| Ok((size, zstd::dict::from_samples(training, size)?)))
-        .collect()
+        .map(|&size| {
+            Ok((
+                Trained::Own(size),
+                zstd::dict::from_samples(training, size)?,
+            ))
+        })
+        .collect::<Fallible<Vec<_>>>()?;
+    dictionaries.push((
+        Trained::Foreign,
+        zstd::dict::from_samples(&foreign.events, 16 << 10)?,
+    ));
+    Ok(dictionaries)
 }
 
 /// Measures `codec` at `block_events` events per block over the sample's
@@ -210,7 +255,7 @@ pub fn train(sample: &Sample) -> Fallible<Vec<(usize, Vec<u8>)>> {
 /// and compared, each pass repeated until `budget` has passed.
 pub fn measure(
     sample: &Sample,
-    dictionaries: &[(usize, Vec<u8>)],
+    dictionaries: &[(Trained, Vec<u8>)],
     codec: Codec,
     block_events: usize,
     budget: Duration,
@@ -251,18 +296,36 @@ pub fn measure(
 }
 
 /// Runs `pass` at least once and until `budget` has passed; returns
-/// `bytes` per pass in MB/s.
+/// `bytes` per pass in MB per second of this thread's CPU time (wall time
+/// where the kernel does not say), so that a shared machine's load does
+/// not halve the figure.
 fn timed(budget: Duration, bytes: f64, mut pass: impl FnMut() -> Fallible<()>) -> Fallible<f64> {
     let start = Instant::now();
+    let cpu = thread_cpu_ns();
     let mut passes = 0u32;
     loop {
         pass()?;
         passes += 1;
         let elapsed = start.elapsed();
         if elapsed >= budget {
-            return Ok(bytes * f64::from(passes) / 1e6 / elapsed.as_secs_f64());
+            let seconds = match (cpu, thread_cpu_ns()) {
+                (Some(before), Some(after)) if after > before => (after - before) as f64 / 1e9,
+                _ => elapsed.as_secs_f64(),
+            };
+            return Ok(bytes * f64::from(passes) / 1e6 / seconds);
         }
     }
+}
+
+/// Nanoseconds this thread has run on a CPU (the first field of Linux's
+/// `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The compression section of the table: one row per codec and block
@@ -277,7 +340,8 @@ pub fn section(
 ) -> Fallible<()> {
     let s = "compression";
     let sample = Sample::demo(&dir.join("compression-demo"), demo.0, demo.1)?;
-    let dictionaries = train(&sample)?;
+    let foreign = Sample::bench(&dir.join("compression-bench"), FOREIGN_EVENTS)?;
+    let dictionaries = train(&sample, &foreign)?;
     let measured_events = sample.measured_events();
     let mean = sample.measured_bytes() as f64 / measured_events.max(1) as f64;
     for codec in codecs() {
@@ -291,7 +355,7 @@ pub fn section(
                 vec![m.ratio],
             );
             report.note(format!(
-                "compress {} MB/s, decompress {} MB/s, block mean {} B, max {} B",
+                "compress {} MB/s, decompress {} MB/s (per CPU second), block mean {} B, max {} B",
                 format_value(m.compress_mb_s),
                 format_value(m.decompress_mb_s),
                 format_value(m.mean_block),
@@ -329,7 +393,7 @@ mod tests {
     #[test]
     fn every_codec_round_trips_and_larger_blocks_compress_better() {
         let sample = sample();
-        let dictionaries: Vec<(usize, Vec<u8>)> = Vec::new();
+        let dictionaries: Vec<(Trained, Vec<u8>)> = Vec::new();
         for codec in [Codec::Lz4, Codec::Zstd(1), Codec::Zstd(3)] {
             let one = measure(&sample, &dictionaries, codec, 1, Duration::ZERO)
                 .unwrap_or_else(|e| panic!("{}: {e}", codec.name()));
@@ -357,7 +421,14 @@ mod tests {
     fn keys_name_level_and_dictionary() {
         assert_eq!(Codec::Lz4.key(), "lz4");
         assert_eq!(Codec::Zstd(3).key(), "zstd3");
-        assert_eq!(Codec::ZstdDictionary(1, 16 << 10).key(), "zstd1d16k");
-        assert_eq!(codecs().len(), 7);
+        assert_eq!(
+            Codec::ZstdDictionary(1, Trained::Own(16 << 10)).key(),
+            "zstd1d16k"
+        );
+        assert_eq!(
+            Codec::ZstdDictionary(1, Trained::Foreign).key(),
+            "zstd1foreign"
+        );
+        assert_eq!(codecs().len(), 8);
     }
 }
