@@ -3,8 +3,8 @@
 //! (re-running the transition function over the recorded events and
 //! checking it reaches the recorded results), verify (hashes, sequence,
 //! chain links, Merkle log, replay, snapshots), XES export. Plus the
-//! integrity check alone (hashes and chain links), read straight from the
-//! store's `e` records (key layout in `docs/storage.md`).
+//! integrity check alone (hashes and chain links) over the events as the
+//! engine reads them from their blocks (layout in `docs/storage.md`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,16 +14,15 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use strive_audit::{Replayer, Verifier, VerifyOptions, XesWriter};
-use strive_store::{Backend, Engine, ListQuery, SledBackend, StoredEvent};
+use strive_store::{Engine, ListQuery, StoredEvent};
 
 use crate::Fallible;
 
-/// Every stored event, as (gseq, stored value = 32-byte hash + bytes),
-/// passed to `visit` in global order.
-pub fn scan(backend: &SledBackend, mut visit: impl FnMut(&[u8]) -> Fallible<()>) -> Fallible<()> {
-    for entry in backend.range(b"e", b"f") {
-        let (_, value) = entry?;
-        visit(&value)?;
+/// Every stored event, with its stored hash and exact bytes, passed to
+/// `visit` in log order.
+pub fn scan(engine: &Engine, mut visit: impl FnMut(&StoredEvent) -> Fallible<()>) -> Fallible<()> {
+    for event in engine.events(1) {
+        visit(&event?)?;
     }
     Ok(())
 }
@@ -169,14 +168,14 @@ pub struct Verified {
 /// The integrity check alone: recomputes every event's hash over its
 /// stored bytes and checks every chain link (`prev` is the subject's
 /// previous hash, `seq` counts up), reading only the head of each event.
-pub fn verify_integrity(backend: &SledBackend) -> Fallible<Verified> {
+pub fn verify_integrity(engine: &Engine) -> Fallible<Verified> {
     let start = Instant::now();
     let mut heads: HashMap<String, ([u8; 32], u64)> = HashMap::new();
     let (mut events, mut total) = (0u64, 0u64);
-    scan(backend, |value| {
-        let (stored, bytes) = value.split_at(32);
+    scan(engine, |stored| {
+        let bytes = stored.bytes.as_slice();
         let digest = strive_core::event_digest(bytes);
-        if digest.as_slice() != stored {
+        if hex::encode(digest) != stored.hash {
             return Err(format!("event {}: hash mismatch", events + 1).into());
         }
         let parsed;

@@ -96,6 +96,10 @@ impl Backend for Synced {
         self.inner.range(start, end)
     }
 
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
+        self.inner.last_in(start, end)
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
         self.inner.apply(writes)
     }
