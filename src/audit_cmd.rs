@@ -507,7 +507,8 @@ fn export_bundle(
     key: Option<&SigningKey>,
     from: Option<&Checkpoint>,
 ) -> Result<(u64, &'static str), Failure> {
-    let mut writer = BundleWriter::new(sink, filter).map_err(write_failure)?;
+    let prover = Box::new(StoreProver(engine.clone()));
+    let mut writer = BundleWriter::with_prover(sink, filter, prover).map_err(write_failure)?;
     for item in engine.events(1) {
         let stored = item.map_err(corrupt)?;
         writer
@@ -524,6 +525,24 @@ fn export_bundle(
     }
     let (_, _, summary) = writer.finish(origin, key, from).map_err(write_failure)?;
     Ok((summary.events, "jsonl"))
+}
+
+/// The store's Merkle tiles as a bundle's source of proofs (O(log N) reads
+/// each), so an export never holds the tree.
+struct StoreProver(Engine);
+
+impl strive_audit::Prover for StoreProver {
+    fn inclusion(&self, index: u64, size: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
+        self.0
+            .inclusion_proof(index + 1, size)
+            .map_err(std::io::Error::other)
+    }
+
+    fn consistency(&self, old: u64, new: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
+        self.0
+            .consistency_proof(old, new)
+            .map_err(std::io::Error::other)
+    }
 }
 
 fn export_csv(engine: &Engine, sink: Box<dyn Write>, filter: &Filter) -> Result<u64, Failure> {

@@ -1,7 +1,9 @@
 //! Exports, written as the events stream by: the JSONL audit bundle, CSV
-//! and XES (IEEE 1849). No export holds events in memory; the bundle holds
-//! the Merkle tree (96 bytes per event of the whole log) to prove each
-//! exported instance's head, and one head per exported subject.
+//! and XES (IEEE 1849). No export holds events in memory. The bundle holds
+//! one head per exported subject and either the whole Merkle tree (32 bytes
+//! per event, [`BundleWriter::new`]) or, given a [`Prover`] over a log that
+//! stores its tree (the store's tiles, [`BundleWriter::with_prover`]), only
+//! the O(log N) state of the root it recomputes from the events.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
@@ -10,7 +12,68 @@ use serde_json::{Value, json};
 use strive_core::{Due, Event, EventKind, Instance, event_digest};
 
 use crate::checkpoint::{Checkpoint, SigningKey};
-use crate::merkle::MerkleLog;
+use crate::merkle::{Hash, MerkleLog};
+use strive_core::StreamingRoot;
+
+/// Merkle proofs from a log that keeps its tree, for a bundle's heads.
+pub trait Prover {
+    /// The inclusion proof of leaf `index` (0-based) in the tree of `size`.
+    fn inclusion(&self, index: u64, size: u64) -> io::Result<Vec<Hash>>;
+    /// The proof that the tree of `old` leaves is a prefix of that of `new`.
+    fn consistency(&self, old: u64, new: u64) -> io::Result<Vec<Hash>>;
+}
+
+/// Where a bundle's root and proofs come from.
+enum Tree {
+    /// The whole tree, built from the events as they stream by.
+    Memory(Box<MerkleLog>),
+    /// The root recomputed from the events; proofs from the log's own tree.
+    /// A proof that does not lead to the recomputed root fails
+    /// `verify_bundle`, so stored hashes are checked, never trusted.
+    Stored(StreamingRoot, Box<dyn Prover>),
+}
+
+impl Tree {
+    fn push(&mut self, digest: Hash) {
+        match self {
+            Tree::Memory(log) => log.push(digest),
+            Tree::Stored(root, _) => root.push(&digest),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Tree::Memory(log) => log.size(),
+            Tree::Stored(root, _) => root.size(),
+        }
+    }
+
+    fn root(&self) -> Hash {
+        match self {
+            Tree::Memory(log) => log.root(),
+            Tree::Stored(root, _) => root.root(),
+        }
+    }
+
+    fn inclusion(&self, index: u64) -> io::Result<Vec<Hash>> {
+        match self {
+            Tree::Memory(log) => Ok(log.prove_inclusion(index).unwrap_or_default()),
+            Tree::Stored(root, prover) => prover.inclusion(index, root.size()),
+        }
+    }
+
+    fn consistency(&self, old: u64) -> io::Result<Option<Vec<Hash>>> {
+        match self {
+            Tree::Memory(log) => Ok(log.prove_consistency(old)),
+            Tree::Stored(root, prover) => {
+                if old == 0 || old > root.size() {
+                    return Ok(None);
+                }
+                prover.consistency(old, root.size()).map(Some)
+            }
+        }
+    }
+}
 
 /// The format name in a bundle's header line.
 pub const BUNDLE_FORMAT: &str = "strive-audit-bundle/v1";
@@ -58,7 +121,7 @@ pub struct BundleWriter<W: Write> {
     filter: Filter,
     /// Instances selected so far, with their descendants.
     selected: HashSet<String>,
-    log: MerkleLog,
+    log: Tree,
     /// Per exported subject: its last exported event (seq, gseq, hash, leaf index).
     heads: BTreeMap<String, (u64, u64, String, u64)>,
     exported: u64,
@@ -90,8 +153,23 @@ fn line(out: &mut impl Write, value: &Value) -> io::Result<()> {
 }
 
 impl<W: Write> BundleWriter<W> {
-    /// Starts a bundle on `out`: writes the header line.
-    pub fn new(mut out: W, filter: Filter) -> io::Result<BundleWriter<W>> {
+    /// Starts a bundle on `out`: writes the header line. It builds the
+    /// Merkle tree of the whole log in memory to prove the heads.
+    pub fn new(out: W, filter: Filter) -> io::Result<BundleWriter<W>> {
+        BundleWriter::start(out, filter, Tree::Memory(Box::default()))
+    }
+
+    /// Starts a bundle whose proofs come from `prover`, a log that stores
+    /// its tree: memory stays O(log N) whatever the log's size.
+    pub fn with_prover(
+        out: W,
+        filter: Filter,
+        prover: Box<dyn Prover>,
+    ) -> io::Result<BundleWriter<W>> {
+        BundleWriter::start(out, filter, Tree::Stored(StreamingRoot::new(), prover))
+    }
+
+    fn start(mut out: W, filter: Filter, log: Tree) -> io::Result<BundleWriter<W>> {
         line(
             &mut out,
             &json!({
@@ -107,7 +185,7 @@ impl<W: Write> BundleWriter<W> {
             out,
             filter,
             selected: HashSet::new(),
-            log: MerkleLog::new(),
+            log,
             heads: BTreeMap::new(),
             exported: 0,
         })
@@ -192,7 +270,7 @@ impl<W: Write> BundleWriter<W> {
         let size = self.log.size();
         let checkpoint = Checkpoint::new(origin, size, self.log.root());
         for (subject, (seq, gseq, hash, index)) in &self.heads {
-            let path = self.log.prove_inclusion(*index).unwrap_or_default();
+            let path = self.log.inclusion(*index)?;
             line(
                 &mut self.out,
                 &json!({
@@ -203,7 +281,7 @@ impl<W: Write> BundleWriter<W> {
             )?;
         }
         if let Some(from) = from
-            && let Some(path) = self.log.prove_consistency(from.size)
+            && let Some(path) = self.log.consistency(from.size)?
         {
             line(
                 &mut self.out,

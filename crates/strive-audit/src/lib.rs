@@ -67,7 +67,7 @@ pub use checkpoint::{
 };
 pub use error::Error;
 pub use export::{
-    BUNDLE_FORMAT, BundleWriter, CSV_COLUMNS, CsvWriter, ExportSummary, Filter, XesWriter,
+    BUNDLE_FORMAT, BundleWriter, CSV_COLUMNS, CsvWriter, ExportSummary, Filter, Prover, XesWriter,
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
