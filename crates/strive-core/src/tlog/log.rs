@@ -96,7 +96,10 @@ impl TileLog {
     ///
     /// It reads, through `reader`, the partial tiles of levels >= 1 that
     /// change and are not yet in memory (after a restore, once per level).
-    /// When that read fails the tree is left as it was.
+    /// When that read fails the tree is left as it was. When the store then
+    /// fails to write the tiles (with the events, in one atomic batch), the
+    /// tree is ahead of the store: drop it and [`TileLog::restore`] it, or
+    /// keep a clone from before the append.
     pub fn append<R: TileReader>(
         &mut self,
         digests: &[Hash],
