@@ -30,7 +30,7 @@ fn tile_id(level: usize, index: u64) -> TileId {
 /// Roots and proofs read the full tiles (and any partial tile not yet in
 /// memory) through a [`TileReader`] that returns what [`TileLog::append`]
 /// told the store to write.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TileLog {
     size: u64,
     /// The leaf hashes of the partial level-0 tile: `size % 256` of them.
@@ -40,12 +40,20 @@ pub struct TileLog {
     upper: [Option<Vec<Hash>>; MAX_LEVELS - 1],
 }
 
+impl Default for TileLog {
+    /// The empty tree, as [`TileLog::new`].
+    fn default() -> TileLog {
+        TileLog::new()
+    }
+}
+
 impl TileLog {
     /// The empty tree.
     pub fn new() -> TileLog {
         TileLog {
+            size: 0,
+            leaves: Vec::new(),
             upper: std::array::from_fn(|_| Some(Vec::new())),
-            ..TileLog::default()
         }
     }
 
@@ -88,7 +96,10 @@ impl TileLog {
     ///
     /// It reads, through `reader`, the partial tiles of levels >= 1 that
     /// change and are not yet in memory (after a restore, once per level).
-    /// When that read fails the tree is left as it was.
+    /// When that read fails the tree is left as it was. When the store then
+    /// fails to write the tiles (with the events, in one atomic batch), the
+    /// tree is ahead of the store: drop it and [`TileLog::restore`] it, or
+    /// keep a clone from before the append.
     pub fn append<R: TileReader>(
         &mut self,
         digests: &[Hash],
@@ -175,6 +186,10 @@ impl TileLog {
         let entries = entries_at(self.size, level);
         let id = tile_id(level, entries / TILE_WIDTH as u64);
         let width = (entries % TILE_WIDTH as u64) as usize;
+        if width == 0 {
+            *slot = Some(Vec::new());
+            return Ok(());
+        }
         let mut tile = read(reader, id, width, self.size)?;
         tile.truncate(width);
         *slot = Some(tile);

@@ -115,8 +115,8 @@ impl fmt::Display for TileId {
 /// A tile the store must write: its id and its value (see [`encode_tile`]).
 pub type TileWrite = (TileId, Vec<u8>);
 
-/// Reads stored tiles: the store implements it over its records, tests
-/// and [`crate`]'s users over a map.
+/// Reads stored tiles: the store implements it over its records, in-memory
+/// trees and tests over a map.
 pub trait TileReader {
     /// Why a read failed (the store's I/O error).
     type Error;
