@@ -48,6 +48,8 @@ mod definition;
 mod diagnostic;
 mod fuzz;
 mod guard;
+pub mod id;
+pub mod json;
 mod load;
 mod machine;
 mod render;

@@ -46,13 +46,15 @@ mod error;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod failpoints;
+mod guard;
 mod keys;
+pub mod probe;
 mod records;
 mod writer;
 
 pub use backend::{Backend, Entry, SledBackend, Write};
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription};
-pub use error::{CommandError, DeployError, Error, OpenError, StorageError};
+pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,

@@ -663,6 +663,7 @@ pub(crate) const MAX_ID_BYTES: usize = 128;
 /// Refuses ids that would break the key layout or impersonate a
 /// definition subject.
 pub(crate) fn check_id(id: &str) -> Result<(), CommandError> {
+    crate::guard::canonical_id(id)?;
     let invalid = |reason| {
         Err(CommandError::InvalidId {
             id: id.chars().take(140).collect(),
@@ -1113,6 +1114,7 @@ fn deadline(
     id: &str,
     clock: Timestamp,
 ) -> Result<Option<Outcome>, CommandError> {
+    crate::guard::due_by(key, id, clock)?;
     if txn.get(key)?.is_none() {
         // Already fired, or cancelled by a stage change meanwhile.
         return Ok(None);
