@@ -24,7 +24,7 @@ pub struct Failure {
     pub details: Option<Value>,
     /// Whether to print JSON.
     pub json: bool,
-    code: u8,
+    pub(crate) code: u8,
 }
 
 impl Failure {
@@ -62,6 +62,8 @@ impl From<OpenError> for Failure {
         let kind = match error {
             OpenError::Locked { .. } => "locked",
             OpenError::UnsupportedFormat { .. } => "unsupported_format",
+            OpenError::NotAStore { .. } => "not_a_store",
+            OpenError::Io { .. } => "io",
             _ => "open",
         };
         Failure::new(kind, error.to_string())
@@ -154,7 +156,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             parent,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = open_for_writing(&cli.db)?;
             let data = match parse_json("--data", data.as_deref())? {
                 Value::Null => Map::new(),
                 Value::Object(map) => map,
@@ -183,7 +185,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             expect_seq,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = open_for_writing(&cli.db)?;
             let payload = parse_json("--payload", payload.as_deref())?;
             let options = CommandOptions {
                 expected_seq: *expect_seq,
@@ -338,7 +340,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 })?,
                 None => jiff::Timestamp::now(),
             };
-            let engine = open(&cli.db)?;
+            let engine = open_for_writing(&cli.db)?;
             let fired = engine.fire_due(now)?;
             if json {
                 let rows: Vec<Value> = fired
@@ -369,8 +371,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
     }
 }
 
-pub(crate) fn open(path: &Path) -> Result<Engine, Failure> {
-    Ok(Engine::open(path, Options::default())?)
+/// Opens the existing store at `path` for a command that only reads it.
+pub(crate) fn open(path: &Path) -> Result<crate::files::Opened, Failure> {
+    crate::files::open_existing(path)
+}
+
+/// Opens the store at `path` for a command that writes, creating it in a
+/// missing or empty directory.
+pub(crate) fn open_for_writing(path: &Path) -> Result<Engine, Failure> {
+    crate::files::open_or_create(path, Options::default())
 }
 
 fn actor_of(args: &ActorArgs) -> Actor {
@@ -464,7 +473,7 @@ fn deploy(db: &Path, files: &[PathBuf], actor: &str, json: bool) -> Outcome {
     for file in files {
         texts.push((file.display().to_string(), read(file)?));
     }
-    let engine = open(db)?;
+    let engine = open_for_writing(db)?;
     let inputs: Vec<(Option<&str>, &str)> = texts
         .iter()
         .map(|(n, t)| (Some(n.as_str()), t.as_str()))

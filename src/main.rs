@@ -7,6 +7,7 @@ mod audit_cmd;
 mod campaign_cmd;
 mod cli;
 mod commands;
+mod files;
 mod output;
 mod stress;
 
