@@ -341,14 +341,9 @@ fn print_problems(problems: &[Problem]) {
 
 /// `--at`: an RFC 3339 time, or a date meaning the end of that day (UTC).
 fn parse_time(text: &str) -> Result<jiff::Timestamp, Failure> {
-    if let Ok(time) = text.parse::<jiff::Timestamp>() {
-        return Ok(time);
-    }
-    let date: jiff::civil::Date = text.parse().map_err(|_| {
-        Failure::usage(format!(
-            "--at {text:?} is neither an RFC 3339 time nor a date; write e.g. 2026-05-31 or 2026-05-31T23:59:59+08:00"
-        ))
-    })?;
+    let Ok(date) = text.parse::<jiff::civil::Date>() else {
+        return crate::commands::parse_time("--at", text);
+    };
     jiff::tz::TimeZone::UTC
         .to_timestamp(date.to_datetime(jiff::civil::time(23, 59, 59, 999_999_999)))
         .map_err(|e| Failure::usage(format!("--at {text:?}: {e}")))

@@ -104,7 +104,7 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
                 options = options.workflow(workflow.clone());
             }
             if let Some(text) = as_of {
-                options = options.as_of(parse_time(text)?);
+                options = options.as_of(crate::commands::parse_time("--as-of", text)?);
             }
             let engine = open(&cli.db)?;
             let report = Report::build(&engine, &options).map_err(failure)?;
@@ -353,14 +353,6 @@ fn emit(text: &str, out: Option<&Path>, json: bool) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_time(text: &str) -> Result<jiff::Timestamp, Failure> {
-    text.parse::<jiff::Timestamp>().map_err(|e| {
-        Failure::usage(format!(
-            "--as-of {text:?} is not an RFC 3339 time ({e}); write e.g. 2026-11-30T18:00:00+08:00"
-        ))
-    })
 }
 
 fn failure(error: CampaignError) -> Failure {

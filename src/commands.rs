@@ -105,6 +105,8 @@ impl From<CommandError> for Failure {
             CommandError::CommandIdReused { .. } => ("command_id_reused", None),
             CommandError::LimitExceeded { .. } => ("limit_exceeded", None),
             CommandError::InvalidId { .. } => ("invalid_id", None),
+            CommandError::ReservedActor { .. } => ("reserved_actor", None),
+            CommandError::NotDue { .. } => ("not_due", None),
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };
@@ -148,6 +150,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy { files, actor } => deploy(&cli.db, files, actor, json),
+        Command::Init { partitions } => init(&cli.db, *partitions, json),
         Command::Start {
             workflow,
             instance,
@@ -200,14 +203,17 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             let snapshot = engine.instance(instance)?.ok_or_else(|| {
                 Failure::new(
                     "unknown_instance",
-                    format!("no instance `{instance}`; check the id with `strive list`"),
+                    format!(
+                        "no instance `{}`; check the id with `strive list`",
+                        shown(instance)
+                    ),
                 )
             })?;
             if json {
                 output::json(&snapshot);
             } else {
                 let i = &snapshot.instance;
-                output::line(format!("{} ({} v{})", i.id, i.workflow, i.version));
+                output::line(format!("{} ({} v{})", shown(&i.id), i.workflow, i.version));
                 output::line(format!(
                     "  stage:    {}{}",
                     i.stage,
@@ -218,13 +224,16 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 output::line(format!("  started:  {}", i.created_at));
                 output::line(format!("  updated:  {}", i.updated_at));
                 if let Some(parent) = &i.parent {
-                    output::line(format!("  parent:   {parent}"));
+                    output::line(format!("  parent:   {}", shown(parent)));
                 }
                 if let Some(due) = &snapshot.due {
                     output::line(format!("  deadline: {} fires `{}`", due.at, due.event));
                 }
                 if !snapshot.children.is_empty() {
-                    output::line(format!("  children: {}", snapshot.children.join(", ")));
+                    output::line(format!(
+                        "  children: {}",
+                        shown(&snapshot.children.join(", "))
+                    ));
                 }
                 output::line(format!(
                     "  data:     {}",
@@ -242,6 +251,11 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             after,
             limit,
         } => {
+            if *limit == 0 {
+                return Err(Failure::usage(
+                    "--limit 0 would list nothing; give 1 or more",
+                ));
+            }
             if stage.is_some() && workflow.is_none() && parent.is_none() {
                 return Err(Failure::usage("--stage needs --workflow (or --parent)"));
             }
@@ -260,11 +274,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                     let i = &s.instance;
                     output::line(format!(
                         "{:<24} {:<20} {:<16} seq {:<4} {}",
-                        i.id, i.workflow, i.stage, i.seq, i.updated_at
+                        shown(&i.id),
+                        i.workflow,
+                        i.stage,
+                        i.seq,
+                        i.updated_at
                     ));
                 }
                 if let Some(next) = &page.next {
-                    output::line(format!("... more: --after {next}"));
+                    output::line(format!("... more: --after {}", shown(next)));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -275,7 +293,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             if history.is_empty() && engine.instance(instance)?.is_none() {
                 return Err(Failure::new(
                     "unknown_instance",
-                    format!("no history for `{instance}`"),
+                    format!("no history for `{}`", shown(instance)),
                 ));
             }
             if json {
@@ -293,15 +311,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                         e.seq,
                         e.gseq,
                         e.at,
-                        e.actor.id,
-                        e.actor.roles.join(","),
+                        shown(&e.actor.id),
+                        shown(&e.actor.roles.join(",")),
                         from,
                         if e.to.is_empty() { "-" } else { &e.to },
                         e.event,
                         if e.payload.is_null() {
                             String::new()
                         } else {
-                            e.payload.to_string()
+                            shown(&e.payload.to_string()).into_owned()
                         }
                     ));
                 }
@@ -314,6 +332,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 Some(workflow) => engine.versions(workflow)?,
                 None => engine.workflows()?,
             };
+            if let (Some(workflow), true) = (workflow, infos.is_empty()) {
+                return Err(Failure::new(
+                    "unknown_workflow",
+                    format!(
+                        "no workflow `{}` is deployed; see `strive versions`",
+                        shown(workflow)
+                    ),
+                ));
+            }
             if json {
                 output::json(&infos);
             } else {
@@ -334,12 +361,22 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Audit(command) => crate::audit_cmd::run(cli, command, json),
         Command::Campaign(command) => crate::campaign_cmd::run(cli, command, json),
         Command::Tick { now } => {
+            let clock = jiff::Timestamp::now();
             let now = match now {
-                Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {
-                    Failure::usage(format!("--now {text:?} is not an RFC 3339 time ({e}); write e.g. 2026-05-31T23:59:59+08:00"))
-                })?,
-                None => jiff::Timestamp::now(),
+                Some(text) => parse_time("--now", text)?,
+                None => clock,
             };
+            // The clock is the engine's: a deadline fires when it is due,
+            // not when a caller says it is (issue #17).
+            if now > clock {
+                return Err(Failure::new(
+                    "future_time",
+                    format!(
+                        "--now {now} is after the clock ({clock}); deadlines fire when they are due, \
+                         so give a time up to now or leave --now out"
+                    ),
+                ));
+            }
             let engine = open_for_writing(&cli.db)?;
             let fired = engine.fire_due(now)?;
             if json {
@@ -389,17 +426,62 @@ fn actor_of(args: &ActorArgs) -> Actor {
     }
 }
 
+/// Parses a payload or initial data given as text, with the one strict
+/// JSON reader (a key given twice is refused, with its pointer).
 fn parse_json(flag: &str, text: Option<&str>) -> Result<Value, Failure> {
     match text {
         None => Ok(Value::Null),
-        Some(text) => serde_json::from_str(text)
+        Some(text) => strive_core::json::from_str(text)
             .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}"))),
     }
 }
 
+/// Reads a definition file, bounded by the definition size limit while
+/// reading (one byte over, so the loader's own L001 message still applies).
 fn read(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))
+    crate::files::read_bounded(path, strive_core::MAX_DEFINITION_BYTES as u64 + 1)
+}
+
+/// `strive init`: creates an empty store where nothing else is.
+fn init(db: &Path, partitions: u32, json: bool) -> Outcome {
+    if partitions != 1 {
+        return Err(Failure::usage(format!(
+            "--partitions {partitions}: this strive makes stores of 1 partition only \
+             (storage format 2 brings more); leave --partitions out"
+        )));
+    }
+    match strive_store::probe::require_store_or_room(db) {
+        Ok(strive_store::probe::Place::Store) => {
+            return Err(Failure::new(
+                "store_exists",
+                format!("{} is a strive store already; nothing to do", db.display()),
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => return Err(error.into()),
+    }
+    drop(open_for_writing(db)?);
+    if json {
+        output::json(&json!({"created": db.display().to_string(), "partitions": partitions}));
+    } else {
+        output::line(format!(
+            "created an empty strive store at {} ({partitions} partition); deploy workflows with `strive deploy --db {} FILE...`",
+            db.display(),
+            db.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--now`, `--at` or `--as-of` with the core's one time reader.
+pub(crate) fn parse_time(flag: &str, text: &str) -> Result<jiff::Timestamp, Failure> {
+    strive_core::time::parse(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))
+}
+
+/// Prints a user-supplied string escaped (issue #17): a newline or a bidi
+/// control in an id must not forge or reorder a line of text output.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    strive_core::id::escape(text)
 }
 
 /// Reads and parses one definition; diagnostics become the failure.
@@ -510,7 +592,12 @@ fn print_outcome(outcome: &strive_store::Outcome, json: bool) {
         };
         output::line(format!(
             "{}: {} -> {} (seq {}, gseq {}, hash {}){replayed}",
-            outcome.instance, outcome.event, outcome.stage, outcome.seq, outcome.gseq, outcome.hash
+            shown(&outcome.instance),
+            outcome.event,
+            outcome.stage,
+            outcome.seq,
+            outcome.gseq,
+            outcome.hash
         ));
     }
 }
