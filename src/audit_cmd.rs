@@ -341,12 +341,23 @@ fn print_problems(problems: &[Problem]) {
 
 /// `--at`: an RFC 3339 time, or a date meaning the end of that day (UTC).
 fn parse_time(text: &str) -> Result<jiff::Timestamp, Failure> {
-    let Ok(date) = text.parse::<jiff::civil::Date>() else {
+    // jiff reads a date out of a whole date-time too, so only a bare
+    // YYYY-MM-DD is taken as a date.
+    let date = (text.len() == 10)
+        .then(|| text.parse::<jiff::civil::Date>().ok())
+        .flatten();
+    let Some(date) = date else {
         return crate::commands::parse_time("--at", text);
     };
     jiff::tz::TimeZone::UTC
         .to_timestamp(date.to_datetime(jiff::civil::time(23, 59, 59, 999_999_999)))
-        .map_err(|e| Failure::usage(format!("--at {text:?}: {e}")))
+        .map_err(|_| {
+            Failure::usage(format!(
+                "--at {text:?} is outside the supported range of times, {} to {}",
+                jiff::Timestamp::MIN,
+                jiff::Timestamp::MAX
+            ))
+        })
 }
 
 fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json: bool) -> Outcome {

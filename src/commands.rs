@@ -439,7 +439,19 @@ fn parse_json(flag: &str, text: Option<&str>) -> Result<Value, Failure> {
 /// Reads a definition file, bounded by the definition size limit while
 /// reading (one byte over, so the loader's own L001 message still applies).
 fn read(path: &Path) -> Result<String, Failure> {
-    crate::files::read_bounded(path, strive_core::MAX_DEFINITION_BYTES as u64 + 1)
+    let limit = strive_core::MAX_DEFINITION_BYTES;
+    crate::files::read_bounded(path, limit as u64 + 1).map_err(|failure| match failure.kind {
+        "too_large" => Failure::new(
+            "invalid_definition",
+            format!(
+                "{}: error[{}]: the definition is over {limit} bytes (1 MiB); split it into \
+                 several workflows linked by `spawn`",
+                path.display(),
+                strive_core::Code::FileTooLarge
+            ),
+        ),
+        _ => failure,
+    })
 }
 
 /// `strive init`: creates an empty store where nothing else is.

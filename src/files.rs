@@ -25,23 +25,23 @@ pub const MAX_SMALL_FILE: u64 = 64 * 1024;
 pub fn read_bounded(path: &Path, limit: u64) -> Result<String, Failure> {
     let failure =
         |message: String| Failure::new("io", format!("cannot read {}: {message}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| failure(strive_store::describe_io(&e)))?;
-    let metadata = file
-        .metadata()
-        .map_err(|e| failure(strive_store::describe_io(&e)))?;
+    // Checked before opening, since opening a FIFO waits for a writer.
+    let metadata = std::fs::metadata(path).map_err(|e| failure(strive_store::describe_io(&e)))?;
     if !metadata.is_file() {
         return Err(failure(
             "it is not a regular file (a directory, FIFO or device); give a file".to_owned(),
         ));
     }
+    let file = std::fs::File::open(path).map_err(|e| failure(strive_store::describe_io(&e)))?;
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| failure(strive_store::describe_io(&e)))?;
     if bytes.len() as u64 > limit {
-        return Err(failure(format!(
-            "it is larger than the limit of {limit} bytes"
-        )));
+        return Err(Failure {
+            kind: "too_large",
+            ..failure(format!("it is larger than the limit of {limit} bytes"))
+        });
     }
     String::from_utf8(bytes).map_err(|e| {
         failure(format!(
