@@ -346,3 +346,103 @@ fn a_store_on_a_read_only_mount_is_read_through_a_copy() {
     drop(_mount);
     assert_eq!(state_of(&db), before);
 }
+
+/// A workflow whose `finish` the `system` role may take (so a forged
+/// `system` finish conforms to the definition) and whose draft has a
+/// deadline an hour after it starts.
+const TIMED: &str = r#"{
+  "id": "timed", "title": "Timed",
+  "roles": [{"id": "clerk"}, {"id": "system"}],
+  "stages": [
+    {"id": "draft", "kind": "initial", "deadline": {"after": "PT1H", "event": "late"}},
+    {"id": "done", "kind": "terminal"}
+  ],
+  "transitions": [
+    {"event": "finish", "from": "draft", "to": "done", "roles": ["clerk", "system"]},
+    {"event": "late", "from": "draft", "to": "done", "roles": ["system"]}
+  ]
+}"#;
+
+/// The rules of the conformance problems `events` give, in order.
+fn conformance_rules(events: &[strive_store::StoredEvent]) -> Vec<String> {
+    let mut replayer = strive_audit::Replayer::new();
+    events
+        .iter()
+        .flat_map(|stored| replayer.apply(&stored.hash, &stored.event))
+        .filter_map(|problem| problem.rule)
+        .collect()
+}
+
+/// Conformance (issue #17): a `system` event with no engine cause, and a
+/// deadline event recorded before it was due, are reported even when the
+/// definition would have accepted them; the events the engine itself wrote
+/// pass, and the engine refuses to fire a deadline early.
+#[test]
+fn conformance_reports_forged_system_events_and_early_deadlines() {
+    use strive_store::{Actor, CommandError, CommandOptions, ManualClock};
+    let start: jiff::Timestamp = "2026-05-01T08:00:00Z".parse().expect("a time");
+    let clock = std::sync::Arc::new(ManualClock::new(start));
+    let engine = Engine::temporary_with(Options {
+        clock: clock.clone(),
+        ..Options::default()
+    })
+    .expect("engine");
+    engine
+        .deploy(TIMED, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let clerk = Actor::new("li", &["clerk"]);
+    for id in ["a", "b"] {
+        engine
+            .start(
+                "timed",
+                id,
+                &clerk,
+                Default::default(),
+                None,
+                CommandOptions::default(),
+            )
+            .expect("start");
+    }
+    engine
+        .fire(
+            "a",
+            "finish",
+            &clerk,
+            serde_json::Value::Null,
+            CommandOptions::default(),
+        )
+        .expect("finish");
+    // Asked to fire at a time past the engine's clock, the engine refuses.
+    let early = engine
+        .fire_due(start + jiff::SignedDuration::from_hours(2))
+        .expect("fire_due");
+    assert!(
+        matches!(early.as_slice(), [f] if matches!(f.result, Err(CommandError::NotDue { .. }))),
+        "{early:?}"
+    );
+    clock.set(start + jiff::SignedDuration::from_hours(2));
+    assert_eq!(
+        engine
+            .fire_due(strive_store::Clock::now(&*clock))
+            .expect("fire_due")
+            .len(),
+        1
+    );
+
+    let events: Vec<_> = engine.events(1).collect::<Result<_, _>>().expect("events");
+    assert_eq!(conformance_rules(&events), Vec::<String>::new());
+
+    let mut forged = events.clone();
+    for stored in &mut forged {
+        if stored.event.event == "finish" {
+            stored.event.actor = Actor::system();
+        }
+        if stored.event.event == "late" {
+            stored.event.at = start + jiff::SignedDuration::from_mins(30);
+        }
+    }
+    assert_eq!(
+        conformance_rules(&forged),
+        ["engine_cause", "deadline_early"]
+    );
+}
