@@ -20,6 +20,7 @@ use strive_store::{Engine, ListQuery, Snapshot};
 
 use crate::cli::{Cli, Format};
 use crate::commands::{Failure, open};
+use crate::files::OutFile;
 use crate::output;
 
 /// The origin checkpoints name when `--origin` is not given.
@@ -64,9 +65,10 @@ pub enum AuditCommand {
         /// Where to write the private key (never inside the store).
         #[arg(long)]
         out: PathBuf,
-        /// The key's name, shown on signature lines.
-        #[arg(long, default_value = DEFAULT_ORIGIN)]
-        name: String,
+        /// The key's name, shown on signature lines; `strive-` and the
+        /// key's fingerprint when absent, so that two keys never share one.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Streams events out: --format jsonl (the audit bundle, default), csv or xes.
     Export {
@@ -128,7 +130,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
         AuditCommand::Checkpoint { key, origin } => {
             checkpoint(&cli.db, key.as_deref(), origin, json)
         }
-        AuditCommand::Keygen { out, name } => keygen(&cli.db, out, name, json),
+        AuditCommand::Keygen { out, name } => keygen(out, name.as_deref(), json),
         AuditCommand::Export {
             workflow,
             instance,
@@ -144,16 +146,19 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
                 since: *since,
             };
             let signing = key.as_deref().map(read_signing_key).transpose()?;
+            check_origin(origin)?;
             let from = from_checkpoint
                 .as_deref()
                 .map(|p| read_checkpoint(p, None))
                 .transpose()?;
             let engine = open(&cli.db)?;
-            let sink: Box<dyn Write> = match out {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    File::create(path)
-                        .map_err(|e| io_failure(&format!("cannot create {}", path.display()), e))?,
-                )),
+            check_filter(&engine, &filter)?;
+            if let (Some(from), Some(path)) = (&from, from_checkpoint) {
+                check_earlier(from, path, origin, engine.last_gseq())?;
+            }
+            let mut file = out.as_deref().map(OutFile::create).transpose()?;
+            let sink: Box<dyn Write + '_> = match &mut file {
+                Some(file) => Box::new(file),
                 None => Box::new(output::stream()),
             };
             let started = Instant::now();
@@ -174,6 +179,9 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
                     )));
                 }
             };
+            if let Some(file) = file {
+                file.commit(true, 0o644)?;
+            }
             tracing::info!(
                 events,
                 format = what,
@@ -224,7 +232,61 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
 }
 
 fn io_failure(what: &str, error: std::io::Error) -> Failure {
-    Failure::new("io", format!("{what}: {error}"))
+    Failure::new(
+        "io",
+        format!("{what}: {}", strive_store::describe_io(&error)),
+    )
+}
+
+/// Refuses an origin a checkpoint cannot carry as its one first line.
+fn check_origin(origin: &str) -> Result<(), Failure> {
+    strive_audit::check_origin(origin).map_err(|e| Failure::usage(format!("--origin: {e}")))
+}
+
+/// Refuses an export filter that names a workflow or instance the store
+/// does not have: an empty export would look like a quiet history.
+fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
+    if let Some(id) = &filter.instance
+        && engine.instance(id)?.is_none()
+    {
+        return Err(Failure::new(
+            "unknown_instance",
+            format!(
+                "no instance `{}`; check the id with `strive list`",
+                strive_core::id::escape(id)
+            ),
+        ));
+    }
+    if let Some(workflow) = &filter.workflow
+        && engine.versions(workflow)?.is_empty()
+    {
+        return Err(unknown_workflow(workflow));
+    }
+    Ok(())
+}
+
+/// Refuses a `--from-checkpoint` of another log (its origin differs) or
+/// from this log's future (it is larger than the log).
+fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Result<(), Failure> {
+    let problem = if from.origin != origin {
+        format!(
+            "is a checkpoint of the log `{}`, not of `{}`; pass --origin {} if that is this log",
+            strive_core::id::escape(&from.origin),
+            strive_core::id::escape(origin),
+            strive_core::id::escape(&from.origin)
+        )
+    } else if from.size > size {
+        format!(
+            "has {} events, but this log has only {size}: it is not an earlier checkpoint of this store",
+            from.size
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Failure::new(
+        "checkpoint",
+        format!("{} {problem}", path.display()),
+    ))
 }
 
 fn unknown_workflow(workflow: &str) -> Failure {
@@ -235,8 +297,7 @@ fn unknown_workflow(workflow: &str) -> Failure {
 }
 
 fn read_text(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| io_failure(&format!("cannot read {}", path.display()), e))
+    crate::files::read_bounded(path, crate::files::MAX_SMALL_FILE)
 }
 
 fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
@@ -280,17 +341,23 @@ fn print_problems(problems: &[Problem]) {
 
 /// `--at`: an RFC 3339 time, or a date meaning the end of that day (UTC).
 fn parse_time(text: &str) -> Result<jiff::Timestamp, Failure> {
-    if let Ok(time) = text.parse::<jiff::Timestamp>() {
-        return Ok(time);
-    }
-    let date: jiff::civil::Date = text.parse().map_err(|_| {
-        Failure::usage(format!(
-            "--at {text:?} is neither an RFC 3339 time nor a date; write e.g. 2026-05-31 or 2026-05-31T23:59:59+08:00"
-        ))
-    })?;
+    // jiff reads a date out of a whole date-time too, so only a bare
+    // YYYY-MM-DD is taken as a date.
+    let date = (text.len() == 10)
+        .then(|| text.parse::<jiff::civil::Date>().ok())
+        .flatten();
+    let Some(date) = date else {
+        return crate::commands::parse_time("--at", text);
+    };
     jiff::tz::TimeZone::UTC
         .to_timestamp(date.to_datetime(jiff::civil::time(23, 59, 59, 999_999_999)))
-        .map_err(|e| Failure::usage(format!("--at {text:?}: {e}")))
+        .map_err(|_| {
+            Failure::usage(format!(
+                "--at {text:?} is outside the supported range of times, {} to {}",
+                jiff::Timestamp::MIN,
+                jiff::Timestamp::MAX
+            ))
+        })
 }
 
 fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json: bool) -> Outcome {
@@ -406,6 +473,7 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
 }
 
 fn checkpoint(db: &Path, key: Option<&Path>, origin: &str, json: bool) -> Outcome {
+    check_origin(origin)?;
     let key = key.map(read_signing_key).transpose()?;
     let engine = open(db)?;
     // The stored Merkle tiles give the root in O(log N) reads; `verify`
@@ -428,33 +496,35 @@ fn checkpoint(db: &Path, key: Option<&Path>, origin: &str, json: bool) -> Outcom
     Ok(ExitCode::SUCCESS)
 }
 
-fn keygen(db: &Path, out: &Path, name: &str, json: bool) -> Outcome {
-    // A key inside the store would let whoever alters the store re-sign it.
-    let inside = |path: &Path| {
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        match (parent.canonicalize(), db.canonicalize()) {
-            (Ok(parent), Ok(db)) => parent.starts_with(db),
-            _ => false,
+fn keygen(out: &Path, name: Option<&str>, json: bool) -> Outcome {
+    let key = SigningKey::generate(name.unwrap_or(DEFAULT_ORIGIN))
+        .map_err(|e| Failure::new("key", e.to_string()))?;
+    // Two keys both named `strive` would make "no signature by key
+    // `strive`" useless, so an unnamed key is named by its fingerprint.
+    let key = match name {
+        Some(_) => key,
+        None => {
+            let id = key.verifier().key_id();
+            let fingerprint: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            key.renamed(&format!("{DEFAULT_ORIGIN}-{fingerprint}"))
+                .map_err(|e| Failure::new("key", e.to_string()))?
         }
     };
-    if inside(out) {
-        return Err(Failure::usage(format!(
-            "{} is inside the store {}; keep signing keys outside it",
-            out.display(),
-            db.display()
-        )));
-    }
-    let key = SigningKey::generate(name).map_err(|e| Failure::new("key", e.to_string()))?;
     let public_path = PathBuf::from(format!("{}.pub", out.display()));
-    write_new(out, &key.encode(), true)?;
+    // Keys inside the store would let whoever alters the store re-sign it;
+    // the one rule for written files refuses that, and never overwrites.
+    crate::files::write_whole(out, format!("{}\n", key.encode()).as_bytes(), false, 0o600)?;
     let verifier = key.verifier().encode();
-    write_new(&public_path, &verifier, false)?;
+    crate::files::write_whole(
+        &public_path,
+        format!("{verifier}\n").as_bytes(),
+        false,
+        0o644,
+    )?;
     if json {
         output::json(&json!({
             "private_key": out, "public_key_file": public_path, "public_key": verifier,
+            "name": key.name(),
         }));
     } else {
         output::line(format!(
@@ -467,27 +537,6 @@ fn keygen(db: &Path, out: &Path, name: &str, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a new file, refusing to overwrite; private files are 0600.
-fn write_new(path: &Path, text: &str, private: bool) -> Result<(), Failure> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(path).map_err(|e| {
-        io_failure(
-            &format!("cannot create {} (it must not exist yet)", path.display()),
-            e,
-        )
-    })?;
-    file.write_all(format!("{text}\n").as_bytes())
-        .map_err(|e| io_failure(&format!("cannot write {}", path.display()), e))
-}
-
 fn corrupt(error: strive_store::StorageError) -> Failure {
     Failure::new(
         "corrupt",
@@ -496,12 +545,13 @@ fn corrupt(error: strive_store::StorageError) -> Failure {
 }
 
 fn write_failure(error: std::io::Error) -> Failure {
+    output::quiet_on_closed_pipe(&error);
     io_failure("cannot write the export", error)
 }
 
 fn export_bundle(
     engine: &Engine,
-    sink: Box<dyn Write>,
+    sink: Box<dyn Write + '_>,
     filter: Filter,
     origin: &str,
     key: Option<&SigningKey>,
@@ -545,7 +595,7 @@ impl strive_audit::Prover for StoreProver {
     }
 }
 
-fn export_csv(engine: &Engine, sink: Box<dyn Write>, filter: &Filter) -> Result<u64, Failure> {
+fn export_csv(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
     let mut writer = CsvWriter::new(sink).map_err(write_failure)?;
     for item in engine.events(filter.since.unwrap_or(1)) {
         let stored = item.map_err(corrupt)?;
@@ -560,7 +610,7 @@ fn export_csv(engine: &Engine, sink: Box<dyn Write>, filter: &Filter) -> Result<
 
 /// XES groups events by trace, so it walks instances (in id order) and
 /// reads one history at a time.
-fn export_xes(engine: &Engine, sink: Box<dyn Write>, filter: &Filter) -> Result<u64, Failure> {
+fn export_xes(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
     let name = filter.workflow.as_deref().unwrap_or("strive");
     let mut writer = XesWriter::new(sink, name).map_err(write_failure)?;
     let mut trace = |snapshot: &Snapshot| -> Result<(), Failure> {

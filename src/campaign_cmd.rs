@@ -16,7 +16,7 @@ use strive_campaign::{
     CampaignError, DemoOptions, DemoSummary, Progress, RenderOptions, Report, ReportFormat,
     ReportOptions,
 };
-use strive_store::{Durability, Engine, ManualClock, Options};
+use strive_store::{Durability, ManualClock, Options};
 
 use crate::audit_cmd::source;
 use crate::cli::{Cli, Format};
@@ -104,16 +104,16 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
                 options = options.workflow(workflow.clone());
             }
             if let Some(text) = as_of {
-                options = options.as_of(parse_time(text)?);
+                options = options.as_of(crate::commands::parse_time("--as-of", text)?);
             }
-            let engine = open_existing(&cli.db)?;
+            let engine = open(&cli.db)?;
             let report = Report::build(&engine, &options).map_err(failure)?;
             let text = report.render(format, &RenderOptions::limit(*limit));
             emit(&text, out.as_deref(), json)
         }
         CampaignCommand::Pledges { organisation, out } => {
             let format = report_format(cli.format, "pledges")?;
-            let engine = open_existing(&cli.db)?;
+            let engine = open(&cli.db)?;
             let pledges =
                 strive_campaign::pledges(&engine, organisation.as_deref()).map_err(failure)?;
             let text = strive_campaign::render_pledges(&pledges, format);
@@ -150,7 +150,7 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
     // runs it again. Buffered writes spare it a flush per group commit,
     // which at 100,000 members is most of its time; the store is flushed
     // when the engine closes.
-    let engine = Engine::open(
+    let engine = crate::files::open_or_create(
         &path,
         Options {
             clock: clock.clone(),
@@ -338,29 +338,12 @@ fn report_format(format: Option<Format>, command: &str) -> Result<ReportFormat, 
     }
 }
 
-/// Opens a database that must already exist: a report on a path that
-/// holds nothing would otherwise create an empty store there.
-fn open_existing(db: &Path) -> Result<Engine, Failure> {
-    if !db.exists() {
-        return Err(Failure::new(
-            "no_database",
-            format!(
-                "no database at {}; name one with --db DIR or STRIVE_DB, or make one with `strive demo --db {}`",
-                db.display(),
-                db.display()
-            ),
-        ));
-    }
-    open(db)
-}
-
 /// Writes `text` to `out`, or prints it.
 fn emit(text: &str, out: Option<&Path>, json: bool) -> Outcome {
     match out {
         None => output::line(text.trim_end()),
         Some(path) => {
-            std::fs::write(path, text)
-                .map_err(|e| Failure::new("io", format!("cannot write {}: {e}", path.display())))?;
+            crate::files::write_whole(path, text.as_bytes(), true, 0o644)?;
             // JSON goes to the file; stdout still says where, as JSON.
             if json {
                 output::json(&json!({"out": path.display().to_string(), "bytes": text.len()}));
@@ -370,14 +353,6 @@ fn emit(text: &str, out: Option<&Path>, json: bool) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_time(text: &str) -> Result<jiff::Timestamp, Failure> {
-    text.parse::<jiff::Timestamp>().map_err(|e| {
-        Failure::usage(format!(
-            "--as-of {text:?} is not an RFC 3339 time ({e}); write e.g. 2026-11-30T18:00:00+08:00"
-        ))
-    })
 }
 
 fn failure(error: CampaignError) -> Failure {

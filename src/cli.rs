@@ -99,6 +99,12 @@ pub enum Command {
     },
     /// Prints the JSON Schema of the workflow language.
     Schema,
+    /// Creates an empty store at --db (a missing or empty directory).
+    Init {
+        /// How many partitions; only 1 for now.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+    },
     /// Validates and deploys definitions as new versions, all or none.
     Deploy {
         /// Definition files.

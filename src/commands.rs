@@ -24,7 +24,7 @@ pub struct Failure {
     pub details: Option<Value>,
     /// Whether to print JSON.
     pub json: bool,
-    code: u8,
+    pub(crate) code: u8,
 }
 
 impl Failure {
@@ -63,6 +63,8 @@ impl From<OpenError> for Failure {
             OpenError::Locked { .. } => "locked",
             OpenError::UnsupportedFormat { .. } => "unsupported_format",
             OpenError::NotEmpty { .. } => "not_empty",
+            OpenError::NotAStore { .. } => "not_a_store",
+            OpenError::Io { .. } => "io",
             _ => "open",
         };
         Failure::new(kind, error.to_string())
@@ -104,6 +106,8 @@ impl From<CommandError> for Failure {
             CommandError::CommandIdReused { .. } => ("command_id_reused", None),
             CommandError::LimitExceeded { .. } => ("limit_exceeded", None),
             CommandError::InvalidId { .. } => ("invalid_id", None),
+            CommandError::ReservedActor { .. } => ("reserved_actor", None),
+            CommandError::NotDue { .. } => ("not_due", None),
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };
@@ -147,6 +151,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy { files, actor } => deploy(&cli.db, files, actor, json),
+        Command::Init { partitions } => init(&cli.db, *partitions, json),
         Command::Start {
             workflow,
             instance,
@@ -155,7 +160,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             parent,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = open_for_writing(&cli.db)?;
             let data = match parse_json("--data", data.as_deref())? {
                 Value::Null => Map::new(),
                 Value::Object(map) => map,
@@ -184,7 +189,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             expect_seq,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = open_for_writing(&cli.db)?;
             let payload = parse_json("--payload", payload.as_deref())?;
             let options = CommandOptions {
                 expected_seq: *expect_seq,
@@ -199,14 +204,17 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             let snapshot = engine.instance(instance)?.ok_or_else(|| {
                 Failure::new(
                     "unknown_instance",
-                    format!("no instance `{instance}`; check the id with `strive list`"),
+                    format!(
+                        "no instance `{}`; check the id with `strive list`",
+                        shown(instance)
+                    ),
                 )
             })?;
             if json {
                 output::json(&snapshot);
             } else {
                 let i = &snapshot.instance;
-                output::line(format!("{} ({} v{})", i.id, i.workflow, i.version));
+                output::line(format!("{} ({} v{})", shown(&i.id), i.workflow, i.version));
                 output::line(format!(
                     "  stage:    {}{}",
                     i.stage,
@@ -217,13 +225,16 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 output::line(format!("  started:  {}", i.created_at));
                 output::line(format!("  updated:  {}", i.updated_at));
                 if let Some(parent) = &i.parent {
-                    output::line(format!("  parent:   {parent}"));
+                    output::line(format!("  parent:   {}", shown(parent)));
                 }
                 if let Some(due) = &snapshot.due {
                     output::line(format!("  deadline: {} fires `{}`", due.at, due.event));
                 }
                 if !snapshot.children.is_empty() {
-                    output::line(format!("  children: {}", snapshot.children.join(", ")));
+                    output::line(format!(
+                        "  children: {}",
+                        shown(&snapshot.children.join(", "))
+                    ));
                 }
                 output::line(format!(
                     "  data:     {}",
@@ -241,6 +252,11 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             after,
             limit,
         } => {
+            if *limit == 0 {
+                return Err(Failure::usage(
+                    "--limit 0 would list nothing; give 1 or more",
+                ));
+            }
             if stage.is_some() && workflow.is_none() && parent.is_none() {
                 return Err(Failure::usage("--stage needs --workflow (or --parent)"));
             }
@@ -259,11 +275,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                     let i = &s.instance;
                     output::line(format!(
                         "{:<24} {:<20} {:<16} seq {:<4} {}",
-                        i.id, i.workflow, i.stage, i.seq, i.updated_at
+                        shown(&i.id),
+                        i.workflow,
+                        i.stage,
+                        i.seq,
+                        i.updated_at
                     ));
                 }
                 if let Some(next) = &page.next {
-                    output::line(format!("... more: --after {next}"));
+                    output::line(format!("... more: --after {}", shown(next)));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -274,7 +294,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             if history.is_empty() && engine.instance(instance)?.is_none() {
                 return Err(Failure::new(
                     "unknown_instance",
-                    format!("no history for `{instance}`"),
+                    format!("no history for `{}`", shown(instance)),
                 ));
             }
             if json {
@@ -292,15 +312,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                         e.seq,
                         e.gseq,
                         e.at,
-                        e.actor.id,
-                        e.actor.roles.join(","),
+                        shown(&e.actor.id),
+                        shown(&e.actor.roles.join(",")),
                         from,
                         if e.to.is_empty() { "-" } else { &e.to },
                         e.event,
                         if e.payload.is_null() {
                             String::new()
                         } else {
-                            e.payload.to_string()
+                            shown(&e.payload.to_string()).into_owned()
                         }
                     ));
                 }
@@ -313,6 +333,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 Some(workflow) => engine.versions(workflow)?,
                 None => engine.workflows()?,
             };
+            if let (Some(workflow), true) = (workflow, infos.is_empty()) {
+                return Err(Failure::new(
+                    "unknown_workflow",
+                    format!(
+                        "no workflow `{}` is deployed; see `strive versions`",
+                        shown(workflow)
+                    ),
+                ));
+            }
             if json {
                 output::json(&infos);
             } else {
@@ -334,13 +363,23 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Campaign(command) => crate::campaign_cmd::run(cli, command, json),
         Command::Store(command) => crate::store_cmd::run(cli, command, json),
         Command::Tick { now } => {
+            let clock = jiff::Timestamp::now();
             let now = match now {
-                Some(text) => text.parse::<jiff::Timestamp>().map_err(|e| {
-                    Failure::usage(format!("--now {text:?} is not an RFC 3339 time ({e}); write e.g. 2026-05-31T23:59:59+08:00"))
-                })?,
-                None => jiff::Timestamp::now(),
+                Some(text) => parse_time("--now", text)?,
+                None => clock,
             };
-            let engine = open(&cli.db)?;
+            // The clock is the engine's: a deadline fires when it is due,
+            // not when a caller says it is (issue #17).
+            if now > clock {
+                return Err(Failure::new(
+                    "future_time",
+                    format!(
+                        "--now {now} is after the clock ({clock}); deadlines fire when they are due, \
+                         so give a time up to now or leave --now out"
+                    ),
+                ));
+            }
+            let engine = open_for_writing(&cli.db)?;
             let fired = engine.fire_due(now)?;
             if json {
                 let rows: Vec<Value> = fired
@@ -371,8 +410,15 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
     }
 }
 
-pub(crate) fn open(path: &Path) -> Result<Engine, Failure> {
-    Ok(Engine::open(path, Options::default())?)
+/// Opens the existing store at `path` for a command that only reads it.
+pub(crate) fn open(path: &Path) -> Result<crate::files::Opened, Failure> {
+    crate::files::open_existing(path)
+}
+
+/// Opens the store at `path` for a command that writes, creating it in a
+/// missing or empty directory.
+pub(crate) fn open_for_writing(path: &Path) -> Result<Engine, Failure> {
+    crate::files::open_or_create(path, Options::default())
 }
 
 fn actor_of(args: &ActorArgs) -> Actor {
@@ -382,17 +428,74 @@ fn actor_of(args: &ActorArgs) -> Actor {
     }
 }
 
+/// Parses a payload or initial data given as text, with the one strict
+/// JSON reader (a key given twice is refused, with its pointer).
 fn parse_json(flag: &str, text: Option<&str>) -> Result<Value, Failure> {
     match text {
         None => Ok(Value::Null),
-        Some(text) => serde_json::from_str(text)
+        Some(text) => strive_core::json::from_str(text)
             .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}"))),
     }
 }
 
+/// Reads a definition file, bounded by the definition size limit while
+/// reading (one byte over, so the loader's own L001 message still applies).
 fn read(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))
+    let limit = strive_core::MAX_DEFINITION_BYTES;
+    crate::files::read_bounded(path, limit as u64 + 1).map_err(|failure| match failure.kind {
+        "too_large" => Failure::new(
+            "invalid_definition",
+            format!(
+                "{}: error[{}]: the definition is over {limit} bytes (1 MiB); split it into \
+                 several workflows linked by `spawn`",
+                path.display(),
+                strive_core::Code::FileTooLarge
+            ),
+        ),
+        _ => failure,
+    })
+}
+
+/// `strive init`: creates an empty store where nothing else is.
+fn init(db: &Path, partitions: u32, json: bool) -> Outcome {
+    if partitions != 1 {
+        return Err(Failure::usage(format!(
+            "--partitions {partitions}: this strive makes stores of 1 partition only \
+             (storage format 2 brings more); leave --partitions out"
+        )));
+    }
+    match strive_store::probe::require_store_or_room(db) {
+        Ok(strive_store::probe::Place::Store) => {
+            return Err(Failure::new(
+                "store_exists",
+                format!("{} is a strive store already; nothing to do", db.display()),
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => return Err(error.into()),
+    }
+    drop(open_for_writing(db)?);
+    if json {
+        output::json(&json!({"created": db.display().to_string(), "partitions": partitions}));
+    } else {
+        output::line(format!(
+            "created an empty strive store at {} ({partitions} partition); deploy workflows with `strive deploy --db {} FILE...`",
+            db.display(),
+            db.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--now`, `--at` or `--as-of` with the core's one time reader.
+pub(crate) fn parse_time(flag: &str, text: &str) -> Result<jiff::Timestamp, Failure> {
+    strive_core::time::parse(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))
+}
+
+/// Prints a user-supplied string escaped (issue #17): a newline or a bidi
+/// control in an id must not forge or reorder a line of text output.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    strive_core::id::escape(text)
 }
 
 /// Reads and parses one definition; diagnostics become the failure.
@@ -466,7 +569,7 @@ fn deploy(db: &Path, files: &[PathBuf], actor: &str, json: bool) -> Outcome {
     for file in files {
         texts.push((file.display().to_string(), read(file)?));
     }
-    let engine = open(db)?;
+    let engine = open_for_writing(db)?;
     let inputs: Vec<(Option<&str>, &str)> = texts
         .iter()
         .map(|(n, t)| (Some(n.as_str()), t.as_str()))
@@ -503,7 +606,12 @@ fn print_outcome(outcome: &strive_store::Outcome, json: bool) {
         };
         output::line(format!(
             "{}: {} -> {} (seq {}, gseq {}, hash {}){replayed}",
-            outcome.instance, outcome.event, outcome.stage, outcome.seq, outcome.gseq, outcome.hash
+            shown(&outcome.instance),
+            outcome.event,
+            outcome.stage,
+            outcome.seq,
+            outcome.gseq,
+            outcome.hash
         ));
     }
 }

@@ -7,6 +7,7 @@ mod audit_cmd;
 mod campaign_cmd;
 mod cli;
 mod commands;
+mod files;
 mod output;
 mod store_cmd;
 mod stress;
@@ -24,7 +25,25 @@ fn main() -> ExitCode {
         }
     };
     install_tracing();
-    match commands::run(cli) {
+    // A damaged store must not end in a panic's backtrace (issue #17): the
+    // libraries return errors, and should a dependency panic on bytes it
+    // cannot read anyway, the panic becomes a message and exit 1.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| commands::run(cli)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(commands::Failure::new(
+            "internal",
+            format!(
+                "strive stopped on an internal error ({what}); if the store is damaged, \
+                 `strive verify` says where, and a backup or an exported bundle restores it"
+            ),
+        ))
+    });
+    match result {
         Ok(code) => code,
         Err(error) => {
             output::error(&error);
@@ -38,8 +57,11 @@ fn main() -> ExitCode {
 fn install_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRIVE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only to a terminal, never into a log file or a pipe.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -27,11 +27,23 @@ pub fn json(value: &impl Serialize) {
 /// stops quietly with success instead of panicking as `println!` would.
 /// Any other failure is reported on stderr.
 fn written(result: std::io::Result<()>) {
-    match result {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(error) => eprintln!("strive: cannot write to stdout: {error}"),
+    if let Err(error) = result {
+        quiet_on_closed_pipe(&error);
+        eprintln!("strive: cannot write to stdout: {error}");
     }
+}
+
+/// Ends the process quietly with success when `error` is a closed pipe:
+/// the one rule for every command's output, streamed exports included.
+pub fn quiet_on_closed_pipe(error: &std::io::Error) {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+}
+
+/// A note for the operator on stderr, such as that a copy is being read.
+pub fn note(text: impl std::fmt::Display) {
+    eprintln!("strive: {text}");
 }
 
 /// Reports a failure: always a message on stderr; in JSON mode also a JSON

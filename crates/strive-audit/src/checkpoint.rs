@@ -84,6 +84,33 @@ pub enum CheckpointError {
         /// The key's name.
         key: String,
     },
+    /// An origin that is not one non-empty line (issue #17).
+    Origin {
+        /// What is wrong with it.
+        message: &'static str,
+    },
+}
+
+/// The longest origin accepted, in bytes.
+pub const MAX_ORIGIN_BYTES: usize = 256;
+
+/// Checks that `origin` is what C2SP asks of a checkpoint's first line:
+/// one non-empty line, here also without control characters or surrounding
+/// spaces and at most [`MAX_ORIGIN_BYTES`] long, so that a checkpoint
+/// written with it reads back as the same checkpoint.
+pub fn check_origin(origin: &str) -> Result<(), CheckpointError> {
+    let message = if origin.is_empty() {
+        "the origin is empty"
+    } else if origin.len() > MAX_ORIGIN_BYTES {
+        "the origin is longer than 256 bytes"
+    } else if origin.chars().any(char::is_control) {
+        "the origin holds a newline or another control character; it is one line"
+    } else if origin.trim() != origin {
+        "the origin starts or ends with a space"
+    } else {
+        return Ok(());
+    };
+    Err(CheckpointError::Origin { message })
 }
 
 impl fmt::Display for CheckpointError {
@@ -100,6 +127,10 @@ impl fmt::Display for CheckpointError {
             CheckpointError::BadSignature { key } => write!(
                 f,
                 "the signature by key `{key}` does not verify: the checkpoint was altered after signing"
+            ),
+            CheckpointError::Origin { message } => write!(
+                f,
+                "{message}; give the log's name as one line, such as strive.example/bureau"
             ),
         }
     }
@@ -192,6 +223,7 @@ impl Checkpoint {
             .first()
             .filter(|l| !l.is_empty())
             .ok_or_else(|| malformed(1, "the origin line is missing"))?;
+        check_origin(origin)?;
         let size = lines
             .get(1)
             .ok_or_else(|| malformed(2, "the tree size line is missing"))?;
@@ -386,6 +418,11 @@ impl SigningKey {
             name: name.to_owned(),
             key: ed25519_dalek::SigningKey::from_bytes(&seed),
         })
+    }
+
+    /// The same key under another name (key ids depend on the name).
+    pub fn renamed(&self, name: &str) -> Result<SigningKey, KeyError> {
+        SigningKey::from_seed(name, self.key.to_bytes())
     }
 
     /// Reads a key written by [`SigningKey::encode`]

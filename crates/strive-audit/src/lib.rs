@@ -63,7 +63,8 @@ mod verify;
 
 pub use bundle::{BundleError, BundleReport, verify_bundle};
 pub use checkpoint::{
-    Checkpoint, CheckpointError, KeyError, NoteSignature, SignedCheckpoint, SigningKey, VerifierKey,
+    Checkpoint, CheckpointError, KeyError, MAX_ORIGIN_BYTES, NoteSignature, SignedCheckpoint,
+    SigningKey, VerifierKey, check_origin,
 };
 pub use error::Error;
 pub use export::{

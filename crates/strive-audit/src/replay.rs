@@ -15,7 +15,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use strive_core::{
-    Actor, AppliedEffect, Command, Definition, Due, Event, EventKind, Instance,
+    Actor, AppliedEffect, Command, Definition, Due, Event, EventKind, Instance, SYSTEM_ROLE,
     WORKFLOW_SUBJECT_PREFIX, Workflow, definition_hash,
 };
 
@@ -348,6 +348,7 @@ impl Replayer {
         if let Some(scope) = &mut self.scope {
             scope.insert(event.instance.clone());
         }
+        self.check_engine_event(event, problems);
         let empty = Map::new();
         let data = event.payload.get("data").and_then(Value::as_object);
         let parent = parent_of(event);
@@ -511,6 +512,7 @@ impl Replayer {
             ));
         }
         self.check_notice(event, problems);
+        self.check_engine_event(event, problems);
         // The definition the instance runs decides, whatever the event
         // names (a mismatch was reported above).
         let workflow = self.workflow_at(
@@ -703,6 +705,46 @@ impl Replayer {
                     )));
                 }
             }
+        }
+    }
+
+    /// Events as the `system` actor or role come only from the engine
+    /// (issue #17): a notification (it has a cause, checked by
+    /// `check_notice`), a spawn (a start with a cause) or a deadline, which
+    /// must be the one due in the instance's stage and be recorded no
+    /// earlier than its due time.
+    fn check_engine_event(&self, event: &Event, problems: &mut Vec<Problem>) {
+        let system = event.actor.id == SYSTEM_ROLE
+            || event.actor.roles.iter().any(|role| role == SYSTEM_ROLE);
+        if !system || event.cause.is_some() {
+            return;
+        }
+        let here = |message: String, rule: &'static str| {
+            Problem::new(ProblemCode::CauseMismatch, message)
+                .at(&event.instance, event.seq, event.gseq)
+                .rule(rule)
+        };
+        match self.dues.get(&event.instance) {
+            _ if event.kind == EventKind::Start => problems.push(here(
+                "a start as `system` without a cause: the engine starts instances only as spawns of a parent's event".to_owned(),
+                "engine_cause",
+            )),
+            Some(due) if due.event == event.event && event.at >= due.at => {}
+            Some(due) if due.event == event.event => problems.push(here(
+                format!(
+                    "the deadline event `{}` is recorded at {}, before it was due at {}",
+                    event.event, event.at, due.at
+                ),
+                "deadline_early",
+            )),
+            _ => problems.push(here(
+                format!(
+                    "`{}` is recorded as `system` with no engine cause: no notification, no spawn, \
+                     and no deadline firing `{}` was due",
+                    event.event, event.event
+                ),
+                "engine_cause",
+            )),
         }
     }
 

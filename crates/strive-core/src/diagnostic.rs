@@ -74,6 +74,9 @@ codes! {
     /// The JSON does not have the shape of a workflow (missing field, wrong
     /// type, unknown field).
     Structure = "P002", Error;
+    /// An object names the same key twice (JSON readers disagree on which
+    /// one wins, so strive refuses both).
+    DuplicateKey = "P003", Error;
     /// The file is larger than 1 MiB.
     FileTooLarge = "L001", Error;
     /// Arrays and objects are nested deeper than 64.
@@ -136,6 +139,9 @@ codes! {
     ReservedName = "S023", Error;
     /// A guard reads children's stages that the child workflow does not have.
     UnknownChildStage = "S024", Error;
+    /// A deadline's duration is longer than strive's time range allows
+    /// from any time an instance could enter its stage.
+    DeadlineOutOfRange = "S025", Error;
     /// A cycle of stages has no guarded transition: an instance may go round
     /// forever with nothing recorded deciding when it leaves.
     UnguardedCycle = "W101", Warning;

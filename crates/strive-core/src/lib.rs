@@ -48,11 +48,14 @@ mod definition;
 mod diagnostic;
 mod fuzz;
 mod guard;
+pub mod id;
+pub mod json;
 mod load;
 mod machine;
 mod render;
 mod schema;
 mod source;
+pub mod time;
 mod tlog;
 mod types;
 mod validate;
@@ -71,8 +74,8 @@ pub use fuzz::{fuzz_definition, fuzz_guard};
 pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, reads};
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{
-    Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, Due, Instance, Rejection,
-    SpawnRequest, Workflow,
+    Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, DeadlineError, Due, Instance,
+    MAX_DEADLINE_YEARS, Rejection, SpawnRequest, Workflow,
 };
 pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
@@ -82,5 +85,5 @@ pub use tlog::{
     TileWrite, TlogError, decode_tile, empty_root, encode_tile, leaf_hash, node_hash,
     verify_consistency, verify_inclusion,
 };
-pub use types::{TypeMismatch, check as check_value, check_fields, zero_value};
+pub use types::{MAX_SAFE_INTEGER, TypeMismatch, check as check_value, check_fields, zero_value};
 pub use validate::{Catalog, check, validate};

@@ -75,21 +75,17 @@ pub fn parse(file: Option<&str>, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
         );
     }
 
-    let value: Value = match serde_json::from_str(text) {
+    let value: Value = match crate::json::from_str(text) {
         Ok(value) => value,
         Err(error) => {
-            let position = (error.line() > 0).then(|| source::Position {
-                line: error.line(),
-                column: error.column(),
-            });
-            return fail(
-                Diagnostic::new(
-                    Code::Syntax,
-                    "",
-                    format!("invalid JSON: {}", strip_position(&error)),
-                )
-                .at(position),
-            );
+            let code = match error {
+                crate::json::JsonError::DuplicateKey { .. } => Code::DuplicateKey,
+                _ => Code::Syntax,
+            };
+            let position = error
+                .position()
+                .map(|(line, column)| source::Position { line, column });
+            return fail(Diagnostic::new(code, error.pointer(), error.to_string()).at(position));
         }
     };
 
@@ -115,16 +111,6 @@ pub fn parse(file: Option<&str>, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
         source,
         file: file.map(str::to_owned),
     })
-}
-
-/// serde_json appends " at line L column C" to its messages; the diagnostic
-/// carries the position separately.
-fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(cut) => text[..cut].to_owned(),
-        None => text,
-    }
 }
 
 /// Rewords serde's messages where they would puzzle an admin.

@@ -17,6 +17,44 @@ use crate::definition::{ANY_STAGE, Definition, Effect, Field, StageKind, ValueTy
 use crate::guard::{self, Expr, ExprError, Needs};
 use crate::types::{self, TypeMismatch};
 
+/// The most years a deadline may lie after entering its stage (S025).
+pub const MAX_DEADLINE_YEARS: i16 = 1000;
+
+/// Whether `span` stays within [`MAX_DEADLINE_YEARS`] from any start: it
+/// is measured from 2000-01-01 in UTC, and its calendar units are counted
+/// as they fall there.
+pub(crate) fn span_in_range(span: jiff::Span) -> bool {
+    // 2000-01-01T00:00:00Z.
+    let start = Timestamp::from_second(946_684_800)
+        .map(|start| start.to_zoned_datetime(jiff::tz::TimeZone::UTC));
+    let limit = jiff::civil::date(2000 + MAX_DEADLINE_YEARS, 1, 1);
+    match start.and_then(|start| start.checked_add(span)) {
+        Ok(end) => end.date() <= limit,
+        Err(_) => false,
+    }
+}
+
+/// A deadline that cannot be computed (issue #17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineError {
+    /// The stage whose deadline it is.
+    pub stage: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for DeadlineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the deadline of stage `{}` cannot be computed: {}",
+            self.stage, self.reason
+        )
+    }
+}
+
+impl std::error::Error for DeadlineError {}
+
 /// Who fires a command: an id and the roles the caller vouches for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
@@ -543,31 +581,60 @@ impl Workflow {
         entered_at: Timestamp,
         data: &Map<String, Value>,
     ) -> Option<Due> {
-        let deadline = self
+        self.checked_deadline(stage, entered_at, data)
+            .ok()
+            .flatten()
+    }
+
+    /// As [`Workflow::deadline`], but a deadline that cannot be computed is
+    /// an error, not silence (issue #17): a duration that carries it out
+    /// of the range of times, or an `at_data` variable that holds no time.
+    pub fn checked_deadline(
+        &self,
+        stage: &str,
+        entered_at: Timestamp,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Due>, DeadlineError> {
+        let Some(deadline) = self
             .definition
             .stages
             .iter()
-            .find(|s| s.id == stage)?
-            .deadline
-            .as_ref()?;
+            .find(|s| s.id == stage)
+            .and_then(|s| s.deadline.as_ref())
+        else {
+            return Ok(None);
+        };
+        let error = |reason: &'static str| DeadlineError {
+            stage: stage.to_owned(),
+            reason,
+        };
         let at = if let Some(at) = &deadline.at {
-            at.parse::<Timestamp>().ok()?
+            at.parse::<Timestamp>()
+                .map_err(|_| error("its `at` is not a time"))?
         } else if let Some(after) = &deadline.after {
-            let span: jiff::Span = after.parse().ok()?;
+            let span: jiff::Span = after
+                .parse()
+                .map_err(|_| error("its `after` is not a duration"))?;
             entered_at
                 .to_zoned_datetime(jiff::tz::TimeZone::UTC)
                 .checked_add(span)
-                .ok()?
+                .map_err(|_| error("its `after` carries it outside the range of times"))?
                 .timestamp()
         } else if let Some(var) = &deadline.at_data {
-            data.get(var)?.as_str()?.parse::<Timestamp>().ok()?
+            match data.get(var) {
+                None | Some(Value::Null) => return Ok(None),
+                Some(value) => value
+                    .as_str()
+                    .and_then(|text| text.parse::<Timestamp>().ok())
+                    .ok_or_else(|| error("its `at_data` variable holds no time"))?,
+            }
         } else {
-            return None;
+            return Ok(None);
         };
-        Some(Due {
+        Ok(Some(Due {
             at,
             event: deadline.event.clone(),
-        })
+        }))
     }
 
     /// Decides what `command` does to `instance`. `children` summarises the
@@ -763,7 +830,8 @@ impl Workflow {
             .ok_or_else(|| format!("variable `{var}` is not declared"))?;
         let mut take = || values.pop().unwrap_or(Value::Null);
         let check = |spec: &crate::definition::TypeSpec, value: &Value| {
-            types::check(spec, value).map_err(|m| format!("`{var}`{}: {}", m.pointer, m.reason))
+            types::check_computed(spec, value)
+                .map_err(|m| format!("`{var}`{}: {}", m.pointer, m.reason))
         };
         let slot = data
             .entry(var.to_owned())
@@ -1281,6 +1349,19 @@ mod tests {
             i.created_at,
         );
         assert!(matches!(unknown, Err(Rejection::InvalidData { .. })));
+    }
+
+    #[test]
+    fn deadline_spans_are_bounded() {
+        for (text, fits) in [
+            ("P14D", true),
+            ("P1000Y", true),
+            ("P1001Y", false),
+            ("P9000Y", false),
+        ] {
+            let span: jiff::Span = text.parse().expect("a span");
+            assert_eq!(span_in_range(span), fits, "{text}");
+        }
     }
 
     #[test]

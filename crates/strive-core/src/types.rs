@@ -38,7 +38,32 @@ pub(crate) fn initial_value(field: &Field) -> Value {
 
 /// Checks `value` against `spec`. `null` fits nullable types only: timestamps,
 /// objects and `any` (a timestamp or object that is not set yet).
+///
+/// An integer given as input is a JSON integer within
+/// ±[`MAX_SAFE_INTEGER`]: `3.0`, `1e3` and integers too large for a double
+/// to hold exactly are refused (issue #17).
 pub fn check(spec: &TypeSpec, value: &Value) -> Result<(), TypeMismatch> {
+    check_in(spec, value, Integers::Exact)
+}
+
+/// As [`check`], for values the engine computed itself (effects): there a
+/// whole float such as `3.0`, which arithmetic in guards may give, counts
+/// as an integer.
+pub(crate) fn check_computed(spec: &TypeSpec, value: &Value) -> Result<(), TypeMismatch> {
+    check_in(spec, value, Integers::Whole)
+}
+
+/// The largest integer accepted in an integer variable, 2^53 - 1: every
+/// JSON reader (JavaScript's, Python's, strive's guards) holds it exactly.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Integers {
+    Exact,
+    Whole,
+}
+
+fn check_in(spec: &TypeSpec, value: &Value, integers: Integers) -> Result<(), TypeMismatch> {
     // An explicit stack keeps hostile nesting from overflowing the stack.
     let mut stack: Vec<(&TypeSpec, &Value, String)> = vec![(spec, value, String::new())];
     while let Some((spec, value, pointer)) = stack.pop() {
@@ -69,7 +94,21 @@ pub fn check(spec: &TypeSpec, value: &Value) -> Result<(), TypeMismatch> {
                 }
             }
             (ValueType::Integer, Value::Number(number)) if number.is_i64() || number.is_u64() => {
+                if number
+                    .as_i64()
+                    .is_none_or(|n| n.unsigned_abs() > MAX_SAFE_INTEGER as u64)
+                {
+                    return fail(format!(
+                        "is {number}, outside the integer range -{MAX_SAFE_INTEGER} to {MAX_SAFE_INTEGER}"
+                    ));
+                }
                 check_bounds(spec, number.as_f64().unwrap_or(0.0)).or_else(fail)?;
+            }
+            (ValueType::Integer, Value::Number(number)) if integers == Integers::Exact => {
+                return fail(format!(
+                    "expected an integer written without a fraction or exponent, within \
+                     -{MAX_SAFE_INTEGER} to {MAX_SAFE_INTEGER}; got {number}"
+                ));
             }
             (ValueType::Integer, Value::Number(number)) => {
                 // 3.0 is an integer; 3.5 is not.
@@ -85,10 +124,8 @@ pub fn check(spec: &TypeSpec, value: &Value) -> Result<(), TypeMismatch> {
             }
             (ValueType::Boolean, Value::Bool(_)) => {}
             (ValueType::Timestamp, Value::String(text)) => {
-                if text.parse::<jiff::Timestamp>().is_err() {
-                    return fail(format!(
-                        "expected an RFC 3339 timestamp such as 2026-05-31T23:59:59+08:00, got {text:?}"
-                    ));
+                if let Err(error) = crate::time::parse(text) {
+                    return fail(error.to_string());
                 }
             }
             (ValueType::List, Value::Array(items)) => {
@@ -251,7 +288,18 @@ mod tests {
     fn integers_strings_and_bounds() {
         let score = spec(json!({"type": "integer", "min": 0, "max": 100}));
         assert!(check(&score, &json!(80)).is_ok());
-        assert!(check(&score, &json!(80.0)).is_ok());
+        // Input is exact (issue #17); what effects compute may be a whole float.
+        assert!(check(&score, &json!(80.0)).is_err());
+        assert!(check_computed(&score, &json!(80.0)).is_ok());
+        let any = spec(json!({"type": "integer"}));
+        for hostile in [
+            json!(1e3),
+            json!(12345678901234567890123.0),
+            json!(9007199254740992_i64),
+        ] {
+            assert!(check(&any, &hostile).is_err(), "{hostile}");
+        }
+        assert!(check(&any, &json!(-9007199254740991_i64)).is_ok());
         assert!(check(&score, &json!(80.5)).is_err());
         assert!(check(&score, &json!(101)).is_err());
         assert!(check(&score, &json!("80")).is_err());

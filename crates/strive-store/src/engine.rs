@@ -329,6 +329,10 @@ impl Engine {
         parent: Option<&str>,
         options: CommandOptions,
     ) -> Result<Outcome, CommandError> {
+        let (actor, instance): (&Actor, &str) = (
+            &crate::guard::caller(actor)?,
+            &crate::guard::instance_id(instance)?,
+        );
         check_id(instance)?;
         check_options(&options)?;
         // Depth first, without recursion: cloning or serializing a value
@@ -373,6 +377,10 @@ impl Engine {
         payload: Value,
         options: CommandOptions,
     ) -> Result<Outcome, CommandError> {
+        let (actor, instance): (&Actor, &str) = (
+            &crate::guard::caller(actor)?,
+            &crate::guard::instance_id(instance)?,
+        );
         check_options(&options)?;
         let payload = check_depth("the payload's nesting depth", payload)?;
         check_size("the payload's size in bytes of JSON", &payload)?;

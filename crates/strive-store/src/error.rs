@@ -86,6 +86,21 @@ pub enum OpenError {
     },
     /// The storage layer failed.
     Storage(StorageError),
+    /// The path is not a strive store (and the command does not create one
+    /// there): nothing is there, or something else is (issue #17).
+    NotAStore {
+        /// The path given.
+        path: PathBuf,
+        /// What is there instead.
+        found: &'static str,
+    },
+    /// The file system refused an operation on a path.
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What failed, in words (see [`describe_io`]).
+        message: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -131,7 +146,38 @@ impl fmt::Display for OpenError {
                 path.display()
             ),
             OpenError::Storage(error) => error.fmt(f),
+            OpenError::NotAStore { path, found } => write!(
+                f,
+                "{} is not a strive store ({found}); check --db or STRIVE_DB, or create a store \
+                 with `strive init --db {}` (deploy, start, fire, tick and demo create one in a \
+                 missing or empty directory)",
+                path.display(),
+                path.display()
+            ),
+            OpenError::Io { path, message } => write!(f, "{}: {message}", path.display()),
         }
+    }
+}
+
+/// An I/O error in words that say what to do, never the debug form of the
+/// error (issue #17).
+pub fn describe_io(error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match error.kind() {
+        K::NotFound => "no such file or directory".to_owned(),
+        K::PermissionDenied => {
+            "permission denied; run as a user who may access it, or work on a copy".to_owned()
+        }
+        K::ReadOnlyFilesystem => {
+            "the file system is read-only; work on a copy on writable storage".to_owned()
+        }
+        K::StorageFull | K::QuotaExceeded => {
+            "the disk is full (or the quota is used up); free space and retry".to_owned()
+        }
+        K::NotADirectory => "a part of the path is a file, not a directory".to_owned(),
+        K::IsADirectory => "it is a directory, not a file".to_owned(),
+        K::AlreadyExists => "it exists already".to_owned(),
+        _ => error.to_string(),
     }
 }
 
@@ -281,6 +327,22 @@ pub enum CommandError {
     },
     /// The storage layer failed; the command may not have been recorded.
     Storage(StorageError),
+    /// A caller acted as the engine's own `system` actor or role, which only
+    /// the engine uses, for deadlines, notifications and spawns (issue #17).
+    ReservedActor {
+        /// The actor id given.
+        actor: String,
+    },
+    /// A deadline was asked to fire before it is due by the engine's clock
+    /// (issue #17). Nothing was written; the deadline stays.
+    NotDue {
+        /// The instance.
+        instance: String,
+        /// When it is due.
+        due: jiff::Timestamp,
+        /// The engine's clock.
+        now: jiff::Timestamp,
+    },
 }
 
 impl CommandError {
@@ -340,13 +402,29 @@ impl fmt::Display for CommandError {
                 actual,
                 limit,
             } => write!(f, "{what} is {actual}; the limit is {limit}"),
-            CommandError::InvalidId { id, reason } => write!(f, "invalid id {id:?}: {reason}"),
+            CommandError::InvalidId { id, reason } => write!(
+                f,
+                "invalid id \"{}\": {reason}",
+                strive_core::id::escape(id)
+            ),
             CommandError::ParentRejected {
                 parent,
                 event,
                 reason,
             } => write!(f, "parent {parent} refused `{event}`: {reason}"),
             CommandError::Storage(error) => error.fmt(f),
+            CommandError::ReservedActor { actor } => write!(
+                f,
+                "actor {:?} acts as `system`, the engine's own actor and role: deadline, \
+                 notification and spawn events come only from the engine; act under your own \
+                 id and the roles the workflow gives you",
+                strive_core::id::escape(actor)
+            ),
+            CommandError::NotDue { instance, due, now } => write!(
+                f,
+                "{instance}: its deadline is due at {due}, after the engine's clock ({now}); \
+                 it fires when it is due, not earlier"
+            ),
         }
     }
 }

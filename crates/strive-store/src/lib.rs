@@ -48,8 +48,10 @@ mod error;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod failpoints;
+mod guard;
 mod keys;
 mod log;
+pub mod probe;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod raw;
@@ -60,7 +62,7 @@ mod writer;
 pub use backend::{Backend, Entry, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
-pub use error::{CommandError, DeployError, Error, OpenError, StorageError};
+pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,

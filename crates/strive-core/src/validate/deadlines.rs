@@ -135,6 +135,18 @@ fn after_duration(ck: &mut Checker<'_>, after: &str, pointer: &str) {
         Ok(span) if !span.is_positive() => {
             format!("`after` is {after}, but a deadline must come after entering the stage")
         }
+        Ok(span) if !crate::machine::span_in_range(span) => {
+            ck.report(
+                Code::DeadlineOutOfRange,
+                pointer,
+                format!(
+                    "`after` is {after}, longer than the {} years a deadline may lie after \
+                     entering its stage; it would fall outside the range of times strive keeps",
+                    crate::machine::MAX_DEADLINE_YEARS
+                ),
+            );
+            return;
+        }
         Ok(_) => return,
     };
     ck.report(

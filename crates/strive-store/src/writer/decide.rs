@@ -153,6 +153,7 @@ pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp) -> Decided {
 /// Refuses ids that would break the key layout or impersonate a
 /// definition subject.
 pub(crate) fn check_id(id: &str) -> Result<(), CommandError> {
+    crate::guard::canonical_id(id)?;
     let invalid = |reason| {
         Err(CommandError::InvalidId {
             id: id.chars().take(140).collect(),
@@ -688,6 +689,7 @@ fn deadline(
     id: &str,
     clock: Timestamp,
 ) -> Result<Option<Outcome>, CommandError> {
+    crate::guard::due_by(key, id, clock)?;
     if txn.get(key)?.is_none() {
         // Already fired, or cancelled by a stage change meanwhile.
         return Ok(None);

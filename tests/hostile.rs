@@ -1,0 +1,448 @@
+//! The hostile-input suite (issue #17): every case in tests/data/hostile
+//! (described in its README.md) runs one command line through the built
+//! binary and checks its exit code, a fragment of its message, and, where
+//! the case says so, that the store is unchanged and that no file appeared
+//! or changed that must not.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+use strive_store::{Engine, Options};
+
+fn suite_dir() -> PathBuf {
+    crate::util::root().join("tests/data/hostile")
+}
+
+/// One case, as `case.json` gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    /// `campaign`: a store with the workflows deployed and `o1` started at
+    /// `{db}`; `none`: no store.
+    store: String,
+    /// Command lines run first, each of which must succeed.
+    #[serde(default)]
+    setup: Vec<Vec<String>>,
+    /// Files to make in the case's directory before running: name to text.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+    /// FIFOs to make there.
+    #[serde(default)]
+    fifos: Vec<String>,
+    /// The command line, one argument per item.
+    args: Vec<String>,
+    /// The expected exit code.
+    exit: i32,
+    /// A fragment of what the command printed (stdout or stderr).
+    message: String,
+    /// Whether the store must be unchanged (`campaign` stores only).
+    #[serde(default)]
+    unchanged: bool,
+    /// Paths that must not exist afterwards.
+    #[serde(default)]
+    absent: Vec<String>,
+}
+
+/// The paths a case's arguments may name.
+struct Places {
+    tmp: PathBuf,
+    db: PathBuf,
+}
+
+impl Places {
+    fn expand(&self, text: &str) -> String {
+        text.replace("{tmp}", &self.tmp.display().to_string())
+            .replace("{db}", &self.db.display().to_string())
+            .replace("{suite}", &suite_dir().display().to_string())
+            .replace("{root}", &crate::util::root().display().to_string())
+    }
+}
+
+fn strive(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strive"))
+        .args(args)
+        .env_remove("STRIVE_DB")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the strive binary runs")
+}
+
+/// What the store holds, as the auditor's commands print it.
+fn state_of(db: &Path) -> Vec<String> {
+    let db = db.display().to_string();
+    [
+        vec!["checkpoint", "--db", &db],
+        vec!["export", "--format", "jsonl", "--db", &db],
+        vec!["list", "--db", &db],
+    ]
+    .iter()
+    .map(|args| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let output = strive(&args);
+        format!(
+            "{} -> {:?}\n{}",
+            args.join(" "),
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+    .collect()
+}
+
+fn make_campaign_store(db: &Path) {
+    let engine = Engine::open(db, Options::default()).expect("a new store");
+    crate::cli::deploy_and_start_o1(&engine);
+}
+
+fn prepare(case: &Case, places: &Places) {
+    for (name, text) in &case.files {
+        let path = places.tmp.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&path, places.expand(text)).expect("write a case file");
+    }
+    for name in &case.fifos {
+        let status = Command::new("mkfifo")
+            .arg(places.tmp.join(name))
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success(), "mkfifo {name}");
+    }
+    if case.store == "campaign" {
+        make_campaign_store(&places.db);
+    }
+    for step in &case.setup {
+        let args: Vec<String> = step.iter().map(|a| places.expand(a)).collect();
+        let output = strive(&args);
+        assert!(
+            output.status.success(),
+            "setup {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Runs one case; returns what is wrong with it, if anything.
+fn check(name: &str, case: &Case) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let places = Places {
+        tmp: tmp.path().to_owned(),
+        db: tmp.path().join("store"),
+    };
+    prepare(case, &places);
+    let before = (case.store == "campaign").then(|| state_of(&places.db));
+    let args: Vec<String> = case.args.iter().map(|a| places.expand(a)).collect();
+    let output = strive(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    let said = format!("{stdout}{stderr}");
+    let mut wrong = Vec::new();
+    if output.status.code() != Some(case.exit) {
+        wrong.push(format!(
+            "exit {:?}, expected {}",
+            output.status.code(),
+            case.exit
+        ));
+    }
+    if !said.contains(&places.expand(&case.message)) {
+        wrong.push(format!("the message lacks {:?}", case.message));
+    }
+    if stderr.contains("panicked") || stderr.contains('\u{1b}') {
+        wrong.push("stderr shows a panic or a terminal colour".to_owned());
+    }
+    if let Some(before) = before
+        && case.unchanged
+        && state_of(&places.db) != before
+    {
+        wrong.push("the store changed".to_owned());
+    }
+    for path in &case.absent {
+        let path = places.expand(path);
+        if Path::new(&path).exists() {
+            wrong.push(format!("{path} exists"));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: {}\n  args: {args:?}\n  stdout: {stdout}\n  stderr: {stderr}",
+            wrong.join("; ")
+        ))
+    }
+}
+
+/// Every `case.json` under the suite, by class and case name.
+fn cases() -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for class in fs::read_dir(suite_dir())
+        .expect("the hostile suite")
+        .flatten()
+    {
+        let Ok(entries) = fs::read_dir(class.path()) else {
+            continue;
+        };
+        for case in entries.flatten() {
+            let path = case.path().join("case.json");
+            if path.is_file() {
+                let name = format!(
+                    "{}/{}",
+                    class.file_name().to_string_lossy(),
+                    case.file_name().to_string_lossy()
+                );
+                found.push((name, path));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs `cases`, returning what failed.
+fn run_all(cases: &[(String, PathBuf)]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, path) in cases {
+        let text = fs::read_to_string(path).expect("a case file");
+        let case: Case =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(failure) = check(name, &case) {
+            failures.push(failure);
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_hostile_case_is_refused_as_it_says() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "only {} cases", cases.len());
+    // Cases are independent (each has its own directory), and most of
+    // their time is spent waiting on processes, so four run at once.
+    let chunks: Vec<&[(String, PathBuf)]> = cases.chunks(cases.len().div_ceil(4)).collect();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = chunks
+            .iter()
+            .map(|chunk| scope.spawn(move || run_all(chunk)))
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| run.join().expect("a case runner"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_class_of_the_issue_has_cases() {
+    let classes: std::collections::BTreeSet<String> = cases()
+        .iter()
+        .filter_map(|(name, _)| name.split('/').next().map(str::to_owned))
+        .collect();
+    for class in [
+        "data-loss",
+        "fabricated-store",
+        "forged-actor",
+        "forged-time",
+        "canonical",
+        "files",
+        "checkpoint",
+        "messages",
+    ] {
+        assert!(classes.contains(class), "no cases for {class}");
+    }
+}
+
+/// A read-only bind mount of a directory, undone on drop.
+struct ReadOnlyMount {
+    target: PathBuf,
+}
+
+impl ReadOnlyMount {
+    fn new(source: &Path, target: &Path) -> Option<ReadOnlyMount> {
+        fs::create_dir_all(target).ok()?;
+        let status = Command::new("mount")
+            .args(["--bind", "-o", "ro"])
+            .arg(source)
+            .arg(target)
+            .status()
+            .ok()?;
+        let mount = ReadOnlyMount {
+            target: target.to_owned(),
+        };
+        // Some kernels take `ro` only on a remount of the bind.
+        let read_only = || fs::write(target.join(".probe"), b"").is_err();
+        if status.success() && !read_only() {
+            let _ = Command::new("mount")
+                .args(["-o", "remount,bind,ro"])
+                .arg(target)
+                .status();
+        }
+        (status.success() && read_only()).then_some(mount)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.target).status();
+    }
+}
+
+/// An auditor who holds a read-only copy of a store can verify it (issue
+/// #17): on a read-only mount `verify` and the other reading commands read
+/// a temporary copy and say so; a writing command fails with a message, not
+/// a panic, and the store is not touched.
+#[test]
+fn a_store_on_a_read_only_mount_is_read_through_a_copy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("store");
+    make_campaign_store(&db);
+    let before = state_of(&db);
+    let mounted = tmp.path().join("read-only");
+    let Some(_mount) = ReadOnlyMount::new(&db, &mounted) else {
+        // Needs root and `mount`; CI runs as root, so there it must work.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "mount --bind -o ro is not available under CI"
+        );
+        eprintln!("skipped: mount --bind -o ro is not available here");
+        return;
+    };
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--db".to_owned(), mounted.display().to_string()]);
+        strive(&all)
+    };
+    for args in [
+        &["verify"][..],
+        &["list"],
+        &["checkpoint"],
+        &["history", "o1"],
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is read-only; reading a temporary copy"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let verified = run(&["verify"]);
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("everything holds"));
+    let refused = run(&["tick"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(_mount);
+    assert_eq!(state_of(&db), before);
+}
+
+/// A workflow whose `finish` the `system` role may take (so a forged
+/// `system` finish conforms to the definition) and whose draft has a
+/// deadline an hour after it starts.
+const TIMED: &str = r#"{
+  "id": "timed", "title": "Timed",
+  "roles": [{"id": "clerk"}, {"id": "system"}],
+  "stages": [
+    {"id": "draft", "kind": "initial", "deadline": {"after": "PT1H", "event": "late"}},
+    {"id": "done", "kind": "terminal"}
+  ],
+  "transitions": [
+    {"event": "finish", "from": "draft", "to": "done", "roles": ["clerk", "system"]},
+    {"event": "late", "from": "draft", "to": "done", "roles": ["system"]}
+  ]
+}"#;
+
+/// The rules of the conformance problems `events` give, in order.
+fn conformance_rules(events: &[strive_store::StoredEvent]) -> Vec<String> {
+    let mut replayer = strive_audit::Replayer::new();
+    events
+        .iter()
+        .flat_map(|stored| replayer.apply(&stored.hash, &stored.event))
+        .filter_map(|problem| problem.rule)
+        .collect()
+}
+
+/// Conformance (issue #17): a `system` event with no engine cause, and a
+/// deadline event recorded before it was due, are reported even when the
+/// definition would have accepted them; the events the engine itself wrote
+/// pass, and the engine refuses to fire a deadline early.
+#[test]
+fn conformance_reports_forged_system_events_and_early_deadlines() {
+    use strive_store::{Actor, CommandError, CommandOptions, ManualClock};
+    let start: jiff::Timestamp = "2026-05-01T08:00:00Z".parse().expect("a time");
+    let clock = std::sync::Arc::new(ManualClock::new(start));
+    let engine = Engine::temporary_with(Options {
+        clock: clock.clone(),
+        ..Options::default()
+    })
+    .expect("engine");
+    engine
+        .deploy(TIMED, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let clerk = Actor::new("li", &["clerk"]);
+    for id in ["a", "b"] {
+        engine
+            .start(
+                "timed",
+                id,
+                &clerk,
+                Default::default(),
+                None,
+                CommandOptions::default(),
+            )
+            .expect("start");
+    }
+    engine
+        .fire(
+            "a",
+            "finish",
+            &clerk,
+            serde_json::Value::Null,
+            CommandOptions::default(),
+        )
+        .expect("finish");
+    // Asked to fire at a time past the engine's clock, the engine refuses.
+    let early = engine
+        .fire_due(start + jiff::SignedDuration::from_hours(2))
+        .expect("fire_due");
+    assert!(
+        matches!(early.as_slice(), [f] if matches!(f.result, Err(CommandError::NotDue { .. }))),
+        "{early:?}"
+    );
+    clock.set(start + jiff::SignedDuration::from_hours(2));
+    assert_eq!(
+        engine
+            .fire_due(strive_store::Clock::now(&*clock))
+            .expect("fire_due")
+            .len(),
+        1
+    );
+
+    let events: Vec<_> = engine.events(1).collect::<Result<_, _>>().expect("events");
+    assert_eq!(conformance_rules(&events), Vec::<String>::new());
+
+    let mut forged = events.clone();
+    for stored in &mut forged {
+        if stored.event.event == "finish" {
+            stored.event.actor = Actor::system();
+        }
+        if stored.event.event == "late" {
+            stored.event.at = start + jiff::SignedDuration::from_mins(30);
+        }
+    }
+    assert_eq!(
+        conformance_rules(&forged),
+        ["engine_cause", "deadline_early"]
+    );
+}
