@@ -130,14 +130,16 @@ pub fn write_whole(target: &Path, text: &[u8], overwrite: bool, mode: u32) -> Re
 /// target that is a directory.
 fn check_target(target: &Path) -> Result<(), Failure> {
     if let Some(store) = probe::store_containing(target) {
-        return Err(Failure::new(
-            "inside_store",
-            format!(
+        // A usage error, as keygen's refusal was before issue #17: the
+        // path given is wrong.
+        return Err(Failure {
+            kind: "inside_store",
+            ..Failure::usage(format!(
                 "{} is inside the strive store {}; writing there would damage it. Write outside the store",
                 target.display(),
                 store.display()
-            ),
-        ));
+            ))
+        });
     }
     if target.is_dir() {
         return Err(Failure::new(

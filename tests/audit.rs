@@ -806,7 +806,8 @@ fn signed_checkpoints_round_trip_and_a_wrong_key_is_refused() {
     let signed = strive(&db, &["checkpoint", "--key", &path("key")]);
     assert_success(&signed);
     let note = String::from_utf8(signed.stdout).expect("utf-8");
-    assert!(note.contains("\n\n\u{2014} strive "), "{note}");
+    // An unnamed key is named by its fingerprint (issue #17).
+    assert!(note.contains("\n\n\u{2014} strive-"), "{note}");
     std::fs::write(path("cp"), &note).expect("write");
     let checked = strive(
         &db,

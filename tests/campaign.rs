@@ -907,7 +907,7 @@ fn report_reads_a_kept_demo_database() {
     let missing = dir.path().join("missing.db");
     let missing = strive(&["report", "--db", missing.to_str().expect("UTF-8")]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(stderr(&missing).contains("no database at"));
+    assert!(stderr(&missing).contains("is not a strive store (nothing is there)"));
     assert!(!dir.path().join("missing.db").exists(), "nothing created");
     let wrong = strive(&["report", "--db", db, "--format", "dot"]);
     assert_eq!(wrong.status.code(), Some(2));

@@ -245,7 +245,8 @@ mod tests {
     #[test]
     fn hostile_ids_are_refused_with_the_rule_broken() {
         let long = "x".repeat(MAX_ID_BYTES + 1);
-        let cases: [(&str, fn(&IdError) -> bool); 9] = [
+        type Expected = fn(&IdError) -> bool;
+        let cases: [(&str, Expected); 9] = [
             ("", |e| *e == IdError::Empty),
             (&long, |e| matches!(e, IdError::TooLong { bytes: 129 })),
             ("a b", |e| {

@@ -1054,7 +1054,7 @@ fn children_of(list: &Value) -> Result<Vec<ChildSpec>, String> {
     let Value::Array(items) = list else {
         return Err(format!("spawn must yield a list of child ids, got {list}"));
     };
-    items
+    let children = items
         .iter()
         .map(|item| match item {
             Value::String(id) => Ok(ChildSpec {
@@ -1084,7 +1084,20 @@ fn children_of(list: &Value) -> Result<Vec<ChildSpec>, String> {
                 "a spawned child must be an id or an object, got {other}"
             )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // A repeated id is the caller's slip, not a clash with an existing
+    // instance, so it is named as such (issue #17).
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = children
+        .iter()
+        .find(|child| !seen.insert(child.id.as_str()))
+    {
+        return Err(format!(
+            "the child id `{}` is given twice; give each child once",
+            crate::id::escape(&twice.id)
+        ));
+    }
+    Ok(children)
 }
 
 impl Workflow {
