@@ -122,12 +122,11 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             at_seq,
             at,
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
-        AuditCommand::Verify { since, public_key } => {
-            verify(&cli.db, since.as_deref(), public_key.as_deref(), json)
-        }
-        AuditCommand::Checkpoint { key, origin } => {
-            checkpoint(&cli.db, key.as_deref(), origin, json)
-        }
+        AuditCommand::Verify { since, public_key } => match crate::client::Remote::from_cli(cli)? {
+            Some(remote) => crate::client::verify(&remote, json),
+            None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
+        },
+        AuditCommand::Checkpoint { key, origin } => checkpoint(cli, key.as_deref(), origin, json),
         AuditCommand::Keygen { out, name } => keygen(&cli.db, out, name, json),
         AuditCommand::Export {
             workflow,
@@ -420,12 +419,17 @@ fn merkle_log(engine: &Engine) -> Result<MerkleLog, Failure> {
     Ok(log)
 }
 
-fn checkpoint(db: &Path, key: Option<&Path>, origin: &str, json: bool) -> Outcome {
+fn checkpoint(cli: &Cli, key: Option<&Path>, origin: &str, json: bool) -> Outcome {
     let key = key.map(read_signing_key).transpose()?;
-    let engine = open(db)?;
-    let log = merkle_log(&engine)?;
-    strive_store::fail_point!("checkpoint-middle");
-    let checkpoint = Checkpoint::new(origin, log.size(), log.root());
+    let checkpoint = match crate::client::Remote::from_cli(cli)? {
+        Some(remote) => crate::client::checkpoint(&remote, origin)?,
+        None => {
+            let engine = open(&cli.db)?;
+            let log = merkle_log(&engine)?;
+            strive_store::fail_point!("checkpoint-middle");
+            Checkpoint::new(origin, log.size(), log.root())
+        }
+    };
     let note = checkpoint.to_note(key.as_ref());
     if json {
         output::json(&json!({

@@ -64,7 +64,12 @@ impl From<OpenError> for Failure {
             OpenError::UnsupportedFormat { .. } => "unsupported_format",
             _ => "open",
         };
-        Failure::new(kind, error.to_string())
+        let mut message = error.to_string();
+        if kind == "locked" {
+            // Issue #11: a running `strive serve` holds its store.
+            message.push_str("; if `strive serve` holds it, send the command there with --server URL --token TOKEN");
+        }
+        Failure::new(kind, message)
     }
 }
 
@@ -123,6 +128,7 @@ pub fn run(cli: Cli) -> Outcome {
 }
 
 fn dispatch(cli: &Cli, json: bool) -> Outcome {
+    crate::client::check_supported(cli)?;
     match &cli.command {
         Command::Validate { files } => validate(files, json),
         Command::Graph { file, lang } => {
@@ -154,7 +160,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             parent,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let data = match parse_json("--data", data.as_deref())? {
                 Value::Null => Map::new(),
                 Value::Object(map) => map,
@@ -183,7 +189,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             expect_seq,
             command_id,
         } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let payload = parse_json("--payload", payload.as_deref())?;
             let options = CommandOptions {
                 expected_seq: *expect_seq,
@@ -194,7 +200,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { instance } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let snapshot = engine.instance(instance)?.ok_or_else(|| {
                 Failure::new(
                     "unknown_instance",
@@ -243,7 +249,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             if stage.is_some() && workflow.is_none() && parent.is_none() {
                 return Err(Failure::usage("--stage needs --workflow (or --parent)"));
             }
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let page = engine.list(&ListQuery {
                 workflow: workflow.clone(),
                 stage: stage.clone(),
@@ -268,7 +274,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { instance } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let history = engine.history(instance)?;
             if history.is_empty() && engine.instance(instance)?.is_none() {
                 return Err(Failure::new(
@@ -307,7 +313,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Versions { workflow } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let infos = match workflow {
                 Some(workflow) => engine.versions(workflow)?,
                 None => engine.workflows()?,
@@ -324,6 +330,8 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => crate::serve_cmd::serve(&cli.db, args),
+        Command::Token(command) => crate::serve_cmd::token(&cli.db, command, json),
         Command::Stress {
             threads,
             max,
@@ -375,7 +383,7 @@ pub(crate) fn open(path: &Path) -> Result<Engine, Failure> {
 
 fn actor_of(args: &ActorArgs) -> Actor {
     Actor {
-        id: args.actor.clone(),
+        id: args.actor.clone().unwrap_or_default(),
         roles: args.roles.clone(),
     }
 }

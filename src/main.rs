@@ -6,8 +6,10 @@
 mod audit_cmd;
 mod campaign_cmd;
 mod cli;
+mod client;
 mod commands;
 mod output;
+mod serve_cmd;
 mod stress;
 
 use std::process::ExitCode;
