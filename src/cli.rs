@@ -219,9 +219,9 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ActorArgs {
     /// Who acts (with --server, the token's actor acts instead).
-    #[arg(long, required_unless_present = "server")]
+    #[arg(long)]
     pub actor: Option<String>,
     /// A role the actor acts in; repeat for several.
-    #[arg(long = "role", required_unless_present = "server")]
+    #[arg(long = "role")]
     pub roles: Vec<String>,
 }

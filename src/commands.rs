@@ -173,7 +173,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             let outcome = engine.start(
                 workflow,
                 instance,
-                &actor_of(actor),
+                &actor_of(cli, actor)?,
                 data,
                 parent.as_deref(),
                 options,
@@ -195,7 +195,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 expected_seq: *expect_seq,
                 command_id: command_id.clone(),
             };
-            let outcome = engine.fire(instance, event, &actor_of(actor), payload, options)?;
+            let outcome = engine.fire(instance, event, &actor_of(cli, actor)?, payload, options)?;
             print_outcome(&outcome, json);
             Ok(ExitCode::SUCCESS)
         }
@@ -381,10 +381,18 @@ pub(crate) fn open(path: &Path) -> Result<Engine, Failure> {
     Ok(Engine::open(path, Options::default())?)
 }
 
-fn actor_of(args: &ActorArgs) -> Actor {
-    Actor {
-        id: args.actor.clone().unwrap_or_default(),
-        roles: args.roles.clone(),
+/// The actor of a local command; with --server the token's actor acts
+/// and `--actor` and `--role` are not needed.
+fn actor_of(cli: &Cli, args: &ActorArgs) -> Result<Actor, Failure> {
+    match &args.actor {
+        Some(id) if !args.roles.is_empty() => Ok(Actor {
+            id: id.clone(),
+            roles: args.roles.clone(),
+        }),
+        _ if cli.server.is_some() => Ok(Actor::new("", &[])),
+        _ => Err(Failure::usage(
+            "--actor and --role are required (with --server, the token's actor acts)",
+        )),
     }
 }
 

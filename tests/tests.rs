@@ -10,6 +10,7 @@ mod engine;
 mod failpoints;
 mod fuzz_corpus;
 mod graph;
+mod http;
 mod limits;
 mod model;
 mod util;

@@ -213,7 +213,7 @@ pub struct StartRequest {
     pub id: String,
     /// Initial data over the declared defaults.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Map<String, Value>>,
     /// The parent instance.
     #[serde(default)]
@@ -350,7 +350,7 @@ pub struct VerifyJob {
     /// When done: whether everything holds.
     pub ok: Option<bool>,
     /// When done: the report, as `strive verify --format json` prints it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub report: Option<Value>,
     /// When done: the report's summary line.
     pub summary: Option<String>,

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::model;
 use crate::problem::ProblemDetails;
@@ -37,7 +37,7 @@ fn problems(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
                 .content(
                     crate::problem::PROBLEM_JSON,
                     ContentBuilder::new()
-                        .schema(Some(ProblemDetails::schema()))
+                        .schema(Some(RefOr::<Schema>::Ref(Ref::from_schema_name("Problem"))))
                         .build(),
                 )
                 .build();
