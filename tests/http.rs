@@ -1056,3 +1056,84 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
     );
     let _ = f.dir;
 }
+
+/// SIGTERM: `strive serve` stops taking requests, finishes the commands in
+/// flight, releases the store and exits 0; every command it acknowledged
+/// is in the store.
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_the_commands_in_flight() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let engine = open(dir.path());
+    engine
+        .deploy(
+            &std::fs::read_to_string(root().join("workflows/document-approval.json"))
+                .expect("a workflow"),
+            &strive_store::Actor::new("admin", &["admin"]),
+        )
+        .expect("deploys");
+    drop(engine);
+    let author = token(&TokenFile::beside(dir.path()), "li", &["author"]);
+    let db = dir.path().display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strive"))
+        .args(["--db", &db, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strive serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the address");
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+
+    let acknowledged: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|t| {
+                let (base, author) = (&base, &author);
+                scope.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let mut done = Vec::new();
+                    for k in 0.. {
+                        let id = format!("doc-{t}-{k}");
+                        let sent = agent
+                            .post(&format!("{base}/v1/instances"))
+                            .header("Authorization", &format!("Bearer {author}"))
+                            .send_json(json!({"workflow": "document-approval", "id": id}));
+                        match sent {
+                            Ok(response) if response.status() == 201 => done.push(id),
+                            _ => break,
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().expect("a client"))
+            .collect()
+    });
+    let status = child.wait().expect("strive serve exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !acknowledged.is_empty(),
+        "the clients got answers before the signal"
+    );
+    let engine = open(dir.path());
+    for id in &acknowledged {
+        assert!(
+            engine.instance(id).expect("reads").is_some(),
+            "{id} was acknowledged"
+        );
+    }
+}
