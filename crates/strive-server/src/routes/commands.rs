@@ -17,8 +17,9 @@ use crate::state::{Caller, Shared, blocking};
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Deploys definitions as new versions, all or none (admin only). The body
-/// is one definition document, or `{"definitions": [...]}`; diagnostics'
-/// lines refer to the body as sent.
+/// is one definition document (diagnostics' lines refer to the body as
+/// sent), or `{"definitions": [...]}` (each is re-serialised, pretty, and
+/// its diagnostics refer to that text, named `definitions/<i>`).
 #[utoipa::path(
     post, path = "/v1/definitions", tag = "definitions",
     request_body(content = DeployRequest, description = "one definition document, or several under `definitions`"),
