@@ -6,6 +6,9 @@
 //! ```text
 //! cargo run --release -p strive-server --example load -- [--seconds 10] [--connections 64] [--dir DIR]
 //! ```
+//!
+//! With `--external` it serves for `--seconds` after the library phase and
+//! prints the URL and a token, for wrk (`crates/strive-server/examples/fire.lua`).
 #![allow(clippy::print_stdout)] // An example program: printing is its output.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ const COUNTER: &str = r#"{
 }"#;
 
 struct Args {
+    /// Serve for an outside load generator (wrk) instead of the built-in
+    /// clients: prints the URL and token, serves for `seconds`, then stops.
+    external: bool,
     seconds: u64,
     connections: usize,
     dir: Option<PathBuf>,
@@ -36,12 +42,17 @@ struct Args {
 
 fn args() -> Args {
     let mut args = Args {
+        external: false,
         seconds: 10,
         connections: 64,
         dir: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
+        if flag == "--external" {
+            args.external = true;
+            continue;
+        }
         let value = given.next().unwrap_or_default();
         match flag.as_str() {
             "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds),
@@ -174,6 +185,12 @@ fn main() {
         ..Config::default()
     };
     let server = Background::start(engine, tokens, config).expect("the server starts");
+    if args.external {
+        println!("serving http://{} token {token}", server.addr());
+        std::thread::sleep(Duration::from_secs(args.seconds));
+        server.stop().expect("the server stops");
+        return;
+    }
     let agents: Vec<ureq::Agent> = (0..n).map(|_| ureq::Agent::new_with_defaults()).collect();
     let base_url = format!("http://{}", server.addr());
     let body = json!({"event": "tick"});

@@ -165,6 +165,11 @@ pub async fn serve(
         tracing::info!("shutting down: draining requests in flight");
         let _ = stop.send(true);
     };
+    // Small answers go out at once rather than wait for the client's ACK
+    // (Nagle), which would add tens of milliseconds to a keep-alive call.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(graceful)
         .await;

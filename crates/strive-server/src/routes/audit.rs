@@ -375,7 +375,7 @@ fn write_export(
             let name = filter.workflow.as_deref().unwrap_or("strive");
             let mut xes = XesWriter::new(&mut sink, name)?;
             for_each_instance(engine, filter, |id| {
-                let history = engine.history(id)?;
+                let history = crate::routes::queries::history_all(engine, id)?;
                 let events: Vec<_> = history
                     .iter()
                     .filter(|e| filter.matches(&e.event))

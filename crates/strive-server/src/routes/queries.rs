@@ -148,17 +148,22 @@ pub(crate) async fn history(
     }))
 }
 
+/// Every event of `id`, in order. The one place that calls
+/// `Engine::history`, so that a paged history in the store changes only
+/// this function.
+pub(crate) fn history_all(engine: &Engine, id: &str) -> Result<Vec<StoredEvent>, StorageError> {
+    engine.history(id)
+}
+
 /// The events of `id` after sequence `after`, at most `limit`, and the
-/// `after` of the next page. The one place that reads a history, so that
-/// a paged `Engine::history` changes only this function.
+/// `after` of the next page.
 pub(crate) fn history_page(
     engine: &Engine,
     id: &str,
     after: u64,
     limit: usize,
 ) -> Result<(Vec<StoredEvent>, Option<u64>), StorageError> {
-    let mut events: Vec<StoredEvent> = engine
-        .history(id)?
+    let mut events: Vec<StoredEvent> = history_all(engine, id)?
         .into_iter()
         .filter(|e| e.event.seq > after)
         .take(limit.saturating_add(1))
