@@ -233,15 +233,7 @@ pub fn run(
     config: Config,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(io)?;
-    runtime.block_on(async move {
-        let listener = bind(config.listen).await?;
-        ready(listener.local_addr().map_err(io)?);
-        serve(engine, tokens, config, listener, termination()).await
-    })
+    run_until(engine, tokens, config, ready, termination())
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
@@ -296,7 +288,10 @@ impl Background {
             .name("strive-server".to_owned())
             .spawn(move || {
                 let failed = ready.clone();
-                let result = run_until(engine, tokens, config, ready, async {
+                let listening = |addr| {
+                    let _ = ready.send(Ok(addr));
+                };
+                let result = run_until(engine, tokens, config, listening, async {
                     let _ = stopped.await;
                 });
                 if let Err(error) = &result {
@@ -345,11 +340,13 @@ impl Drop for Background {
     }
 }
 
+/// Serves on a runtime of its own until `signal`; `ready` gets the bound
+/// address once the server listens.
 fn run_until(
     engine: Engine,
     tokens: TokenFile,
     config: Config,
-    ready: std::sync::mpsc::Sender<Result<SocketAddr, String>>,
+    ready: impl FnOnce(SocketAddr),
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -358,7 +355,7 @@ fn run_until(
         .map_err(io)?;
     runtime.block_on(async move {
         let listener = bind(config.listen).await?;
-        let _ = ready.send(Ok(listener.local_addr().map_err(io)?));
+        ready(listener.local_addr().map_err(io)?);
         serve(engine, tokens, config, listener, signal).await
     })
 }
