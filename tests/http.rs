@@ -1054,7 +1054,6 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
         "schemathesis found problems:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let _ = f.dir;
 }
 
 /// SIGTERM: `strive serve` stops taking requests, finishes the commands in
