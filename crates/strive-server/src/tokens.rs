@@ -132,7 +132,10 @@ impl fmt::Display for TokenError {
                 path.display()
             ),
             TokenError::Unknown { id } => {
-                write!(f, "no token `{id}`; list them with GET /v1/tokens")
+                write!(
+                    f,
+                    "no token `{id}`; list them with `strive token list` or GET /v1/tokens"
+                )
             }
             TokenError::Invalid { reason } => write!(f, "cannot issue this token: {reason}"),
         }
