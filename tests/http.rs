@@ -1045,6 +1045,8 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
             "20",
         ])
         .env("SCHEMATHESIS_HOOKS", "")
+        // schemathesis keeps a cache in its working directory: not the repository.
+        .current_dir(f.dir.path())
         .env("NO_COLOR", "1")
         .output()
         .expect("schemathesis runs");
