@@ -124,12 +124,11 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             at_seq,
             at,
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
-        AuditCommand::Verify { since, public_key } => {
-            verify(&cli.db, since.as_deref(), public_key.as_deref(), json)
-        }
-        AuditCommand::Checkpoint { key, origin } => {
-            checkpoint(&cli.db, key.as_deref(), origin, json)
-        }
+        AuditCommand::Verify { since, public_key } => match crate::client::Remote::from_cli(cli)? {
+            Some(remote) => crate::client::verify(&remote, json),
+            None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
+        },
+        AuditCommand::Checkpoint { key, origin } => checkpoint(cli, key.as_deref(), origin, json),
         AuditCommand::Keygen { out, name } => keygen(out, name.as_deref(), json),
         AuditCommand::Export {
             workflow,
@@ -472,15 +471,20 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
     })
 }
 
-fn checkpoint(db: &Path, key: Option<&Path>, origin: &str, json: bool) -> Outcome {
+fn checkpoint(cli: &Cli, key: Option<&Path>, origin: &str, json: bool) -> Outcome {
     check_origin(origin)?;
     let key = key.map(read_signing_key).transpose()?;
-    let engine = open(db)?;
-    // The stored Merkle tiles give the root in O(log N) reads; `verify`
-    // recomputes it from the events.
-    let head = engine.tree_head().map_err(corrupt)?;
-    strive_store::fail_point!("checkpoint-middle");
-    let checkpoint = Checkpoint::new(origin, head.size, head.root);
+    let checkpoint = match crate::client::Remote::from_cli(cli)? {
+        Some(remote) => crate::client::checkpoint(&remote, origin)?,
+        None => {
+            let engine = open(&cli.db)?;
+            // The stored Merkle tiles give the root in O(log N) reads;
+            // `verify` recomputes it from the events.
+            let head = engine.tree_head().map_err(corrupt)?;
+            strive_store::fail_point!("checkpoint-middle");
+            Checkpoint::new(origin, head.size, head.root)
+        }
+    };
     let note = checkpoint.to_note(key.as_ref());
     if json {
         output::json(&json!({

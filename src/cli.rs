@@ -16,6 +16,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
+    /// Send the command to this `strive serve` instead of opening --db.
+    #[arg(long, global = true, env = "STRIVE_SERVER")]
+    pub server: Option<String>,
+
+    /// The bearer token for --server.
+    #[arg(long, global = true, env = "STRIVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 
@@ -203,6 +211,11 @@ pub enum Command {
         #[arg(long)]
         buffered: bool,
     },
+    /// Serves the store over HTTP/JSON until SIGINT or SIGTERM (docs/http.md).
+    Serve(crate::serve_cmd::ServeArgs),
+    /// Issues, revokes and lists the bearer tokens of `strive serve`.
+    #[command(subcommand)]
+    Token(crate::serve_cmd::TokenCommand),
     #[command(flatten)]
     Audit(crate::audit_cmd::AuditCommand),
     #[command(flatten)]
@@ -213,10 +226,10 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ActorArgs {
-    /// Who acts.
+    /// Who acts (with --server, the token's actor acts instead).
     #[arg(long)]
-    pub actor: String,
+    pub actor: Option<String>,
     /// A role the actor acts in; repeat for several.
-    #[arg(long = "role", required = true)]
+    #[arg(long = "role")]
     pub roles: Vec<String>,
 }

@@ -67,7 +67,12 @@ impl From<OpenError> for Failure {
             OpenError::Io { .. } => "io",
             _ => "open",
         };
-        Failure::new(kind, error.to_string())
+        let mut message = error.to_string();
+        if kind == "locked" {
+            // Issue #11: a running `strive serve` holds its store.
+            message.push_str("; if `strive serve` holds it, send the command there with --server URL --token TOKEN");
+        }
+        Failure::new(kind, message)
     }
 }
 
@@ -128,6 +133,7 @@ pub fn run(cli: Cli) -> Outcome {
 }
 
 fn dispatch(cli: &Cli, json: bool) -> Outcome {
+    crate::client::check_supported(cli)?;
     match &cli.command {
         Command::Validate { files } => validate(files, json),
         Command::Graph { file, lang } => {
@@ -160,7 +166,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             parent,
             command_id,
         } => {
-            let engine = open_for_writing(&cli.db)?;
+            let engine = crate::client::store_for_writing(cli)?;
             let data = match parse_json("--data", data.as_deref())? {
                 Value::Null => Map::new(),
                 Value::Object(map) => map,
@@ -173,7 +179,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             let outcome = engine.start(
                 workflow,
                 instance,
-                &actor_of(actor),
+                &actor_of(cli, actor)?,
                 data,
                 parent.as_deref(),
                 options,
@@ -189,18 +195,18 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             expect_seq,
             command_id,
         } => {
-            let engine = open_for_writing(&cli.db)?;
+            let engine = crate::client::store_for_writing(cli)?;
             let payload = parse_json("--payload", payload.as_deref())?;
             let options = CommandOptions {
                 expected_seq: *expect_seq,
                 command_id: command_id.clone(),
             };
-            let outcome = engine.fire(instance, event, &actor_of(actor), payload, options)?;
+            let outcome = engine.fire(instance, event, &actor_of(cli, actor)?, payload, options)?;
             print_outcome(&outcome, json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { instance } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let snapshot = engine.instance(instance)?.ok_or_else(|| {
                 Failure::new(
                     "unknown_instance",
@@ -260,7 +266,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             if stage.is_some() && workflow.is_none() && parent.is_none() {
                 return Err(Failure::usage("--stage needs --workflow (or --parent)"));
             }
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let page = engine.list(&ListQuery {
                 workflow: workflow.clone(),
                 stage: stage.clone(),
@@ -289,7 +295,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { instance } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let history = engine.history(instance)?;
             if history.is_empty() && engine.instance(instance)?.is_none() {
                 return Err(Failure::new(
@@ -328,7 +334,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Versions { workflow } => {
-            let engine = open(&cli.db)?;
+            let engine = crate::client::store(cli)?;
             let infos = match workflow {
                 Some(workflow) => engine.versions(workflow)?,
                 None => engine.workflows()?,
@@ -354,6 +360,8 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => crate::serve_cmd::serve(&cli.db, args),
+        Command::Token(command) => crate::serve_cmd::token(&cli.db, command, json),
         Command::Stress {
             threads,
             max,
@@ -421,10 +429,18 @@ pub(crate) fn open_for_writing(path: &Path) -> Result<Engine, Failure> {
     crate::files::open_or_create(path, Options::default())
 }
 
-fn actor_of(args: &ActorArgs) -> Actor {
-    Actor {
-        id: args.actor.clone(),
-        roles: args.roles.clone(),
+/// The actor of a local command; with --server the token's actor acts
+/// and `--actor` and `--role` are not needed.
+fn actor_of(cli: &Cli, args: &ActorArgs) -> Result<Actor, Failure> {
+    match &args.actor {
+        Some(id) if !args.roles.is_empty() => Ok(Actor {
+            id: id.clone(),
+            roles: args.roles.clone(),
+        }),
+        _ if cli.server.is_some() => Ok(Actor::new("", &[])),
+        _ => Err(Failure::usage(
+            "--actor and --role are required (with --server, the token's actor acts)",
+        )),
     }
 }
 

@@ -168,6 +168,16 @@ pub struct Opened {
     _copy: Option<tempfile::TempDir>,
 }
 
+impl From<Engine> for Opened {
+    /// A store opened in place (for writing).
+    fn from(engine: Engine) -> Opened {
+        Opened {
+            engine,
+            _copy: None,
+        }
+    }
+}
+
 impl std::ops::Deref for Opened {
     type Target = Engine;
 

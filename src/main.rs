@@ -6,9 +6,11 @@
 mod audit_cmd;
 mod campaign_cmd;
 mod cli;
+mod client;
 mod commands;
 mod files;
 mod output;
+mod serve_cmd;
 mod store_cmd;
 mod stress;
 

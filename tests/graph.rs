@@ -67,7 +67,7 @@ fn workflows() -> Vec<Definition> {
 
 /// Compares a generated file with the one checked in; with `UPDATE_EXPECT=1`
 /// writes it instead.
-fn expect_file(relative: &str, actual: &str) {
+pub(crate) fn expect_file(relative: &str, actual: &str) {
     let path = root().join(relative);
     let expected = fs::read_to_string(&path).unwrap_or_default();
     if expected == actual {

@@ -11,6 +11,7 @@ mod failpoints;
 mod fuzz_corpus;
 mod graph;
 mod hostile;
+mod http;
 mod limits;
 mod model;
 mod storage;

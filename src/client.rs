@@ -1,0 +1,389 @@
+//! The CLI as a client of `strive serve` (issue #11): with `--server URL`
+//! (or `STRIVE_SERVER`) and `--token` (or `STRIVE_TOKEN`), the commands
+//! that support it send their request over HTTP instead of opening the
+//! store, get the engine's own types back, and print them exactly as the
+//! local command does. The actor is the token's; `--actor` and `--role`
+//! are not sent.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use strive_store::{
+    Actor, CommandOptions, DefinitionInfo, Event, ListQuery, Outcome, Page, Snapshot, StoredEvent,
+};
+
+use crate::cli::Cli;
+use crate::commands::{Failure, open};
+use crate::output;
+
+/// Where commands go: the store itself, or a server that holds it.
+pub enum Store {
+    /// The store, opened by this process.
+    Local(crate::files::Opened),
+    /// A running `strive serve`.
+    Remote(Remote),
+}
+
+/// Opens the store, or connects to the server when `--server` is given.
+pub fn store(cli: &Cli) -> Result<Store, Failure> {
+    match Remote::from_cli(cli)? {
+        Some(remote) => Ok(Store::Remote(remote)),
+        None => Ok(Store::Local(open(&cli.db)?)),
+    }
+}
+
+/// The store for a command that writes: with `--server`, the server; else
+/// the local store, created in a missing or empty directory.
+pub fn store_for_writing(cli: &Cli) -> Result<Store, Failure> {
+    match Remote::from_cli(cli)? {
+        Some(remote) => Ok(Store::Remote(remote)),
+        None => Ok(Store::Local(
+            crate::commands::open_for_writing(&cli.db)?.into(),
+        )),
+    }
+}
+
+impl Store {
+    pub fn start(
+        &self,
+        workflow: &str,
+        instance: &str,
+        actor: &Actor,
+        data: Map<String, Value>,
+        parent: Option<&str>,
+        options: CommandOptions,
+    ) -> Result<Outcome, Failure> {
+        match self {
+            Store::Local(engine) => {
+                Ok(engine.start(workflow, instance, actor, data, parent, options)?)
+            }
+            Store::Remote(remote) => {
+                let body =
+                    json!({"workflow": workflow, "id": instance, "data": data, "parent": parent});
+                remote.send("POST", "/v1/instances", Some(&body), &options)
+            }
+        }
+    }
+
+    pub fn fire(
+        &self,
+        instance: &str,
+        event: &str,
+        actor: &Actor,
+        payload: Value,
+        options: CommandOptions,
+    ) -> Result<Outcome, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.fire(instance, event, actor, payload, options)?),
+            Store::Remote(remote) => {
+                let path = format!("/v1/instances/{}/events", segment(instance));
+                let body = json!({"event": event, "payload": payload});
+                remote.send("POST", &path, Some(&body), &options)
+            }
+        }
+    }
+
+    pub fn instance(&self, id: &str) -> Result<Option<Snapshot>, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.instance(id)?),
+            Store::Remote(remote) => {
+                let path = format!("/v1/instances/{}", segment(id));
+                match remote.get(&path) {
+                    Err(failure) if failure.kind == "unknown_instance" => Ok(None),
+                    other => other.map(Some),
+                }
+            }
+        }
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Result<Page, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.list(query)?),
+            Store::Remote(remote) => {
+                let mut params = Vec::new();
+                let pairs = [
+                    ("workflow", &query.workflow),
+                    ("stage", &query.stage),
+                    ("parent", &query.parent),
+                    ("after", &query.after),
+                ];
+                for (name, value) in pairs {
+                    if let Some(value) = value {
+                        params.push(format!("{name}={}", segment(value)));
+                    }
+                }
+                if let Some(limit) = query.limit {
+                    params.push(format!("limit={}", limit.min(1000)));
+                }
+                remote.get(&format!("/v1/instances?{}", params.join("&")))
+            }
+        }
+    }
+
+    /// The whole history, page by page from a server.
+    pub fn history(&self, id: &str) -> Result<Vec<StoredEvent>, Failure> {
+        let remote = match self {
+            Store::Local(engine) => return Ok(engine.history(id)?),
+            Store::Remote(remote) => remote,
+        };
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!(
+                "/v1/instances/{}/history?limit=1000&after={after}",
+                segment(id)
+            );
+            let page: Value = match remote.get(&path) {
+                Err(failure) if failure.kind == "unknown_instance" => return Ok(events),
+                other => other?,
+            };
+            for item in page["items"].as_array().into_iter().flatten() {
+                let event: Event = serde_json::from_value(item["event"].clone())
+                    .map_err(|e| bad_answer(&path, e))?;
+                events.push(StoredEvent {
+                    hash: item["hash"].as_str().unwrap_or_default().to_owned(),
+                    bytes: event.encode(),
+                    event,
+                });
+            }
+            match page["next"].as_u64() {
+                Some(next) => after = next,
+                None => return Ok(events),
+            }
+        }
+    }
+
+    pub fn versions(&self, workflow: &str) -> Result<Vec<DefinitionInfo>, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.versions(workflow)?),
+            Store::Remote(remote) => {
+                match remote.get(&format!("/v1/workflows/{}/versions", segment(workflow))) {
+                    Err(failure) if failure.kind == "unknown_workflow" => Ok(Vec::new()),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    pub fn workflows(&self) -> Result<Vec<DefinitionInfo>, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.workflows()?),
+            Store::Remote(remote) => remote.get("/v1/workflows"),
+        }
+    }
+}
+
+/// A server and the token to show it.
+pub struct Remote {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// The server named by `--server`, if any.
+    pub fn from_cli(cli: &Cli) -> Result<Option<Remote>, Failure> {
+        let Some(server) = &cli.server else {
+            return Ok(None);
+        };
+        let token = cli.token.clone().ok_or_else(|| {
+            Failure::usage(
+                "--server needs a bearer token: --token or STRIVE_TOKEN (see `strive token issue`)",
+            )
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Ok(Some(Remote {
+            base: server.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        }))
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.send("GET", path, None, &CommandOptions::default())
+    }
+
+    fn send<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        options: &CommandOptions,
+    ) -> Result<T, Failure> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let result = if method == "GET" {
+            self.agent.get(&url).header("Authorization", &auth).call()
+        } else {
+            let mut request = self.agent.post(&url).header("Authorization", &auth);
+            if let Some(seq) = options.expected_seq {
+                request = request.header("If-Match", &format!("\"{seq}\""));
+            }
+            if let Some(key) = &options.command_id {
+                request = request.header("Idempotency-Key", key);
+            }
+            request.send_json(body.unwrap_or(&Value::Null))
+        };
+        let mut response = result.map_err(|e| {
+            Failure::new(
+                "server_unreachable",
+                format!(
+                    "cannot reach the server at {}: {e}; is `strive serve` running there?",
+                    self.base
+                ),
+            )
+        })?;
+        let status = response.status();
+        let value: Value = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| bad_answer(path, e))?;
+        if status.is_success() {
+            return serde_json::from_value(value).map_err(|e| bad_answer(path, e));
+        }
+        Err(problem_failure(&value, status.as_u16()))
+    }
+}
+
+/// A problem from the server as the failure the local command would give:
+/// the same kind (the problem's stable code) and message.
+fn problem_failure(problem: &Value, status: u16) -> Failure {
+    let code = problem["code"].as_str().unwrap_or("server").to_owned();
+    let detail = problem["detail"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("the server answered {status}"));
+    // Failure kinds are static strings; the CLI reports one failure and
+    // exits, so leaking this one code is bounded.
+    let mut failure = Failure::new(Box::leak(code.into_boxed_str()), detail);
+    failure.details = problem.get("details").cloned();
+    failure
+}
+
+fn bad_answer(path: &str, error: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        "server_answer",
+        format!(
+            "the server's answer to {path} does not read: {error}; is it a strive server of the same version?"
+        ),
+    )
+}
+
+/// Percent-encodes `text` for one path segment or query value.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `strive verify --server`: runs the server's verification job, shows
+/// nothing until it is done, and prints what `strive verify` prints.
+pub fn verify(remote: &Remote, json: bool) -> Result<ExitCode, Failure> {
+    let started = Instant::now();
+    let mut job: Value = remote.send("POST", "/v1/verify", None, &CommandOptions::default())?;
+    let bar = output::progress(job["total"].as_u64().unwrap_or(0), "verifying");
+    while job["state"] == "running" {
+        std::thread::sleep(Duration::from_millis(100));
+        let path = format!("/v1/verify/{}", job["id"].as_str().unwrap_or_default());
+        job = remote.get(&path)?;
+        if let Some(bar) = &bar {
+            bar.set_position(job["read"].as_u64().unwrap_or(0));
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut report = job["report"].clone();
+    let ok = job["ok"].as_bool().unwrap_or(false);
+    let lines: Vec<String> = report["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
+    if json {
+        if let Value::Object(map) = &mut report {
+            map.remove("lines");
+            map.insert("seconds".to_owned(), json!(seconds));
+        }
+        output::json(&report);
+    } else {
+        for line in &lines {
+            output::line(line);
+        }
+        output::line(format!(
+            "{} ({:.1} MB in {seconds:.2} s)",
+            job["summary"].as_str().unwrap_or_default(),
+            report["bytes"].as_f64().unwrap_or(0.0) / 1e6
+        ));
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The server's log size and Merkle root, for `strive checkpoint --server`.
+pub fn checkpoint(remote: &Remote, origin: &str) -> Result<strive_audit::Checkpoint, Failure> {
+    let body: Value = remote.get(&format!("/v1/checkpoint?origin={}", segment(origin)))?;
+    let root = body["root"]
+        .as_str()
+        .and_then(|hex| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+        })
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| bad_answer("/v1/checkpoint", "no root"))?;
+    let size = body["size"].as_u64().unwrap_or(0);
+    Ok(strive_audit::Checkpoint::new(origin, size, root))
+}
+
+/// Refuses `--server` for commands that do not go through it yet, rather
+/// than quietly opening the local store.
+pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
+    use crate::audit_cmd::AuditCommand;
+    use crate::cli::Command;
+    if cli.server.is_none() {
+        return Ok(());
+    }
+    let supported = matches!(
+        &cli.command,
+        Command::Start { .. }
+            | Command::Fire { .. }
+            | Command::Show { .. }
+            | Command::List { .. }
+            | Command::History { .. }
+            | Command::Versions { .. }
+            | Command::Validate { .. }
+            | Command::Graph { .. }
+            | Command::Schema
+            | Command::Audit(AuditCommand::Verify { since: None, .. })
+            | Command::Audit(AuditCommand::Checkpoint { .. })
+    );
+    if supported {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "this command does not work with --server yet; use the HTTP API (docs/http.md) or run it where the store is",
+        ))
+    }
+}
