@@ -192,6 +192,7 @@ impl std::ops::Deref for Opened {
 pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
     probe::require_store(db).map_err(|e| open_failure(db, e))?;
     if probe::writable(db) {
+        probe::require_records(db).map_err(|e| open_failure(db, e))?;
         let engine = open_with(db, Options::default())?;
         return Ok(Opened {
             engine,
@@ -213,6 +214,7 @@ pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
             )
         })?;
     probe::copy_store(db, copy.path()).map_err(|e| open_failure(db, e))?;
+    probe::require_records(copy.path()).map_err(|e| open_failure(db, e))?;
     output::note(format!(
         "{} is read-only; reading a temporary copy of it in {}",
         db.display(),

@@ -32,6 +32,10 @@ struct Case {
     /// FIFOs to make there.
     #[serde(default)]
     fifos: Vec<String>,
+    /// Files overwritten after the store and the setup are made (to damage
+    /// the store): name under the case's directory to text.
+    #[serde(default)]
+    damage: BTreeMap<String, String>,
     /// The command line, one argument per item.
     args: Vec<String>,
     /// The expected exit code.
@@ -124,6 +128,9 @@ fn prepare(case: &Case, places: &Places) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    for (name, text) in &case.damage {
+        fs::write(places.tmp.join(name), text).expect("damage a store file");
+    }
 }
 
 /// Runs one case; returns what is wrong with it, if anything.
@@ -171,9 +178,12 @@ fn check(name: &str, case: &Case) -> Result<(), String> {
     if wrong.is_empty() {
         Ok(())
     } else {
+        let cut = |text: &str| text.chars().take(1000).collect::<String>();
         Err(format!(
-            "{name}: {}\n  args: {args:?}\n  stdout: {stdout}\n  stderr: {stderr}",
-            wrong.join("; ")
+            "{name}: {}\n  args: {args:?}\n  stdout: {}\n  stderr: {}",
+            wrong.join("; "),
+            cut(&stdout),
+            cut(&stderr)
         ))
     }
 }

@@ -333,6 +333,7 @@ impl Engine {
             &crate::guard::caller(actor)?,
             &crate::guard::instance_id(instance)?,
         );
+        crate::guard::command_id(&options)?;
         check_id(instance)?;
         check_options(&options)?;
         // Depth first, without recursion: cloning or serializing a value
@@ -381,6 +382,7 @@ impl Engine {
             &crate::guard::caller(actor)?,
             &crate::guard::instance_id(instance)?,
         );
+        crate::guard::command_id(&options)?;
         check_options(&options)?;
         let payload = check_depth("the payload's nesting depth", payload)?;
         check_size("the payload's size in bytes of JSON", &payload)?;

@@ -36,14 +36,17 @@ pub enum StorageError {
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StorageError::Backend { message } => write!(f, "storage error: {message}"),
+            StorageError::Backend { message } => {
+                write!(f, "storage error: {}", readable(message))
+            }
             StorageError::Corrupt { key, message } => write!(
                 f,
                 "the store is damaged at key {key}: {message}; run `strive verify` and restore from a backup"
             ),
             StorageError::Poisoned { cause } => write!(
                 f,
-                "the engine refuses writes after a failed write ({cause}); close and reopen the database"
+                "the engine refuses writes after a failed write ({}); close and reopen the database",
+                readable(cause)
             ),
             StorageError::Closed => f.write_str("the engine is shut down; open it again"),
         }
@@ -51,6 +54,48 @@ impl fmt::Display for StorageError {
 }
 
 impl std::error::Error for StorageError {}
+
+/// A backend's message without its internals, with what to do added where
+/// the cause is known (issue #17): sled appends a debug-printed backtrace
+/// to a corruption, and says nothing to do on a full disk.
+fn readable(message: &str) -> String {
+    let message = match message.find(" backtrace ") {
+        Some(cut) => &message[..cut],
+        None => message,
+    };
+    let advice = if message.contains("No space left") || message.contains("os error 28") {
+        "; the disk is full: free space and retry"
+    } else if message.contains("Read corrupted data") {
+        "; the store is damaged: run `strive verify`, and restore from a backup or an exported bundle"
+    } else if message.contains("Read-only file system") || message.contains("os error 30") {
+        "; the store is on read-only media: reading commands work on it, writing ones need a writable copy"
+    } else if message.contains("Permission denied") || message.contains("os error 13") {
+        "; permission denied: run as a user who may write the store"
+    } else {
+        ""
+    };
+    format!("{message}{advice}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_messages_lose_internals_and_gain_advice() {
+        let corrupt = StorageError::Backend {
+            message: "Read corrupted data at file offset Some(77) backtrace Backtrace { .. }"
+                .to_owned(),
+        };
+        let text = corrupt.to_string();
+        assert!(!text.contains("Backtrace"), "{text}");
+        assert!(text.contains("restore from a backup"), "{text}");
+        let full = StorageError::Poisoned {
+            cause: "IO error: No space left on device (os error 28)".to_owned(),
+        };
+        assert!(full.to_string().contains("free space and retry"));
+    }
+}
 
 /// Opening a database failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,10 +50,23 @@ pub(crate) fn instance_id(text: &str) -> Result<Cow<'_, str>, CommandError> {
     Ok(canonical)
 }
 
+/// Refuses a command id outside the id rule, as ids are: it is recorded
+/// and printed like them.
+pub(crate) fn command_id(options: &crate::records::CommandOptions) -> Result<(), CommandError> {
+    match &options.command_id {
+        Some(text) => canonical_id(text),
+        None => Ok(()),
+    }
+}
+
 /// Refuses an id that is not already canonical: what the writer checks of
 /// every id it records, spawned children's included.
 pub(crate) fn canonical_id(text: &str) -> Result<(), CommandError> {
-    if instance_id(text)? != text {
+    let canonical = id::canonical(text).map_err(|error| CommandError::InvalidId {
+        id: text.chars().take(140).collect(),
+        reason: error.reason(),
+    })?;
+    if canonical != text {
         return Err(CommandError::InvalidId {
             id: text.chars().take(140).collect(),
             reason: "ids must be in Unicode NFC",

@@ -65,6 +65,27 @@ pub fn require_store(path: &Path) -> Result<(), OpenError> {
     }
 }
 
+/// Refuses a store that holds nothing at all, not even the format record
+/// every store gets when it is first opened: its files were overwritten or
+/// truncated, and the backend reads them as empty (issue #17). A reading
+/// command would otherwise verify it as an empty log that "holds".
+///
+/// This opens the backend once more before the engine opens it; storage
+/// format 2 should make the check part of opening for reading.
+pub fn require_records(path: &Path) -> Result<(), OpenError> {
+    use crate::backend::Backend;
+    let backend = crate::backend::SledBackend::open(path)?;
+    if backend.range(&[], &[0xFF]).next().is_none() {
+        return Err(OpenError::NotAStore {
+            path: path.to_owned(),
+            found: "its files hold no records, not even the format record every strive \
+                    store has: they were overwritten or truncated; restore the store from a \
+                    backup, or verify an exported bundle with `strive verify-bundle`",
+        });
+    }
+    Ok(())
+}
+
 /// Refuses `path` unless it is a store or a store may be created there (it
 /// is missing or an empty directory): what writing commands open.
 pub fn require_store_or_room(path: &Path) -> Result<Place, OpenError> {
