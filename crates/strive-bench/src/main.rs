@@ -700,7 +700,7 @@ fn one_instance_rows(report: &mut Report, key: &str, label: &str, probe: &scale:
         "ms",
         vec![probe.replay_one_ms],
     );
-    report.note("strive_audit::Replayer over Engine::history, best of 5");
+    report.note("Replayer::scoped over the deployments and Engine::history, best of 5");
 }
 
 /// The targets of issue #10 (format 2), as ratios and bounds. The SQLite
