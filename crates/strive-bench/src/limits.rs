@@ -184,12 +184,13 @@ pub fn sled_naive(
     result
 }
 
-/// What sled can do with exactly the writes strive makes for a transition,
-/// without any engine logic: per transition the event under its global
-/// sequence (hash + bytes), the chain entry, the instance snapshot, and the
-/// stage index moved (one delete, one insert), as `docs/storage.md` lays
-/// them out; `per_batch` transitions per `apply_batch`, then `flush`.
-/// Transitions per second: the ceiling of strive's group commit on sled.
+/// What sled can do with exactly the writes store format 1 made for a
+/// transition, without any engine logic: per transition the event under its
+/// global sequence (hash + bytes), the chain entry, the instance snapshot,
+/// and the stage index moved (one delete, one insert); `per_batch`
+/// transitions per `apply_batch`, then `flush`. Transitions per second: the
+/// ceiling of format 1's group commit on sled, kept as the baseline format 2
+/// (blocks, state written back) was built to beat.
 pub fn sled_shaped(
     dir: &Path,
     event: &[u8],

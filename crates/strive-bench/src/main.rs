@@ -308,12 +308,12 @@ fn run(config: &Config) -> Fallible<Report> {
             report.add(
                 &format!("limits.sled.shaped.{per_batch}"),
                 s,
-                &format!("sled, strive's 5 writes/transition, {per_batch}/batch + flush"),
+                &format!("sled, format 1's 5 writes/transition, {per_batch}/batch + flush"),
                 "tr/s",
                 samples,
             );
         }
-        report.note("the ceiling of group commit on sled for this store layout");
+        report.note("the ceiling of group commit on sled for format 1's layout");
     }
 
     if config.wants("peers") {
@@ -501,6 +501,7 @@ fn run(config: &Config) -> Fallible<Report> {
                 vec![probe.rss_mb],
             );
             report.note(format!("peak {:.0} MB", probe.peak_rss_mb));
+            one_instance_rows(&mut report, &key, label, &probe);
             report.add(
                 &format!("{key}.disk"),
                 s,
@@ -665,6 +666,43 @@ fn run(config: &Config) -> Fallible<Report> {
     Ok(report)
 }
 
+/// The scale rows that format 2 makes independent of the log's size: a
+/// checkpoint (O(log N) tile reads) and one instance's history and replay
+/// (its own events), timed in the probe's fresh process.
+fn one_instance_rows(report: &mut Report, key: &str, label: &str, probe: &scale::Probe) {
+    let s = "scale";
+    report.add(
+        &format!("{key}.checkpoint"),
+        s,
+        &format!("{label}: checkpoint (Engine::tree_head)"),
+        "ms",
+        vec![probe.checkpoint_ms],
+    );
+    report.note(format!(
+        "best of 5; first after open {:.2} ms",
+        probe.checkpoint_cold_ms
+    ));
+    report.add(
+        &format!("{key}.history"),
+        s,
+        &format!("{label}: one instance's history"),
+        "ms",
+        vec![probe.history_ms],
+    );
+    report.note(format!(
+        "{:.0} events, best of 5; first after open {:.2} ms",
+        probe.history_events, probe.history_cold_ms
+    ));
+    report.add(
+        &format!("{key}.replay_one"),
+        s,
+        &format!("{label}: one instance's history + replay"),
+        "ms",
+        vec![probe.replay_one_ms],
+    );
+    report.note("Replayer::scoped over the deployments and Engine::history, best of 5");
+}
+
 /// The targets of issue #10 (format 2), as ratios and bounds. The SQLite
 /// baseline is the append-order log at 1,000 per commit, as the issue
 /// names it; the state-in-memory peer is shown beside it without a target.
@@ -691,6 +729,11 @@ fn targets(report: &mut Report, full_demo: bool) {
     }
     report.bound("scale.10M.rss", "<=", 300.0);
     report.bound("scale.10M.open", "<", 1000.0);
+    for label in ["1M", "10M"] {
+        report.bound(&format!("scale.{label}.checkpoint"), "<", 10.0);
+        report.bound(&format!("scale.{label}.history"), "<", 10.0);
+        report.bound(&format!("scale.{label}.replay_one"), "<", 10.0);
+    }
     if full_demo {
         report.bound("scale.demo", "<=", 180.0);
         report.bound("scale.demo.disk", "<=", 1000.0);
