@@ -113,6 +113,7 @@ impl From<CommandError> for Failure {
             CommandError::InvalidId { .. } => ("invalid_id", None),
             CommandError::ReservedActor { .. } => ("reserved_actor", None),
             CommandError::NotDue { .. } => ("not_due", None),
+            CommandError::Confusable { .. } => ("confusable_id", None),
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };

@@ -240,16 +240,17 @@ fn open_with(db: &Path, options: Options) -> Result<Engine, Failure> {
 
 /// An open failure that names the store's path.
 fn open_failure(db: &Path, error: OpenError) -> Failure {
-    let named = match &error {
-        OpenError::Storage(_) => format!(
-            "cannot open the store {}: {error}; check that it is a strive store, that you may \
-             write to it and that the disk has room",
-            db.display()
-        ),
-        _ => error.to_string(),
-    };
-    Failure {
-        message: named,
-        ..Failure::from(error)
+    match &error {
+        OpenError::Storage(_) => Failure {
+            message: format!(
+                "cannot open the store {}: {error}; check that it is a strive store, that you \
+                 may write to it and that the disk has room",
+                db.display()
+            ),
+            ..Failure::from(error)
+        },
+        // The other errors name the store already, and some carry advice
+        // (a locked store: `--server`).
+        _ => Failure::from(error),
     }
 }

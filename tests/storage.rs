@@ -280,13 +280,18 @@ const NOTES: &str = r#"{
   ]
 }"#;
 
-#[test]
-fn histories_page_through_only_their_own_events() {
+/// A temporary engine with `NOTES` deployed, and its clerk.
+fn notes_engine() -> (Engine, Actor) {
     let engine = Engine::temporary().expect("engine");
-    let clerk = Actor::new("li", &["clerk"]);
     engine
         .deploy(NOTES, &Actor::new("admin", &["admin"]))
         .expect("deploy");
+    (engine, Actor::new("li", &["clerk"]))
+}
+
+#[test]
+fn histories_page_through_only_their_own_events() {
+    let (engine, clerk) = notes_engine();
     for id in ["doc", "other"] {
         engine
             .start(
@@ -567,4 +572,39 @@ fn only_the_backend_module_names_sled() {
         Vec::<String>::new(),
         "sled named outside the backend"
     );
+}
+
+/// Issue #17: an id that looks like an existing instance's of the same
+/// workflow (the same Unicode confusable skeleton) is refused; the index
+/// behind it is state, so recovery rebuilds it from the log.
+#[test]
+fn an_id_confusable_with_an_existing_instance_is_refused() {
+    let (engine, clerk) = notes_engine();
+    let start = |id: &str| {
+        engine.start(
+            "notes",
+            id,
+            &clerk,
+            Default::default(),
+            None,
+            CommandOptions::default(),
+        )
+    };
+    start("branch-7").expect("start");
+    // A Cyrillic а (U+0430) in place of the Latin a.
+    let refused = start("br\u{0430}nch-7").expect_err("confusable");
+    assert!(
+        matches!(&refused, CommandError::Confusable { existing, .. } if existing == "branch-7"),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("can be mistaken for"),
+        "{refused}"
+    );
+    // The same id again is a duplicate, not a look-alike; a distinct id is fine.
+    assert!(matches!(
+        start("branch-7"),
+        Err(CommandError::InstanceExists { .. })
+    ));
+    start("branch-8").expect("a distinct id");
 }

@@ -139,6 +139,9 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             CommandError::CommandIdReused { .. } => (S::CONFLICT, "command_id_reused"),
             CommandError::LimitExceeded { .. } => (S::BAD_REQUEST, "limit_exceeded"),
             CommandError::InvalidId { .. } => (S::BAD_REQUEST, "invalid_id"),
+            CommandError::ReservedActor { .. } => (S::FORBIDDEN, "reserved_actor"),
+            CommandError::NotDue { .. } => (S::CONFLICT, "not_due"),
+            CommandError::Confusable { .. } => (S::CONFLICT, "confusable_id"),
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
             _ => (S::INTERNAL_SERVER_ERROR, "command"),
         },
@@ -302,6 +305,19 @@ mod tests {
                     reason: "r",
                 },
                 400,
+            ),
+            (
+                CommandError::ReservedActor {
+                    actor: "system".to_owned(),
+                },
+                403,
+            ),
+            (
+                CommandError::Confusable {
+                    instance: "a".to_owned(),
+                    existing: "b".to_owned(),
+                },
+                409,
             ),
             (CommandError::Storage(backend.clone()), 503),
         ];

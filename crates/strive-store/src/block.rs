@@ -13,7 +13,33 @@
 //! the Merkle tiles need them without decompressing anything. Decompression
 //! gives back the exact bytes that were hashed: nothing re-encodes an event.
 
+use std::cell::RefCell;
+
 use crate::error::StorageError;
+
+thread_local! {
+    // A zstd context costs an allocation of some hundred kilobytes and its
+    // initialisation; blocks are small, so making one per block dominated
+    // reading the log (issue #10's audit figures). One per thread is kept.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        RefCell::new(zstd::bulk::Compressor::new(1).ok());
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
+fn zstd_compress(raw: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(compressor) => compressor.compress(raw).unwrap_or_default(),
+        None => zstd::bulk::compress(raw, 1).unwrap_or_default(),
+    })
+}
+
+fn zstd_decompress(payload: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(decompressor) => decompressor.decompress(payload, capacity),
+        None => zstd::bulk::decompress(payload, capacity),
+    })
+}
 
 /// The block layout version.
 const BLOCK_VERSION: u8 = 2;
@@ -79,7 +105,7 @@ pub(crate) fn encode(events: &[([u8; 32], &[u8])], codec: Codec) -> Vec<u8> {
         Codec::Lz4 => lz4_flex::block::compress(&raw),
         // Level 1: the writer compresses on the commit path, where speed
         // matters more than the last few percent of ratio.
-        Codec::Zstd => zstd::bulk::compress(&raw, 1).unwrap_or_default(),
+        Codec::Zstd => zstd_compress(&raw),
     };
     // A codec that fails or expands the data is not worth its cost.
     let (codec, payload) = if payload.is_empty() && !raw.is_empty() || payload.len() >= raw.len() {
@@ -153,7 +179,7 @@ pub(crate) fn decode(value: &[u8], key: &str) -> Result<Block, StorageError> {
         Codec::None => payload.to_vec(),
         Codec::Lz4 => lz4_flex::block::decompress(payload, raw_len)
             .map_err(|e| corrupt(key, &format!("the block does not decompress: {e}")))?,
-        Codec::Zstd => zstd::bulk::decompress(payload, raw_len)
+        Codec::Zstd => zstd_decompress(payload, raw_len)
             .map_err(|e| corrupt(key, &format!("the block does not decompress: {e}")))?,
     };
     if raw.len() != raw_len {

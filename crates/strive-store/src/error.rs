@@ -388,6 +388,15 @@ pub enum CommandError {
         /// The engine's clock.
         now: jiff::Timestamp,
     },
+    /// A new instance's id looks like an existing instance's of the same
+    /// workflow (the same Unicode confusable skeleton, UTS #39): `branch-7`
+    /// with a Cyrillic `а`, say (issue #17). Nothing was written.
+    Confusable {
+        /// The id given.
+        instance: String,
+        /// The existing instance it can be mistaken for.
+        existing: String,
+    },
 }
 
 impl CommandError {
@@ -469,6 +478,13 @@ impl fmt::Display for CommandError {
                 f,
                 "{instance}: its deadline is due at {due}, after the engine's clock ({now}); \
                  it fires when it is due, not earlier"
+            ),
+            CommandError::Confusable { instance, existing } => write!(
+                f,
+                "instance id {} can be mistaken for the existing instance {} of the same \
+                 workflow (they look alike); choose an id that does not",
+                strive_core::id::escape(instance),
+                strive_core::id::escape(existing)
             ),
         }
     }

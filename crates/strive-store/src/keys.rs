@@ -40,6 +40,8 @@ pub(crate) const BY_STAGE: u8 = b'w';
 pub(crate) const BY_WORKFLOW: u8 = b'f';
 /// Children by parent: `p` + parent + 0 + child.
 pub(crate) const CHILD: u8 = b'p';
+/// Confusable skeletons: `s` + workflow + 0 + skeleton + 0 -> instance id.
+pub(crate) const SKELETON: u8 = b's';
 /// Children counts: `n` + parent + 0 + child workflow + 0 + stage -> u64.
 pub(crate) const CHILD_COUNT: u8 = b'n';
 

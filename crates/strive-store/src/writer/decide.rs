@@ -375,6 +375,7 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
             .ok_or_else(|| CommandError::UnknownWorkflow {
                 workflow: cmd.workflow.to_owned(),
             })?;
+    claim_skeleton(txn, cmd.workflow, id)?;
     let partition = match cmd.parent {
         None => txn.partition,
         Some(parent) => match txn.load_instance(parent)? {
@@ -443,6 +444,23 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
     txn.chain_push(&mut record, 1, position);
     txn.save_instance(record);
     Ok(outcome)
+}
+
+/// Refuses an id whose confusable skeleton an existing instance of the same
+/// workflow has, and records the new one's.
+fn claim_skeleton(txn: &mut Txn<'_>, workflow: &str, id: &str) -> Result<(), CommandError> {
+    let key = keys::key(keys::SKELETON, &[workflow, &strive_core::id::skeleton(id)]);
+    if let Some(existing) = txn.get(&key)? {
+        let existing = String::from_utf8_lossy(&existing).into_owned();
+        if existing != id {
+            return Err(CommandError::Confusable {
+                instance: id.to_owned(),
+                existing,
+            });
+        }
+    }
+    txn.put(key, id.as_bytes().to_vec());
+    Ok(())
 }
 
 /// A fire to decide.
