@@ -366,7 +366,9 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
         (None, None) => At::End,
     };
     let engine = open(db)?;
-    let events = engine.events(1).map(|item| item.map(|e| (e.hash, e.bytes)));
+    let events = scoped_events(&engine, instance)?
+        .into_iter()
+        .map(|e| Ok::<_, strive_store::StorageError>((e.hash, e.bytes)));
     let replayed = strive_audit::replay(events, instance, at).map_err(|e| {
         let kind = match e {
             strive_audit::ReplayError::NotFound { .. } => "unknown_instance",
@@ -427,6 +429,45 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The events a replay of `instance` reads, in log order: every deployment
+/// (definitions), the instance's own history and its descendants' (guards
+/// may read children), each read through its chain, so replaying one
+/// instance costs its own events, not the whole log (issue #10).
+fn scoped_events(
+    engine: &Engine,
+    instance: &str,
+) -> Result<Vec<strive_store::StoredEvent>, Failure> {
+    let mut events = Vec::new();
+    for workflow in engine.workflows()? {
+        let subject = format!(
+            "{}{}",
+            strive_core::WORKFLOW_SUBJECT_PREFIX,
+            workflow.workflow
+        );
+        events.extend(engine.history(&subject).map_err(corrupt)?);
+    }
+    let mut pending = vec![instance.to_owned()];
+    while let Some(id) = pending.pop() {
+        events.extend(engine.history(&id).map_err(corrupt)?);
+        let mut after = None;
+        loop {
+            let page = engine.list(&ListQuery {
+                parent: Some(id.clone()),
+                after: after.take(),
+                limit: Some(512),
+                ..ListQuery::default()
+            })?;
+            pending.extend(page.items.into_iter().map(|s| s.instance.id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.gseq);
+    Ok(events)
 }
 
 fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
