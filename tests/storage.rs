@@ -608,3 +608,43 @@ fn an_id_confusable_with_an_existing_instance_is_refused() {
     ));
     start("branch-8").expect("a distinct id");
 }
+
+/// Issue #17 for the new commands: a mistyped source is not turned into an
+/// empty store, and a new store is never made inside a directory that holds
+/// other files.
+#[test]
+fn upgrade_and_import_touch_nothing_that_is_not_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("typo");
+    let new = dir.path().join("new");
+    let out = strive(
+        &missing,
+        &[
+            "upgrade",
+            &missing.display().to_string(),
+            &new.display().to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!missing.exists(), "the mistyped source stays missing");
+    assert!(!new.exists(), "nothing is made for a refused upgrade");
+
+    let old = format1_fixture(dir.path());
+    let foreign = dir.path().join("papers");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("notes.txt"), "mine").expect("write");
+    let out = strive(
+        &old,
+        &[
+            "upgrade",
+            &old.display().to_string(),
+            &foreign.display().to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(&foreign)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("notes.txt")]);
+}

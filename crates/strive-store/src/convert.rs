@@ -44,6 +44,8 @@ impl Engine {
         new: &Path,
         options: Options,
     ) -> Result<(Engine, Converted), OpenError> {
+        // A mistyped source must not become an empty store (issue #17).
+        crate::probe::require_store(old)?;
         let source = SledBackend::open(old)?;
         match stored_format(&source)? {
             Some(1) => {}
@@ -129,8 +131,11 @@ impl Engine {
     }
 }
 
-/// Opens `path` as a new store, refusing one that holds anything.
+/// Opens `path` as a new store, refusing one that holds anything: a store
+/// with records, or a directory or file that is not a store at all (which
+/// sled would otherwise write its files into).
 fn open_empty(path: &Path) -> Result<Arc<dyn Backend>, OpenError> {
+    crate::probe::require_store_or_room(path)?;
     let backend = SledBackend::open(path)?;
     if backend.range(&[], &[0xFF]).next().is_some() {
         return Err(OpenError::NotEmpty {

@@ -671,29 +671,27 @@ impl Engine {
             partition: 0,
             cache: None,
         };
-        EventsIter {
-            inner: Box::new(std::iter::from_fn({
-                let mut next = from.max(1);
-                let mut buffer: std::vec::IntoIter<Result<StoredEvent, StorageError>> =
-                    Vec::new().into_iter();
-                move || loop {
-                    if let Some(item) = buffer.next() {
-                        return Some(item);
-                    }
-                    if next > last {
-                        return None;
-                    }
-                    // A few blocks at a time, so memory stays flat.
-                    let to = last.min(next.saturating_add(EVENTS_CHUNK - 1));
-                    let chunk: Vec<_> = reader.events(next, to).collect();
-                    if chunk.is_empty() {
-                        return None;
-                    }
-                    next = to + 1;
-                    buffer = chunk.into_iter();
+        std::iter::from_fn({
+            let mut next = from.max(1);
+            let mut buffer: std::vec::IntoIter<Result<StoredEvent, StorageError>> =
+                Vec::new().into_iter();
+            move || loop {
+                if let Some(item) = buffer.next() {
+                    return Some(item);
                 }
-            })),
-        }
+                if next > last {
+                    return None;
+                }
+                // A few blocks at a time, so memory stays flat.
+                let to = last.min(next.saturating_add(EVENTS_CHUNK - 1));
+                let chunk: Vec<_> = reader.events(next, to).collect();
+                if chunk.is_empty() {
+                    return None;
+                }
+                next = to + 1;
+                buffer = chunk.into_iter();
+            }
+        })
     }
 
     /// The position of the last applied event (at least the durable one).
@@ -887,19 +885,6 @@ pub struct TreeHead {
     pub size: u64,
     /// The RFC 9162 root hash.
     pub root: Hash,
-}
-
-/// The events of [`Engine::events`].
-struct EventsIter<'a> {
-    inner: Box<dyn Iterator<Item = Result<StoredEvent, StorageError>> + 'a>,
-}
-
-impl Iterator for EventsIter<'_> {
-    type Item = Result<StoredEvent, StorageError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
-    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StorageError> {

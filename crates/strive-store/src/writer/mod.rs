@@ -383,10 +383,10 @@ impl Writer {
         for (workflow, version) in installed {
             self.shared.install(workflow, version);
         }
-        self.tree = batch.tree.clone();
         if let Ok(mut tree) = self.shared.tree.write() {
-            *tree = batch.tree;
+            *tree = batch.tree.clone();
         }
+        self.tree = batch.tree;
         Ok(last)
     }
 
