@@ -468,7 +468,7 @@ pub(crate) async fn report(
 
 /// Every published plan and pledge, as the masses see them.
 #[utoipa::path(get, path = "/v1/pledges", tag = "campaign", params(PledgeParams),
-    responses((status = 200, description = "the pledges", content((Object = "application/json"), (String = "text/plain"), (String = "text/csv"), (String = "text/html"))), QueryProblems))]
+    responses((status = 200, description = "the pledges", content(([Object] = "application/json"), (String = "text/plain"), (String = "text/csv"), (String = "text/html"))), QueryProblems))]
 pub(crate) async fn pledges(
     State(state): State<Shared>,
     _caller: Caller,
