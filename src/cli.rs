@@ -109,7 +109,8 @@ pub enum Command {
     Schema,
     /// Creates an empty store at --db (a missing or empty directory).
     Init {
-        /// How many partitions; only 1 for now.
+        /// How many partitions (1 to 256), each with its own log and writer;
+        /// fixed for the store's life.
         #[arg(long, default_value_t = 1)]
         partitions: u32,
     },

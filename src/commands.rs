@@ -475,10 +475,11 @@ fn read(path: &Path) -> Result<String, Failure> {
 
 /// `strive init`: creates an empty store where nothing else is.
 fn init(db: &Path, partitions: u32, json: bool) -> Outcome {
-    if partitions != 1 {
+    if !(1..=strive_store::MAX_PARTITIONS).contains(&partitions) {
         return Err(Failure::usage(format!(
-            "--partitions {partitions}: this strive makes stores of 1 partition only \
-             (storage format 2 brings more); leave --partitions out"
+            "--partitions {partitions}: a store has 1 to {} partitions; choose a number in \
+             that range (about one per core the writers may use)",
+            strive_store::MAX_PARTITIONS
         )));
     }
     match strive_store::probe::require_store_or_room(db) {
@@ -491,12 +492,21 @@ fn init(db: &Path, partitions: u32, json: bool) -> Outcome {
         Ok(_) => {}
         Err(error) => return Err(error.into()),
     }
-    drop(open_for_writing(db)?);
+    let options = Options {
+        partitions,
+        ..Options::default()
+    };
+    drop(crate::files::open_or_create(db, options)?);
     if json {
         output::json(&json!({"created": db.display().to_string(), "partitions": partitions}));
     } else {
+        let noun = if partitions == 1 {
+            "partition"
+        } else {
+            "partitions"
+        };
         output::line(format!(
-            "created an empty strive store at {} ({partitions} partition); deploy workflows with `strive deploy --db {} FILE...`",
+            "created an empty strive store at {} ({partitions} {noun}); deploy workflows with `strive deploy --db {} FILE...`",
             db.display(),
             db.display()
         ));

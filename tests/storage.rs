@@ -271,7 +271,7 @@ fn the_state_is_rebuilt_from_the_log_alone() {
 }
 
 /// A workflow with a record-only event, to make long histories.
-const NOTES: &str = r#"{
+pub(crate) const NOTES: &str = r#"{
   "id": "notes", "title": "Notes", "roles": [{"id": "clerk"}],
   "stages": [{"id": "open", "kind": "initial"}, {"id": "closed", "kind": "terminal"}],
   "transitions": [

@@ -14,5 +14,6 @@ mod hostile;
 mod http;
 mod limits;
 mod model;
+mod partitions;
 mod storage;
 mod util;

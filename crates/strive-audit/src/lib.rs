@@ -20,7 +20,7 @@
 //!     "transitions": [{"event": "approve", "from": "draft", "to": "approved", "roles": ["chief"]}]
 //! });
 //! let deploy = Event {
-//!     v: 1, gseq: 1, instance: "@workflow/approval".into(), seq: 1, prev: GENESIS.into(),
+//!     v: 1, gseq: 1, partition: 0, instance: "@workflow/approval".into(), seq: 1, prev: GENESIS.into(),
 //!     kind: EventKind::Deploy, workflow: "approval".into(), version: 1,
 //!     definition_hash: definition_hash(&definition), from: None, event: "deploy".into(),
 //!     transition: None, to: String::new(), actor: Actor::new("admin", &["admin"]),

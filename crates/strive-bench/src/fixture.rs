@@ -129,6 +129,7 @@ fn event_of(
     Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 123_456,
+        partition: 0,
         instance: before.id.clone(),
         seq: after.seq,
         prev: before.head.clone(),

@@ -63,8 +63,15 @@ pub struct Cause {
 pub struct Event {
     /// The format version ([`EVENT_FORMAT`]).
     pub v: u32,
-    /// The position in the global log, from 1, gapless.
+    /// The position in the log of the event's partition, from 1, gapless.
+    /// A store with one partition has one log, and this is its position.
     pub gseq: u64,
+    /// The partition whose log holds the event (docs/storage.md,
+    /// "Partitions"). Left out of the canonical bytes when it is 0, so the
+    /// events of a one-partition store (and of format 1) are byte for byte
+    /// what they were before partitions existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partition: u32,
     /// The subject: an instance id, or `@workflow/<id>` for deployments.
     pub instance: String,
     /// The position in the subject's chain, from 1.
@@ -106,6 +113,11 @@ pub struct Event {
     pub cause: Option<Cause>,
 }
 
+/// Whether a partition number is 0, the partition left out of the bytes.
+fn is_zero(partition: &u32) -> bool {
+    *partition == 0
+}
+
 impl Event {
     /// The canonical encoding: the bytes that are stored and hashed.
     pub fn encode(&self) -> Vec<u8> {
@@ -133,6 +145,32 @@ pub fn event_digest(bytes: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The partition a new root instance `id` belongs to in a store of
+/// `partitions` partitions: the first 4 bytes of SHA-256 over the id's
+/// confusable skeleton ([`crate::id::skeleton`]), big-endian, modulo the
+/// number of partitions. Hashing the skeleton, not the id, puts look-alike
+/// ids in one partition, whose single writer then refuses the second one
+/// without racing another writer. A child instance belongs to its root
+/// ancestor's partition instead, so a parent and its children are written
+/// by one writer, atomically. Deployments (`@workflow/<id>`) belong to
+/// partition 0. With one partition (or none) every instance is in 0.
+///
+/// ```
+/// use strive_core::root_partition;
+/// assert_eq!(root_partition("doc-1", 1), 0);
+/// assert!(root_partition("doc-1", 4) < 4);
+/// // Look-alikes (a Cyrillic а) share a partition.
+/// assert_eq!(root_partition("branch-7", 16), root_partition("br\u{430}nch-7", 16));
+/// ```
+pub fn root_partition(id: &str, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    let digest = Sha256::digest(crate::id::skeleton(id).as_bytes());
+    let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    first % partitions
+}
+
 /// The canonical bytes of a definition: its JSON with sorted keys and no
 /// whitespace, so that formatting changes do not make a new version.
 pub fn canonical_definition(value: &Value) -> Vec<u8> {
@@ -157,6 +195,7 @@ mod tests {
         Event {
             v: EVENT_FORMAT,
             gseq: 7,
+            partition: 0,
             instance: "org-1".into(),
             seq: 2,
             prev: GENESIS.into(),

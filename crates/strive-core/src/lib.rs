@@ -63,6 +63,7 @@ mod validate;
 pub use audit::{
     Cause, DEFINITION_TAG, EVENT_FORMAT, EVENT_TAG, Event, EventKind, GENESIS,
     WORKFLOW_SUBJECT_PREFIX, canonical_definition, definition_hash, event_digest, event_hash,
+    root_partition,
 };
 pub use definition::{
     ANY_STAGE, Deadline, Definition, Effect, ElementType, Field, Label, Role, SYSTEM_ROLE, Spawn,
@@ -81,9 +82,10 @@ pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
 pub use source::{Position, SourceMap};
 pub use tlog::{
-    Hash, ProofError, StreamingProof, StreamingRoot, TILE_WIDTH, TileId, TileLog, TileReader,
-    TileWrite, TlogError, decode_tile, empty_root, encode_tile, leaf_hash, node_hash,
-    verify_consistency, verify_inclusion,
+    Hash, HeadsError, PARTITIONS_TAG, PartitionHead, ProofError, StreamingProof, StreamingRoot,
+    TILE_WIDTH, TileId, TileLog, TileReader, TileWrite, TlogError, check_heads, combined_head,
+    decode_tile, empty_root, encode_tile, leaf_hash, node_hash, verify_consistency,
+    verify_inclusion,
 };
 pub use types::{MAX_SAFE_INTEGER, TypeMismatch, check as check_value, check_fields, zero_value};
 pub use validate::{Catalog, check, validate};

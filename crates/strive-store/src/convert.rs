@@ -108,26 +108,40 @@ impl Engine {
     /// Returns the number of events copied.
     pub fn backup(&self, dir: &Path) -> Result<u64, OpenError> {
         let target = open_empty(dir)?;
-        let size = self.last_gseq();
         let backend = self.backend();
         let mut writes: Vec<Write> = vec![(
             keys::meta("format"),
             Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
         )];
-        let blocks = keys::blocks(0);
-        for entry in backend.range(&blocks, &keys::block(0, size.saturating_add(1))) {
-            let (key, value) = entry?;
-            writes.push((key, Some(value)));
-            if writes.len() >= 1024 {
-                target.apply(std::mem::take(&mut writes))?;
-            }
+        if self.partitions() > 1 {
+            writes.push(crate::engine::partitions_record(self.partitions()));
         }
-        for (id, value) in self.tiles_at(size)? {
-            writes.push((keys::tile(0, id.0, id.1), Some(value)));
+        // Each partition's log up to its durable position, read for the
+        // other partitions first and for partition 0 last: a deployment is
+        // durable before any event that uses it is, so partition 0's copy
+        // holds every deployment the others' copies name.
+        let mut sizes: Vec<u64> = (0..self.partitions())
+            .map(|p| if p == 0 { 0 } else { self.last_gseq_in(p) })
+            .collect();
+        sizes[0] = self.last_gseq_in(0);
+        let mut copied = 0;
+        for (partition, &size) in (0u32..).zip(&sizes) {
+            let blocks = keys::blocks(partition);
+            for entry in backend.range(&blocks, &keys::block(partition, size.saturating_add(1))) {
+                let (key, value) = entry?;
+                writes.push((key, Some(value)));
+                if writes.len() >= 1024 {
+                    target.apply(std::mem::take(&mut writes))?;
+                }
+            }
+            for (id, value) in self.tiles_at(partition, size)? {
+                writes.push((keys::tile(partition, id.0, id.1), Some(value)));
+            }
+            copied += size;
         }
         target.apply(writes)?;
         target.flush()?;
-        Ok(size)
+        Ok(copied)
     }
 }
 
@@ -168,8 +182,8 @@ fn build(
         keys::meta("format"),
         Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
     )])?;
-    let shared = Arc::new(Shared::new(0, TileLog::new()));
-    let mut writer = Writer::new(target.clone(), shared, options.clone());
+    let shared = Arc::new(Shared::new(vec![(0, TileLog::new())]));
+    let mut writer = Writer::new(target.clone(), shared, options.clone(), 0);
     let mut root = StreamingRoot::new();
     let events = events.inspect(|item| {
         if let Ok(event) = item
@@ -209,7 +223,7 @@ impl Writer {
         let prefix = [keys::DEADLINE];
         let pending: Vec<Vec<u8>> = self
             .shared
-            .memtable
+            .memtables
             .range(&*self.backend, &prefix, &keys::prefix_end(&prefix))
             .map(|entry| entry.map(|(key, _)| key))
             .collect::<Result<_, _>>()?;
@@ -220,7 +234,7 @@ impl Writer {
                 continue;
             };
             let record_key = keys::key(keys::INSTANCE, &[&id]);
-            if let Some(bytes) = self.shared.memtable.get(&*self.backend, &record_key)? {
+            if let Some(bytes) = self.shared.memtables.get(&*self.backend, &record_key)? {
                 let mut record: InstanceRecord =
                     serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
                         key: keys::show(&record_key),
@@ -236,7 +250,7 @@ impl Writer {
             writes.insert(key, None);
             consumed += 1;
         }
-        self.shared.memtable.extend(writes);
+        self.memtable().extend(writes);
         Ok(consumed)
     }
 }

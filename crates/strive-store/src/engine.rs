@@ -16,8 +16,8 @@ use crate::error::{CommandError, DeployError, OpenError, StorageError};
 use crate::keys;
 use crate::log::{LogReader, Tiles};
 use crate::records::{
-    CommandOptions, DeadlineFired, DefinitionInfo, InstanceRecord, ListQuery, Options, Outcome,
-    Page, STORE_FORMAT, Snapshot, StoredDefinition, StoredEvent,
+    CommandOptions, DeadlineFired, DefinitionInfo, InstanceRecord, ListQuery, MAX_PARTITIONS,
+    Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredDefinition, StoredEvent,
 };
 use crate::writer::{Cmd, Prepared, Reply, Request, Shared, Writer, check_id};
 
@@ -40,8 +40,9 @@ pub struct Engine {
 struct Inner {
     backend: Arc<dyn Backend>,
     shared: Arc<Shared>,
-    requests: Mutex<Option<Sender<Request>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Each partition's writer queue, by partition.
+    requests: Mutex<Option<Vec<Sender<Request>>>>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
 }
 
@@ -51,10 +52,10 @@ impl Drop for Inner {
         if let Ok(mut requests) = self.requests.lock() {
             requests.take();
         }
-        if let Ok(mut writer) = self.writer.lock()
-            && let Some(handle) = writer.take()
-        {
-            let _ = handle.join();
+        if let Ok(mut writers) = self.writers.lock() {
+            for handle in writers.drain(..) {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -95,78 +96,59 @@ impl Engine {
         options: Options,
     ) -> Result<Engine, OpenError> {
         let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
-        check_format(&*backend, &shown)?;
-        let log = LogReader {
-            backend: &*backend,
-            partition: 0,
-            cache: None,
-        };
-        let last = log.last()?;
-        let applied = backend
-            .get(&keys::meta_partition("applied", 0))?
-            .and_then(|v| keys::u64_value(&v))
-            .unwrap_or(0);
-        // A store whose log and state disagree still opens, for reading:
-        // an auditor must be able to run `verify` on it. It refuses writes.
-        let mut damaged = (applied > last).then(|| {
-            format!(
-                "the state is written up to log position {applied}, but the log ends at {last} \
-                 (the log was cut); run `strive verify`"
-            )
-        });
-        let recent = log.digests(last - last % 256 + 1, last)?;
-        let tree = match TileLog::restore::<StorageError>(last, &recent) {
-            Ok(tree) => tree,
-            Err(error) => {
-                // A gap in the log's tail: readable, not provable.
-                damaged
-                    .get_or_insert_with(|| format!("the Merkle log cannot be restored: {error}"));
-                TileLog::new()
-            }
-        };
-        let shared = Arc::new(Shared::new(last, tree));
+        let partitions = check_format(&*backend, &shown, options.partitions)?;
+        let opened = (0..partitions)
+            .map(|p| open_partition(&*backend, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heads = opened.iter().map(|o| (o.last, o.tree.clone())).collect();
+        let shared = Arc::new(Shared::new(heads));
         load_definitions(&*backend, &shared)?;
-        let mut writer = Writer::new(backend.clone(), shared.clone(), options);
-        writer.next_position = applied + 1;
-        if damaged.is_none() && applied < last {
-            match writer.replay_recorded(log.events(applied + 1, last), false) {
-                Ok(replayed) => {
-                    writer.write_back_now()?;
-                    backend.flush()?;
-                    tracing::info!(path = %shown.display(), replayed, "recovered the state from the log");
-                }
-                Err(error) => {
-                    damaged = Some(format!("recovering the state from the log failed: {error}"));
-                }
+        // Partition 0 first: its log holds the deployments the others use.
+        let mut damaged = None;
+        let mut writers = Vec::with_capacity(opened.len());
+        for (partition, opened) in (0u32..).zip(opened) {
+            let mut writer =
+                Writer::new(backend.clone(), shared.clone(), options.clone(), partition);
+            let damage = match opened.damaged {
+                Some(damage) => Some(damage),
+                None => recover(&mut writer, &opened, &shown)?,
+            };
+            if let Some(damage) = damage {
+                let damage = if partitions > 1 {
+                    format!("partition {partition}: {damage}")
+                } else {
+                    damage
+                };
+                damaged.get_or_insert(damage);
+            }
+            writers.push(writer);
+        }
+        if let Some(cause) = damaged {
+            tracing::error!(path = %shown.display(), %cause, "the store opens for reading only");
+            if let Ok(mut poisoned) = shared.poisoned.lock() {
+                *poisoned = Some(cause);
             }
         }
-        match damaged {
-            Some(cause) => {
-                tracing::error!(path = %shown.display(), %cause, "the store opens for reading only");
-                if let Ok(mut poisoned) = shared.poisoned.lock() {
-                    *poisoned = Some(cause);
-                }
-            }
-            None => debug_assert_eq!(
-                writer.next_position,
-                last + 1,
-                "recovery replays to the end of the log"
-            ),
+        let mut senders = Vec::with_capacity(writers.len());
+        let mut handles = Vec::with_capacity(writers.len());
+        for writer in writers {
+            let (sender, receiver) = mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name(format!("strive-writer-{}", writer.partition))
+                .spawn(move || writer.run(receiver))
+                .map_err(|e| StorageError::Backend {
+                    message: format!("cannot start a writer thread: {e}"),
+                })?;
+            senders.push(sender);
+            handles.push(handle);
         }
-        let (sender, receiver) = mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("strive-writer".to_owned())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| StorageError::Backend {
-                message: format!("cannot start the writer thread: {e}"),
-            })?;
-        tracing::debug!(path = %shown.display(), last, "engine opened");
+        tracing::debug!(path = %shown.display(), partitions, "engine opened");
         Ok(Engine {
             inner: Arc::new(Inner {
                 backend,
                 shared,
-                requests: Mutex::new(Some(sender)),
-                writer: Mutex::new(Some(handle)),
+                requests: Mutex::new(Some(senders)),
+                writers: Mutex::new(handles),
                 path,
             }),
         })
@@ -177,8 +159,10 @@ impl Engine {
         self.inner.path.as_deref()
     }
 
+    /// Sends a command to `partition`'s writer and waits for its answer.
     fn send<T>(
         &self,
+        partition: u32,
         make: impl FnOnce(mpsc::SyncSender<T>) -> Request,
     ) -> Result<T, StorageError> {
         let (reply, response) = mpsc::sync_channel(1);
@@ -188,7 +172,8 @@ impl Engine {
             .requests
             .lock()
             .map_err(|_| StorageError::Closed)?
-            .clone()
+            .as_ref()
+            .and_then(|senders| senders.get(partition as usize).cloned())
             .ok_or(StorageError::Closed)?;
         sender.send(request).map_err(|_| StorageError::Closed)?;
         response.recv().map_err(|_| StorageError::Closed)
@@ -255,7 +240,8 @@ impl Engine {
             items,
             actor: actor.clone(),
         };
-        self.send(|reply| Request {
+        // Deployments are global subjects: partition 0 records them all.
+        self.send(0, |reply| Request {
             cmd,
             reply: Reply::Deploy(reply),
         })?
@@ -354,6 +340,10 @@ impl Engine {
                 actual: 0,
             });
         }
+        let partition = match parent {
+            Some(parent) => self.partition_of(parent)?,
+            None => strive_core::root_partition(instance, self.partitions()),
+        };
         let cmd = Cmd::Start {
             workflow: workflow.to_owned(),
             instance: instance.to_owned(),
@@ -362,7 +352,7 @@ impl Engine {
             parent: parent.map(str::to_owned),
             options,
         };
-        self.send(|reply| Request {
+        self.send(partition, |reply| Request {
             cmd,
             reply: Reply::Command(reply),
         })?
@@ -386,6 +376,7 @@ impl Engine {
         check_options(&options)?;
         let payload = check_depth("the payload's nesting depth", payload)?;
         check_size("the payload's size in bytes of JSON", &payload)?;
+        let partition = self.partition_of(instance)?;
         let cmd = Cmd::Fire {
             instance: instance.to_owned(),
             event: event.to_owned(),
@@ -393,7 +384,7 @@ impl Engine {
             payload,
             options,
         };
-        self.send(|reply| Request {
+        self.send(partition, |reply| Request {
             cmd,
             reply: Reply::Command(reply),
         })?
@@ -408,7 +399,7 @@ impl Engine {
         let due: Vec<(Vec<u8>, i64, String)> = self
             .inner
             .shared
-            .memtable
+            .memtables
             .range(&*self.inner.backend, &start, &end)
             .filter_map(|entry| match entry {
                 Ok((key, _)) => keys::parse_deadline(&key).map(|(at, id)| Ok((key, at, id))),
@@ -423,7 +414,7 @@ impl Engine {
             let Some(deadline) = record.due else { continue };
             let id = instance.clone();
             let cmd = Cmd::Deadline { key, instance: id };
-            let result = match self.send(|reply| Request {
+            let result = match self.send(record.partition, |reply| Request {
                 cmd,
                 reply: Reply::Deadline(reply),
             }) {
@@ -463,20 +454,33 @@ impl Engine {
     ) -> impl Iterator<Item = Result<crate::backend::Entry, StorageError>> + use<'a> {
         self.inner
             .shared
-            .memtable
+            .memtables
             .range(&*self.inner.backend, start, end)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.shared.memtable.get(&*self.inner.backend, key)
+        self.inner.shared.memtables.get(&*self.inner.backend, key)
     }
 
-    fn log(&self) -> LogReader<'_> {
+    fn log(&self, partition: u32) -> LogReader<'_> {
         LogReader {
             backend: &*self.inner.backend,
-            partition: 0,
+            partition,
             cache: Some(&self.inner.shared.blocks),
         }
+    }
+
+    /// The partition a command on existing instance `id` goes to: that of
+    /// its record. An instance not (yet) visible goes to where a root of
+    /// that id would be, whose writer then finds it or reports it unknown.
+    fn partition_of(&self, id: &str) -> Result<u32, StorageError> {
+        if self.partitions() == 1 {
+            return Ok(0);
+        }
+        Ok(match self.record(id)? {
+            Some(record) => record.partition,
+            None => strive_core::root_partition(id, self.partitions()),
+        })
     }
 
     fn record(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
@@ -581,13 +585,13 @@ impl Engine {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StorageError> {
-        let positions = self.positions(instance, after, limit)?;
-        let log = self.log();
+        let (partition, positions) = self.positions(instance, after, limit)?;
+        let log = self.log(partition);
         positions
             .into_iter()
             .map(|position| {
                 log.event(position)?.ok_or_else(|| StorageError::Corrupt {
-                    key: keys::show(&keys::block(0, position)),
+                    key: keys::show(&keys::block(partition, position)),
                     message: format!(
                         "the chain of {instance} names event {position}, which is missing"
                     ),
@@ -596,25 +600,28 @@ impl Engine {
             .collect()
     }
 
-    /// The log positions of `instance`'s events after sequence `after`.
+    /// The partition of `instance`'s events and their log positions after
+    /// sequence `after`.
     fn positions(
         &self,
         instance: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<u64>, StorageError> {
+    ) -> Result<(u32, Vec<u64>), StorageError> {
         if let Some(workflow) = instance.strip_prefix(WORKFLOW_SUBJECT_PREFIX) {
-            // A workflow's chain is its deployments, one per version.
+            // A workflow's chain is its deployments, one per version, all
+            // in partition 0.
             let versions = self.versions(workflow)?;
-            return Ok(versions
+            let positions = versions
                 .into_iter()
                 .filter(|v| u64::from(v.version) > after)
                 .take(limit)
                 .map(|v| v.gseq)
-                .collect());
+                .collect();
+            return Ok((0, positions));
         }
         let Some(record) = self.record(instance)? else {
-            return Ok(Vec::new());
+            return Ok((0, Vec::new()));
         };
         let seq = record.instance.seq;
         let last = seq.min(after.saturating_add(limit as u64));
@@ -648,27 +655,53 @@ impl Engine {
                 wanted += 1;
             }
         }
-        Ok(out)
+        Ok((record.partition, out))
     }
 
-    /// The event at global position `gseq`.
+    // -- the log --------------------------------------------------------------
+    //
+    // Each partition has its own log. The methods without a partition read
+    // partition 0's, which in a store of one partition is the whole log;
+    // the `_in` methods read any partition's (docs/storage.md, "Partitions").
+
+    /// How many partitions the store has (fixed when it was created).
+    pub fn partitions(&self) -> u32 {
+        self.inner.shared.partitions()
+    }
+
+    /// The event at position `gseq` of partition 0's log.
     pub fn event(&self, gseq: u64) -> Result<Option<StoredEvent>, StorageError> {
-        if gseq == 0 || gseq > self.applied() {
+        self.event_in(0, gseq)
+    }
+
+    /// The event at position `gseq` of `partition`'s log.
+    pub fn event_in(&self, partition: u32, gseq: u64) -> Result<Option<StoredEvent>, StorageError> {
+        if partition >= self.partitions() || gseq == 0 || gseq > self.applied(partition) {
             return Ok(None);
         }
-        self.log().event(gseq)
+        self.log(partition).event(gseq)
     }
 
-    /// Events from global position `from` (inclusive), in order, up to
-    /// what is durable.
+    /// Events of partition 0's log from position `from` (inclusive), in
+    /// order, up to what is durable.
     pub fn events(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<StoredEvent, StorageError>> + '_ {
-        let last = self.last_gseq();
+        self.events_in(0, from)
+    }
+
+    /// Events of `partition`'s log from position `from` (inclusive), in
+    /// order, up to what is durable; nothing for a partition out of range.
+    pub fn events_in(
+        &self,
+        partition: u32,
+        from: u64,
+    ) -> impl Iterator<Item = Result<StoredEvent, StorageError>> + '_ {
+        let last = self.last_gseq_in(partition);
         let reader = LogReader {
             backend: &*self.inner.backend,
-            partition: 0,
+            partition,
             cache: None,
         };
         std::iter::from_fn({
@@ -694,54 +727,107 @@ impl Engine {
         })
     }
 
-    /// The position of the last applied event (at least the durable one).
-    fn applied(&self) -> u64 {
-        let tree = self.inner.shared.tree.read().map(|t| t.size()).unwrap_or(0);
-        tree.max(self.last_gseq())
+    /// The position of `partition`'s last applied event (at least the
+    /// durable one).
+    fn applied(&self, partition: u32) -> u64 {
+        let tree = self
+            .inner
+            .shared
+            .part(partition)
+            .tree
+            .read()
+            .map(|t| t.size())
+            .unwrap_or(0);
+        tree.max(self.last_gseq_in(partition))
     }
 
-    /// The size and root hash of the Merkle log over the durable events: a
-    /// checkpoint's contents, in O(log N) reads.
+    /// The size and root hash of partition 0's Merkle log over its durable
+    /// events, in O(log N) reads. With one partition, a checkpoint's
+    /// contents; with more, see [`Engine::tree_heads`].
     pub fn tree_head(&self) -> Result<TreeHead, StorageError> {
-        let size = self.last_gseq();
-        let root = self.with_tree(|tree, tiles| tree.root_at(size, tiles))?;
+        self.tree_head_in(0)
+    }
+
+    /// The size and root of `partition`'s Merkle log over its durable events.
+    pub fn tree_head_in(&self, partition: u32) -> Result<TreeHead, StorageError> {
+        self.check_partition(partition)?;
+        let size = self.last_gseq_in(partition);
+        let root = self.with_tree(partition, |tree, tiles| tree.root_at(size, tiles))?;
         Ok(TreeHead { size, root })
     }
 
-    /// The RFC 9162 inclusion proof of the event at `gseq` in the tree of
-    /// `size` events, in O(log N) reads.
+    /// Every partition's tree head, by partition: what a checkpoint of a
+    /// store of several partitions signs (`strive_core::PartitionHeads`).
+    pub fn tree_heads(&self) -> Result<Vec<TreeHead>, StorageError> {
+        (0..self.partitions())
+            .map(|p| self.tree_head_in(p))
+            .collect()
+    }
+
+    /// The RFC 9162 inclusion proof of the event at `gseq` in partition 0's
+    /// tree of `size` events, in O(log N) reads.
     pub fn inclusion_proof(&self, gseq: u64, size: u64) -> Result<Vec<Hash>, StorageError> {
-        self.check_size(size)?;
+        self.inclusion_proof_in(0, gseq, size)
+    }
+
+    /// The inclusion proof of the event at `gseq` in `partition`'s tree of
+    /// `size` events.
+    pub fn inclusion_proof_in(
+        &self,
+        partition: u32,
+        gseq: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StorageError> {
+        self.check_size(partition, size)?;
         if gseq == 0 || gseq > size {
             return Err(StorageError::Corrupt {
                 key: format!("event {gseq}"),
                 message: format!("no such event in a log of {size}"),
             });
         }
-        self.with_tree(|tree, tiles| tree.inclusion_proof(gseq - 1, size, tiles))
+        self.with_tree(partition, |tree, tiles| {
+            tree.inclusion_proof(gseq - 1, size, tiles)
+        })
     }
 
-    /// The RFC 9162 proof that the tree of `old` events is a prefix of the
-    /// tree of `new` events, in O(log N) reads.
+    /// The RFC 9162 proof that partition 0's tree of `old` events is a
+    /// prefix of its tree of `new` events, in O(log N) reads.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
-        self.check_size(new)?;
+        self.consistency_proof_in(0, old, new)
+    }
+
+    /// The consistency proof between `partition`'s trees of `old` and
+    /// `new` events.
+    pub fn consistency_proof_in(
+        &self,
+        partition: u32,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<Hash>, StorageError> {
+        self.check_size(partition, new)?;
         if old > new {
             return Err(StorageError::Corrupt {
                 key: "consistency proof".to_owned(),
                 message: format!("the old size {old} is larger than the new size {new}"),
             });
         }
-        self.with_tree(|tree, tiles| tree.consistency_proof(old, new, tiles))
+        self.with_tree(partition, |tree, tiles| {
+            tree.consistency_proof(old, new, tiles)
+        })
     }
 
     pub(crate) fn backend(&self) -> &dyn Backend {
         &*self.inner.backend
     }
 
-    /// The stored tiles of the tree of `size` events, each cut to the
-    /// entries that tree has: level 0's full tiles, and every tile of the
-    /// levels above (the last one partial).
-    pub(crate) fn tiles_at(&self, size: u64) -> Result<Vec<StoredTile>, StorageError> {
+    /// The stored tiles of `partition`'s tree of `size` events, each cut to
+    /// the entries that tree has: level 0's full tiles, and every tile of
+    /// the levels above (the last one partial).
+    pub(crate) fn tiles_at(
+        &self,
+        partition: u32,
+        size: u64,
+    ) -> Result<Vec<StoredTile>, StorageError> {
         let width = strive_core::TILE_WIDTH as u64;
         let mut out = Vec::new();
         let mut entries = size;
@@ -753,7 +839,7 @@ impl Engine {
                 entries.div_ceil(width)
             };
             for index in 0..tiles {
-                let key = keys::tile(0, level, index);
+                let key = keys::tile(partition, level, index);
                 let value = self
                     .inner
                     .backend
@@ -775,8 +861,19 @@ impl Engine {
         Ok(out)
     }
 
-    fn check_size(&self, size: u64) -> Result<(), StorageError> {
-        let last = self.last_gseq();
+    fn check_partition(&self, partition: u32) -> Result<(), StorageError> {
+        if partition >= self.partitions() {
+            return Err(StorageError::Corrupt {
+                key: format!("partition {partition}"),
+                message: format!("the store has {} partitions", self.partitions()),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, partition: u32, size: u64) -> Result<(), StorageError> {
+        self.check_partition(partition)?;
+        let last = self.last_gseq_in(partition);
         if size > last {
             return Err(StorageError::Corrupt {
                 key: "tree size".to_owned(),
@@ -788,18 +885,20 @@ impl Engine {
 
     fn with_tree<T, E: std::fmt::Display>(
         &self,
+        partition: u32,
         run: impl FnOnce(&TileLog, &Tiles<'_>) -> Result<T, E>,
     ) -> Result<T, StorageError> {
         let tree = self
             .inner
             .shared
+            .part(partition)
             .tree
             .read()
             .map(|t| t.clone())
             .map_err(|_| StorageError::Closed)?;
         let tiles = Tiles {
             backend: &*self.inner.backend,
-            partition: 0,
+            partition,
         };
         run(&tree, &tiles).map_err(|e| StorageError::Corrupt {
             key: "the Merkle tiles".to_owned(),
@@ -807,17 +906,38 @@ impl Engine {
         })
     }
 
-    /// The global position of the last durable event (0 when empty).
+    /// The position of partition 0's last durable event (0 when empty):
+    /// with one partition, the number of events in the log.
     pub fn last_gseq(&self) -> u64 {
-        self.inner.shared.committed.lock().map(|c| *c).unwrap_or(0)
+        self.last_gseq_in(0)
     }
 
-    /// Follows the log from global position `from` (inclusive): a service
-    /// remembers the position of the last event it handled and resumes
-    /// after it following a restart.
+    /// The position of `partition`'s last durable event (0 when empty or
+    /// out of range).
+    pub fn last_gseq_in(&self, partition: u32) -> u64 {
+        if partition >= self.partitions() {
+            return 0;
+        }
+        self.inner.shared.committed(partition)
+    }
+
+    /// How many durable events the store holds, over every partition.
+    pub fn total_events(&self) -> u64 {
+        (0..self.partitions()).map(|p| self.last_gseq_in(p)).sum()
+    }
+
+    /// Follows partition 0's log from position `from` (inclusive): a
+    /// service remembers the position of the last event it handled and
+    /// resumes after it following a restart.
     pub fn subscribe(&self, from: u64) -> Subscription {
+        self.subscribe_in(0, from)
+    }
+
+    /// Follows `partition`'s log from position `from` (inclusive).
+    pub fn subscribe_in(&self, partition: u32, from: u64) -> Subscription {
         Subscription {
             engine: self.clone(),
+            partition: partition.min(self.partitions() - 1),
             next: from.max(1),
         }
     }
@@ -832,10 +952,16 @@ impl Engine {
 #[derive(Debug)]
 pub struct Subscription {
     engine: Engine,
+    partition: u32,
     next: u64,
 }
 
 impl Subscription {
+    /// The partition this subscription follows.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
     /// The position of the next event this subscription returns.
     pub fn position(&self) -> u64 {
         self.next
@@ -845,21 +971,21 @@ impl Subscription {
     /// written. `Ok(None)` when none came in time.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<StoredEvent>, StorageError> {
         let deadline = Instant::now() + timeout;
-        let shared = &self.engine.inner.shared;
-        let mut committed = shared.committed.lock().map_err(|_| StorageError::Closed)?;
+        let part = self.engine.inner.shared.part(self.partition);
+        let mut committed = part.committed.lock().map_err(|_| StorageError::Closed)?;
         while *committed < self.next {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            committed = shared
+            committed = part
                 .committed_changed
                 .wait_timeout(committed, left)
                 .map_err(|_| StorageError::Closed)?
                 .0;
         }
         drop(committed);
-        let event = self.engine.event(self.next)?;
+        let event = self.engine.event_in(self.partition, self.next)?;
         if event.is_some() {
             self.next += 1;
         }
@@ -964,8 +1090,36 @@ pub(crate) fn stored_format(backend: &dyn Backend) -> Result<Option<u32>, Storag
     }))
 }
 
-/// Checks (or, in an empty store, writes) the format version.
-fn check_format(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
+/// The record of a store's number of partitions (`m partitions`, a u32);
+/// a store without one has a single partition.
+pub(crate) fn partitions_record(partitions: u32) -> crate::backend::Write {
+    (
+        keys::meta("partitions"),
+        Some(partitions.to_be_bytes().to_vec()),
+    )
+}
+
+/// The number of partitions recorded in `backend` (1 when none is).
+pub(crate) fn stored_partitions(backend: &dyn Backend) -> Result<u32, StorageError> {
+    let key = keys::meta("partitions");
+    let Some(value) = backend.get(&key)? else {
+        return Ok(1);
+    };
+    match value.get(..4).and_then(|b| b.try_into().ok()) {
+        Some(bytes) if (1..=MAX_PARTITIONS).contains(&u32::from_be_bytes(bytes)) => {
+            Ok(u32::from_be_bytes(bytes))
+        }
+        _ => Err(StorageError::Corrupt {
+            key: keys::show(&key),
+            message: format!("the number of partitions is not 1 to {MAX_PARTITIONS}"),
+        }),
+    }
+}
+
+/// Checks (or, in an empty store, writes) the format version, and returns
+/// the number of partitions: the store's own, or for a new store
+/// `partitions`, which must be 1 to [`MAX_PARTITIONS`].
+fn check_format(backend: &dyn Backend, path: &Path, partitions: u32) -> Result<u32, OpenError> {
     let key = keys::meta("format");
     match stored_format(backend)? {
         Some(found) => {
@@ -976,7 +1130,7 @@ fn check_format(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
                     supported: STORE_FORMAT,
                 });
             }
-            Ok(())
+            Ok(stored_partitions(backend)?)
         }
         None => {
             if backend.range(&[], &[0xFF]).next().is_some() {
@@ -987,11 +1141,110 @@ fn check_format(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
                     supported: STORE_FORMAT,
                 });
             }
-            backend.apply(vec![(key, Some(STORE_FORMAT.to_be_bytes().to_vec()))])?;
+            if !(1..=MAX_PARTITIONS).contains(&partitions) {
+                return Err(OpenError::Partitions {
+                    requested: partitions,
+                    limit: MAX_PARTITIONS,
+                });
+            }
+            let mut writes = vec![(key, Some(STORE_FORMAT.to_be_bytes().to_vec()))];
+            // One partition is the default and needs no record, so such a
+            // store is what it was before partitions existed.
+            if partitions > 1 {
+                writes.push(partitions_record(partitions));
+            }
+            backend.apply(writes)?;
             backend.flush()?;
-            Ok(())
+            Ok(partitions)
         }
     }
+}
+
+/// A partition's log as found at open.
+struct Opened {
+    /// Its last position.
+    last: u64,
+    /// The position its state is written back up to.
+    applied: u64,
+    /// Its Merkle log's right edge.
+    tree: TileLog,
+    /// Why it can only be read, if it can only be read.
+    damaged: Option<String>,
+}
+
+/// Reads where `partition`'s log ends and its Merkle log's right edge.
+fn open_partition(backend: &dyn Backend, partition: u32) -> Result<Opened, StorageError> {
+    let log = LogReader {
+        backend,
+        partition,
+        cache: None,
+    };
+    let last = log.last()?;
+    let applied = backend
+        .get(&keys::meta_partition("applied", partition))?
+        .and_then(|v| keys::u64_value(&v))
+        .unwrap_or(0);
+    // A store whose log and state disagree still opens, for reading:
+    // an auditor must be able to run `verify` on it. It refuses writes.
+    let mut damaged = (applied > last).then(|| {
+        format!(
+            "the state is written up to log position {applied}, but the log ends at {last} \
+             (the log was cut); run `strive verify`"
+        )
+    });
+    let recent = log.digests(last - last % 256 + 1, last)?;
+    let tree = match TileLog::restore::<StorageError>(last, &recent) {
+        Ok(tree) => tree,
+        Err(error) => {
+            // A gap in the log's tail: readable, not provable.
+            damaged.get_or_insert_with(|| format!("the Merkle log cannot be restored: {error}"));
+            TileLog::new()
+        }
+    };
+    Ok(Opened {
+        last,
+        applied,
+        tree,
+        damaged,
+    })
+}
+
+/// Recovers a partition's state: decides again the events logged after its
+/// last write-back. Returns why the store can only be read, if it can.
+fn recover(
+    writer: &mut Writer,
+    opened: &Opened,
+    shown: &Path,
+) -> Result<Option<String>, OpenError> {
+    writer.next_position = opened.applied + 1;
+    if opened.applied < opened.last {
+        let backend = writer.backend.clone();
+        let log = LogReader {
+            backend: &*backend,
+            partition: writer.partition,
+            cache: None,
+        };
+        let replayed = writer.replay_recorded(log.events(opened.applied + 1, opened.last), false);
+        match replayed {
+            Ok(replayed) => {
+                writer.write_back_now()?;
+                backend.flush()?;
+                tracing::info!(path = %shown.display(), partition = writer.partition, replayed,
+                    "recovered the state from the log");
+            }
+            Err(error) => {
+                return Ok(Some(format!(
+                    "recovering the state from the log failed: {error}"
+                )));
+            }
+        }
+    }
+    debug_assert_eq!(
+        writer.next_position,
+        opened.last + 1,
+        "recovery replays to the end of the log"
+    );
+    Ok(None)
 }
 
 /// Compiles every stored definition version into the cache.
@@ -1015,18 +1268,7 @@ fn load_definitions(backend: &dyn Backend, shared: &Shared) -> Result<(), OpenEr
                 message: e.message,
             }
         })?;
-        if let Ok(mut map) = shared.workflows.write() {
-            map.insert(
-                (stored.workflow.clone(), stored.version),
-                Arc::new(workflow),
-            );
-        }
-        if let Ok(mut latest) = shared.latest.write() {
-            let entry = latest
-                .entry(stored.workflow.clone())
-                .or_insert(stored.version);
-            *entry = (*entry).max(stored.version);
-        }
+        shared.install(Arc::new(workflow), stored.version, stored.gseq);
     }
     Ok(())
 }

@@ -139,6 +139,13 @@ pub enum OpenError {
         /// What is there instead.
         found: &'static str,
     },
+    /// A new store was asked for with a number of partitions out of range.
+    Partitions {
+        /// The number asked for.
+        requested: u32,
+        /// The most allowed ([`crate::MAX_PARTITIONS`]).
+        limit: u32,
+    },
     /// The file system refused an operation on a path.
     Io {
         /// The path.
@@ -198,6 +205,11 @@ impl fmt::Display for OpenError {
                  missing or empty directory)",
                 path.display(),
                 path.display()
+            ),
+            OpenError::Partitions { requested, limit } => write!(
+                f,
+                "a store has 1 to {limit} partitions, not {requested}; choose a number in that \
+                 range (about one per core the writers may use)"
             ),
             OpenError::Io { path, message } => write!(f, "{}: {message}", path.display()),
         }

@@ -241,7 +241,16 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// The most commands written in one group commit.
     pub max_batch: usize,
+    /// How many partitions a **new** store gets, 1 to [`MAX_PARTITIONS`]
+    /// (docs/storage.md, "Partitions"). A store keeps the number it was
+    /// created with: opening an existing store ignores this.
+    pub partitions: u32,
 }
+
+/// The most partitions a store may have. Each has its own writer thread,
+/// so far more than the machine's cores buys nothing; the bound keeps a
+/// typo from starting thousands of threads.
+pub const MAX_PARTITIONS: u32 = 256;
 
 impl Default for Options {
     fn default() -> Options {
@@ -249,6 +258,7 @@ impl Default for Options {
             durability: Durability::Flushed,
             clock: Arc::new(SystemClock),
             max_batch: 1024,
+            partitions: 1,
         }
     }
 }
@@ -258,6 +268,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("durability", &self.durability)
             .field("max_batch", &self.max_batch)
+            .field("partitions", &self.partitions)
             .finish_non_exhaustive()
     }
 }

@@ -32,39 +32,20 @@ pub(crate) struct Memtable {
 }
 
 impl Memtable {
-    /// The value at `key`: the memtable's, else the backend's.
-    pub(crate) fn get(
-        &self,
-        backend: &dyn Backend,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Ok(dirty) = self.dirty.read()
-            && let Some(value) = dirty.get(key)
-        {
-            return Ok(value.clone());
-        }
-        backend.get(key)
+    /// This memtable's entry for `key`: a value, a deletion, or nothing.
+    fn entry(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.dirty.read().ok()?.get(key).cloned()
     }
 
-    /// The entries with `start <= key < end`, merged, in key order. The
-    /// memtable's part is copied (it is bounded by the write-back size); the
-    /// backend's is streamed.
-    pub(crate) fn range<'a>(
-        &self,
-        backend: &'a dyn Backend,
-        start: &[u8],
-        end: &[u8],
-    ) -> impl Iterator<Item = Result<Entry, StorageError>> + use<'a> {
-        let overlay: Vec<Overlaid> = match self.dirty.read() {
+    /// A copy of this memtable's entries with `start <= key < end` (bounded
+    /// by the write-back size).
+    fn overlay(&self, start: &[u8], end: &[u8]) -> Vec<Overlaid> {
+        match self.dirty.read() {
             Ok(dirty) if start < end => dirty
                 .range(start.to_vec()..end.to_vec())
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             _ => Vec::new(),
-        };
-        Merge {
-            base: backend.range(start, end).peekable(),
-            overlay: overlay.into_iter().peekable(),
         }
     }
 
@@ -120,6 +101,67 @@ impl Memtable {
                     dirty.remove(key);
                 }
             }
+        }
+    }
+}
+
+/// Every partition's memtable. A state key belongs to one partition (that
+/// of the instance it describes; definitions to partition 0), and only that
+/// partition's writer writes it, so at most one memtable holds a key and
+/// readers may look in them in any order.
+pub(crate) struct Memtables {
+    parts: Vec<Memtable>,
+}
+
+impl Memtables {
+    pub(crate) fn new(partitions: u32) -> Memtables {
+        Memtables {
+            parts: (0..partitions.max(1))
+                .map(|_| Memtable::default())
+                .collect(),
+        }
+    }
+
+    /// Partition `partition`'s memtable (partition 0's for a number out of
+    /// range, which no caller passes: writers are made for `0..P`).
+    pub(crate) fn part(&self, partition: u32) -> &Memtable {
+        let index = partition as usize;
+        self.parts.get(index).unwrap_or(&self.parts[0])
+    }
+
+    /// The value at `key`: a memtable's, else the backend's.
+    pub(crate) fn get(
+        &self,
+        backend: &dyn Backend,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        for part in &self.parts {
+            if let Some(value) = part.entry(key) {
+                return Ok(value);
+            }
+        }
+        backend.get(key)
+    }
+
+    /// The entries with `start <= key < end`, merged, in key order. The
+    /// memtables' part is copied; the backend's is streamed.
+    pub(crate) fn range<'a>(
+        &self,
+        backend: &'a dyn Backend,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl Iterator<Item = Result<Entry, StorageError>> + use<'a> {
+        let mut overlay: Vec<Overlaid> = Vec::new();
+        for part in &self.parts {
+            overlay.extend(part.overlay(start, end));
+        }
+        if self.parts.len() > 1 {
+            // Keys are disjoint across partitions: a plain sort merges them.
+            overlay.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Merge {
+            base: backend.range(start, end).peekable(),
+            overlay: overlay.into_iter().peekable(),
         }
     }
 }

@@ -50,12 +50,14 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+mod heads;
 mod log;
 mod proof;
 mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use heads::{HeadsError, PARTITIONS_TAG, PartitionHead, check_heads, combined_head};
 pub use log::TileLog;
 pub use proof::{ProofError, verify_consistency, verify_inclusion};
 pub use stream::{StreamingProof, StreamingRoot};

@@ -202,6 +202,13 @@ fn idempotent(
     };
     let digest = digest(request);
     let key = keys::key(keys::COMMAND, &[id]);
+    if txn.claim(&key, digest.as_bytes()).is_err() {
+        // Another partition is recording this command id for another
+        // command right now (the same command is routed to one partition).
+        return Err(CommandError::CommandIdReused {
+            command_id: id.to_owned(),
+        });
+    }
     if let Some(bytes) = txn.get(&key)? {
         let record: CommandRecord =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(&key, e.to_string()))?;
@@ -257,6 +264,7 @@ fn deploy(
         let event = Event {
             v: strive_core::EVENT_FORMAT,
             gseq: 0,
+            partition: 0,
             instance: format!("{WORKFLOW_SUBJECT_PREFIX}{id}"),
             seq: u64::from(version),
             prev,
@@ -365,7 +373,8 @@ struct Start<'c> {
 fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
     let id = cmd.id;
     check_id(id)?;
-    if txn.load_instance(id)?.is_some() {
+    let key = keys::key(keys::INSTANCE, &[id]);
+    if txn.claim(&key, id.as_bytes()).is_err() || txn.load_instance(id)?.is_some() {
         return Err(CommandError::InstanceExists {
             instance: id.to_owned(),
         });
@@ -377,8 +386,20 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
             })?;
     claim_skeleton(txn, cmd.workflow, id)?;
     let partition = match cmd.parent {
+        None if strive_core::root_partition(id, txn.shared.partitions()) != txn.partition => {
+            // The engine routes a root by its id; only a log whose start
+            // sits in another partition (a forged import) gets here.
+            return Err(CommandError::Storage(corrupt(
+                &key,
+                format!(
+                    "root instance {id} belongs to partition {}, not {}",
+                    strive_core::root_partition(id, txn.shared.partitions()),
+                    txn.partition
+                ),
+            )));
+        }
         None => txn.partition,
-        Some(parent) => match txn.load_instance(parent)? {
+        Some(parent) => match txn.load_own(parent)? {
             Some(record) => record.partition,
             None => {
                 return Err(CommandError::UnknownInstance {
@@ -397,6 +418,7 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
     let event = Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 0,
+        partition: 0,
         instance: id.to_owned(),
         seq: 1,
         prev: GENESIS.to_owned(),
@@ -450,6 +472,12 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
 /// workflow has, and records the new one's.
 fn claim_skeleton(txn: &mut Txn<'_>, workflow: &str, id: &str) -> Result<(), CommandError> {
     let key = keys::key(keys::SKELETON, &[workflow, &strive_core::id::skeleton(id)]);
+    if let Err(existing) = txn.claim(&key, id.as_bytes()) {
+        return Err(CommandError::Confusable {
+            instance: id.to_owned(),
+            existing: String::from_utf8_lossy(&existing).into_owned(),
+        });
+    }
     if let Some(existing) = txn.get(&key)? {
         let existing = String::from_utf8_lossy(&existing).into_owned();
         if existing != id {
@@ -479,7 +507,7 @@ struct Fire<'c> {
 fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
     let id = cmd.id;
     let record = txn
-        .load_instance(id)?
+        .load_own(id)?
         .ok_or_else(|| CommandError::UnknownInstance {
             instance: id.to_owned(),
         })?;
@@ -527,6 +555,7 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
     let recorded = Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 0,
+        partition: 0,
         instance: id.to_owned(),
         seq: next.seq,
         prev: current.head.clone(),
@@ -714,7 +743,7 @@ fn deadline(
     }
     // A deadline entry is consumed even when it turns out stale.
     txn.delete(key.to_vec());
-    let Some(record) = txn.load_instance(id)? else {
+    let Some(record) = txn.load_own(id)? else {
         return Ok(None);
     };
     let mut record = InstanceRecord::clone(&record);

@@ -39,7 +39,7 @@ use crate::error::{CommandError, DeployError, StorageError};
 use crate::keys;
 use crate::log::{BlockCache, Tiles};
 use crate::records::{DefinitionInfo, Options, Outcome};
-use crate::state::{Memtable, Writes};
+use crate::state::{Memtables, Writes};
 
 pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
 use decide::{Decided, decide};
@@ -69,46 +69,125 @@ pub(crate) struct Request {
     pub(crate) reply: Reply,
 }
 
-/// State the writers share with readers.
-pub(crate) struct Shared {
-    /// Compiled workflows by (id, version).
-    pub(crate) workflows: RwLock<HashMap<(String, u32), Arc<Workflow>>>,
-    /// The latest version of each workflow.
-    pub(crate) latest: RwLock<HashMap<String, u32>>,
+/// A compiled definition and the position of the group that deployed it in
+/// partition 0's log.
+struct Installed {
+    workflow: Arc<Workflow>,
+    position: u64,
+}
+
+/// A claimed key's owner: the partition and the value it will write.
+type Claim = (u32, Vec<u8>);
+
+/// One partition's state that its writer shares with readers.
+pub(crate) struct Part {
     /// The last log position that is durable (or applied, in the buffered
     /// mode), with a condition variable for subscribers.
     pub(crate) committed: Mutex<u64>,
     pub(crate) committed_changed: Condvar,
-    /// Set when a write or flush failed.
-    pub(crate) poisoned: Mutex<Option<String>>,
-    /// State applied but not yet written back.
-    pub(crate) memtable: Memtable,
     /// The Merkle log as applied (its right edge; tiles are in the store).
     pub(crate) tree: RwLock<TileLog>,
+}
+
+/// State the writers share with readers.
+pub(crate) struct Shared {
+    /// Compiled workflows by (id, version).
+    workflows: RwLock<HashMap<(String, u32), Installed>>,
+    /// The latest version of each workflow.
+    pub(crate) latest: RwLock<HashMap<String, u32>>,
+    /// Each partition's log position and Merkle log, by partition.
+    parts: Vec<Part>,
+    /// Set when a write or flush failed. One flag for every partition: a
+    /// sled flush is global, so a failed one leaves every partition unsure.
+    pub(crate) poisoned: Mutex<Option<String>>,
+    /// State applied but not yet written back, one memtable per partition.
+    pub(crate) memtables: Memtables,
     /// Decoded blocks for readers.
     pub(crate) blocks: BlockCache,
+    /// Keys that must be unique across partitions (a new instance's id and
+    /// look-alike skeleton, a command id) claimed by a writer's group that
+    /// is not applied yet, with the partition and the value it writes.
+    claims: Mutex<HashMap<Vec<u8>, Claim>>,
 }
 
 impl Shared {
-    pub(crate) fn new(committed: u64, tree: TileLog) -> Shared {
+    /// Shared state for partitions whose logs end at `heads` (position,
+    /// Merkle log), one per partition.
+    pub(crate) fn new(heads: Vec<(u64, TileLog)>) -> Shared {
+        let heads = if heads.is_empty() {
+            vec![(0, TileLog::new())]
+        } else {
+            heads
+        };
         Shared {
             workflows: RwLock::new(HashMap::new()),
             latest: RwLock::new(HashMap::new()),
-            committed: Mutex::new(committed),
-            committed_changed: Condvar::new(),
+            memtables: Memtables::new(heads.len() as u32),
+            parts: heads
+                .into_iter()
+                .map(|(committed, tree)| Part {
+                    committed: Mutex::new(committed),
+                    committed_changed: Condvar::new(),
+                    tree: RwLock::new(tree),
+                })
+                .collect(),
             poisoned: Mutex::new(None),
-            memtable: Memtable::default(),
-            tree: RwLock::new(tree),
             blocks: BlockCache::default(),
+            claims: Mutex::new(HashMap::new()),
         }
     }
 
+    /// How many partitions the store has.
+    pub(crate) fn partitions(&self) -> u32 {
+        self.parts.len() as u32
+    }
+
+    /// Partition `partition`'s shared state (partition 0's for a number
+    /// out of range; callers check the range first).
+    pub(crate) fn part(&self, partition: u32) -> &Part {
+        let index = partition as usize;
+        self.parts.get(index).unwrap_or(&self.parts[0])
+    }
+
+    /// The last durable position of `partition`.
+    pub(crate) fn committed(&self, partition: u32) -> u64 {
+        self.part(partition)
+            .committed
+            .lock()
+            .map(|c| *c)
+            .unwrap_or(0)
+    }
+
+    /// The compiled workflow `id` at `version`, as applied.
     pub(crate) fn workflow(&self, id: &str, version: u32) -> Option<Arc<Workflow>> {
+        self.visible(None, id, version)
+    }
+
+    /// The workflow `id` at `version` as partition `partition`'s writer
+    /// may use it: partition 0 (whose log records deployments) as soon as
+    /// it is applied, every other partition only once it is durable, so no
+    /// event of another partition can be durable while the deployment it
+    /// names is not (docs/storage.md, "Partitions").
+    pub(crate) fn workflow_for(
+        &self,
+        partition: u32,
+        id: &str,
+        version: u32,
+    ) -> Option<Arc<Workflow>> {
+        self.visible(Some(partition), id, version)
+    }
+
+    fn visible(&self, partition: Option<u32>, id: &str, version: u32) -> Option<Arc<Workflow>> {
+        let durable = match partition {
+            Some(p) if p != 0 => self.committed(0),
+            _ => u64::MAX,
+        };
         self.workflows
             .read()
             .ok()?
             .get(&(id.to_owned(), version))
-            .cloned()
+            .filter(|installed| installed.position <= durable)
+            .map(|installed| installed.workflow.clone())
     }
 
     pub(crate) fn latest(&self, id: &str) -> Option<(u32, Arc<Workflow>)> {
@@ -116,14 +195,54 @@ impl Shared {
         Some((version, self.workflow(id, version)?))
     }
 
-    pub(crate) fn install(&self, workflow: Arc<Workflow>, version: u32) {
+    /// The latest version of `id` that partition `partition` may use.
+    pub(crate) fn latest_for(&self, partition: u32, id: &str) -> Option<(u32, Arc<Workflow>)> {
+        let latest = *self.latest.read().ok()?.get(id)?;
+        (1..=latest)
+            .rev()
+            .find_map(|v| self.workflow_for(partition, id, v).map(|w| (v, w)))
+    }
+
+    /// Makes a definition deployed by partition 0's group ending at
+    /// `position` known.
+    pub(crate) fn install(&self, workflow: Arc<Workflow>, version: u32, position: u64) {
         let id = workflow.id().to_owned();
         if let Ok(mut map) = self.workflows.write() {
-            map.insert((id.clone(), version), workflow);
+            map.insert((id.clone(), version), Installed { workflow, position });
         }
         if let Ok(mut latest) = self.latest.write() {
             let entry = latest.entry(id).or_insert(version);
             *entry = (*entry).max(version);
+        }
+    }
+
+    /// Claims `key` (with the value its writer will write) for
+    /// `partition`'s current group. Fails with the value another
+    /// partition's pending group claimed it with.
+    pub(crate) fn claim(&self, partition: u32, key: &[u8], value: &[u8]) -> ClaimResult {
+        let Ok(mut claims) = self.claims.lock() else {
+            return ClaimResult::Held;
+        };
+        match claims.get(key) {
+            Some((owner, value)) if *owner != partition => ClaimResult::Taken(value.clone()),
+            Some(_) => ClaimResult::Held,
+            None => {
+                claims.insert(key.to_vec(), (partition, value.to_vec()));
+                ClaimResult::New
+            }
+        }
+    }
+
+    /// Releases claims once their group's writes are in its memtable (or
+    /// the group failed): from then on readers see the records themselves.
+    pub(crate) fn release(&self, keys: &[Vec<u8>]) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(mut claims) = self.claims.lock() {
+            for key in keys {
+                claims.remove(key);
+            }
         }
     }
 
@@ -133,12 +252,23 @@ impl Shared {
         }
     }
 
-    fn committed_up_to(&self, last: u64) {
-        if let Ok(mut committed) = self.committed.lock() {
+    fn committed_up_to(&self, partition: u32, last: u64) {
+        let part = self.part(partition);
+        if let Ok(mut committed) = part.committed.lock() {
             *committed = (*committed).max(last);
-            self.committed_changed.notify_all();
+            part.committed_changed.notify_all();
         }
     }
+}
+
+/// What claiming a key found.
+pub(crate) enum ClaimResult {
+    /// The key was free and is now this partition's.
+    New,
+    /// This partition holds it already (or the claims cannot be read).
+    Held,
+    /// Another partition's pending group holds it, with this value.
+    Taken(Vec<u8>),
 }
 
 /// A partition's writer thread.
@@ -165,14 +295,25 @@ struct Batch {
 }
 
 impl Writer {
-    pub(crate) fn new(backend: Arc<dyn Backend>, shared: Arc<Shared>, options: Options) -> Writer {
-        let tree = shared.tree.read().map(|t| t.clone()).unwrap_or_default();
+    /// The writer of `partition`, whose log ends where `shared` says.
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        shared: Arc<Shared>,
+        options: Options,
+        partition: u32,
+    ) -> Writer {
+        let tree = shared
+            .part(partition)
+            .tree
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default();
         Writer {
             next_position: tree.size() + 1,
             backend,
             shared,
             options,
-            partition: 0,
+            partition,
             cache: Instances::new(),
             tree,
             last_write_back: Instant::now(),
@@ -186,7 +327,7 @@ impl Writer {
         let (jobs, queue) = mpsc::sync_channel::<Job>(2);
         let flusher = self.flusher();
         let flusher = std::thread::Builder::new()
-            .name("strive-flusher".to_owned())
+            .name(format!("strive-flusher-{}", self.partition))
             .spawn(move || flusher.run(queue));
         let flusher = match flusher {
             Ok(handle) => Some((handle, jobs)),
@@ -238,6 +379,7 @@ impl Writer {
             backend: self.backend.clone(),
             shared: self.shared.clone(),
             durability: self.options.durability,
+            partition: self.partition,
         }
     }
 
@@ -269,10 +411,16 @@ impl Writer {
             applied: None,
             failure: None,
         };
+        // Claims end with the group: once applied, its records are in the
+        // memtable; if it fails, they were never written.
+        let claims = std::mem::take(&mut state.claims);
         if state.events.is_empty() && state.writes.is_empty() {
+            self.shared.release(&claims);
             return job;
         }
-        match self.apply(state, start) {
+        let applied = self.apply(state, start);
+        self.shared.release(&claims);
+        match applied {
             Ok(last) => job.applied = Some(last),
             Err(error) => {
                 tracing::error!(%error, "group commit failed; refusing further writes");
@@ -308,6 +456,7 @@ impl Writer {
             start_position: self.next_position,
             next_position: self.next_position,
             partition: self.partition,
+            claims: Vec::new(),
         };
         let decided = decide(&mut txn, cmd, clock);
         self.next_position = txn.next_position;
@@ -315,6 +464,7 @@ impl Writer {
         let instances = std::mem::take(&mut txn.instances);
         let events = std::mem::take(&mut txn.events);
         let installed = std::mem::take(&mut txn.installed);
+        let claims = std::mem::take(&mut txn.claims);
         drop(txn);
         let appended = events.len();
         if is_deadline && events.is_empty() && !writes.is_empty() {
@@ -333,6 +483,7 @@ impl Writer {
         group.instances.extend(instances);
         group.events.extend(events);
         group.installed.extend(installed);
+        group.claims.extend(claims);
         (decided, appended)
     }
 
@@ -341,7 +492,7 @@ impl Writer {
     fn apply(&mut self, state: GroupState, start: u64) -> Result<u64, StorageError> {
         let last = self.next_position - 1;
         let due = state.unlogged
-            || self.shared.memtable.len() + state.writes.len() >= WRITE_BACK_KEYS
+            || self.memtable().len() + state.writes.len() >= WRITE_BACK_KEYS
             || self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL;
         let mut batch = self.log_batch(&state, start)?;
         let GroupState {
@@ -351,8 +502,8 @@ impl Writer {
             ..
         } = state;
         let (previous, writes) = if due {
-            let previous = self.shared.memtable.extend_saving(writes);
-            let snapshot = self.shared.memtable.snapshot();
+            let previous = self.memtable().extend_saving(writes);
+            let snapshot = self.memtable().snapshot();
             batch
                 .writes
                 .extend(snapshot.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -364,16 +515,16 @@ impl Writer {
         };
         if let Err(error) = self.backend.apply(std::mem::take(&mut batch.writes)) {
             if let Some(previous) = previous {
-                self.shared.memtable.restore(previous);
+                self.memtable().restore(previous);
             }
             return Err(error);
         }
         if let Some(written) = batch.written_back {
-            self.shared.memtable.written_back(&written);
+            self.memtable().written_back(&written);
             self.last_write_back = Instant::now();
         }
         if let Some(writes) = writes {
-            self.shared.memtable.extend(writes);
+            self.memtable().extend(writes);
         }
         if self.cache.len() + instances.len() > CACHED_INSTANCES {
             // Crude but cheap: start over rather than track recency.
@@ -381,9 +532,9 @@ impl Writer {
         }
         self.cache.extend(instances);
         for (workflow, version) in installed {
-            self.shared.install(workflow, version);
+            self.shared.install(workflow, version, last);
         }
-        if let Ok(mut tree) = self.shared.tree.write() {
+        if let Ok(mut tree) = self.shared.part(self.partition).tree.write() {
             *tree = batch.tree.clone();
         }
         self.tree = batch.tree;
@@ -424,6 +575,11 @@ impl Writer {
         })
     }
 
+    /// This partition's memtable.
+    pub(crate) fn memtable(&self) -> &crate::state::Memtable {
+        self.shared.memtables.part(self.partition)
+    }
+
     fn tiles(&self) -> Tiles<'_> {
         Tiles {
             backend: &*self.backend,
@@ -441,14 +597,14 @@ impl Writer {
     /// Writes the whole memtable back now, with the position it is complete
     /// up to.
     pub(crate) fn write_back_now(&mut self) -> Result<(), StorageError> {
-        let snapshot = self.shared.memtable.snapshot();
+        let snapshot = self.memtable().snapshot();
         let mut writes: Vec<Write> = snapshot
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         writes.push(self.applied_marker(self.next_position - 1));
         self.backend.apply(writes)?;
-        self.shared.memtable.written_back(&snapshot);
+        self.memtable().written_back(&snapshot);
         self.last_write_back = Instant::now();
         Ok(())
     }

@@ -29,6 +29,7 @@ pub(crate) struct Flusher {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) durability: Durability,
+    pub(crate) partition: u32,
 }
 
 impl Flusher {
@@ -66,7 +67,7 @@ impl Flusher {
                 Ok(()) => {
                     // And here: flushed, nobody acknowledged yet.
                     crate::fail_point!("group-after-flush");
-                    self.shared.committed_up_to(last);
+                    self.shared.committed_up_to(self.partition, last);
                 }
             }
         }

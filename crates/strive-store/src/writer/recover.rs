@@ -88,6 +88,19 @@ impl Writer {
         start: u64,
         write_log: bool,
     ) -> Result<(), StorageError> {
+        let mut group = group;
+        let claims = std::mem::take(&mut group.claims);
+        let settled = self.settle_claimed(group, start, write_log);
+        self.shared.release(&claims);
+        settled
+    }
+
+    fn settle_claimed(
+        &mut self,
+        group: GroupState,
+        start: u64,
+        write_log: bool,
+    ) -> Result<(), StorageError> {
         if group.events.is_empty() && group.writes.is_empty() {
             return Ok(());
         }
@@ -95,10 +108,11 @@ impl Writer {
             self.apply(group, start)?;
             return Ok(());
         }
-        self.shared.memtable.extend(group.writes);
+        self.memtable().extend(group.writes);
         self.cache.extend(group.instances);
         for (workflow, version) in group.installed {
-            self.shared.install(workflow, version);
+            self.shared
+                .install(workflow, version, self.next_position - 1);
         }
         Ok(())
     }
@@ -190,7 +204,7 @@ impl Writer {
         let key = keys::key(keys::INSTANCE, &[id]);
         let bytes = match group.writes.get(&key) {
             Some(value) => value.clone(),
-            None => self.shared.memtable.get(&*self.backend, &key)?,
+            None => self.shared.memtables.get(&*self.backend, &key)?,
         };
         match bytes {
             None => Ok(None),

@@ -40,6 +40,9 @@ pub(crate) struct GroupState {
     /// consumed by a refused event): the group must write the state back
     /// with its log, or a crash would bring the deadline back.
     pub(crate) unlogged: bool,
+    /// The keys this group's commands claimed across partitions
+    /// (`Shared::claim`), released once the group is applied.
+    pub(crate) claims: Vec<Vec<u8>>,
 }
 
 /// The view of the store one command is decided against, and its writes.
@@ -57,6 +60,8 @@ pub(crate) struct Txn<'a> {
     pub(crate) start_position: u64,
     pub(crate) next_position: u64,
     pub(crate) partition: u32,
+    /// The keys this command claimed (see [`Txn::claim`]).
+    pub(crate) claims: Vec<Vec<u8>>,
 }
 
 /// A point a command can roll back to.
@@ -65,6 +70,7 @@ pub(crate) struct Savepoint {
     instances: Instances,
     events: usize,
     installed: usize,
+    claims: usize,
     next_position: u64,
 }
 
@@ -76,7 +82,7 @@ impl Txn<'_> {
         if let Some(value) = self.group.writes.get(key) {
             return Ok(value.clone());
         }
-        self.shared.memtable.get(self.backend, key)
+        self.shared.memtables.get(self.backend, key)
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -91,7 +97,7 @@ impl Txn<'_> {
     pub(crate) fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StorageError> {
         let end = keys::prefix_end(prefix);
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for item in self.shared.memtable.range(self.backend, prefix, &end) {
+        for item in self.shared.memtables.range(self.backend, prefix, &end) {
             let (key, value) = item?;
             merged.insert(key, Some(value));
         }
@@ -118,7 +124,7 @@ impl Txn<'_> {
             }
         }
         let key = keys::key(keys::INSTANCE, &[id]);
-        match self.shared.memtable.get(self.backend, &key)? {
+        match self.shared.memtables.get(self.backend, &key)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(|record| Some(Arc::new(record)))
@@ -142,6 +148,7 @@ impl Txn<'_> {
         let position = self.next_position;
         self.next_position += 1;
         event.gseq = position;
+        event.partition = self.partition;
         let bytes = event.encode();
         let digest = strive_core::event_digest(&bytes);
         debug_assert!(
@@ -183,7 +190,7 @@ impl Txn<'_> {
             .chain(&self.group.installed)
             .find(|(w, v)| w.id() == id && *v == version)
             .map(|(w, _)| w.clone())
-            .or_else(|| self.shared.workflow(id, version))
+            .or_else(|| self.shared.workflow_for(self.partition, id, version))
     }
 
     /// The latest version of `id`, including ones deployed in this group.
@@ -195,7 +202,7 @@ impl Txn<'_> {
             .filter(|(w, _)| w.id() == id)
             .max_by_key(|(_, v)| *v)
             .map(|(w, v)| (*v, w.clone()));
-        match (pending, self.shared.latest(id)) {
+        match (pending, self.shared.latest_for(self.partition, id)) {
             (Some(p), Some(s)) => Some(if p.0 > s.0 { p } else { s }),
             (p, s) => p.or(s),
         }
@@ -207,6 +214,7 @@ impl Txn<'_> {
             instances: self.instances.clone(),
             events: self.events.len(),
             installed: self.installed.len(),
+            claims: self.claims.len(),
             next_position: self.next_position,
         }
     }
@@ -216,6 +224,10 @@ impl Txn<'_> {
         self.instances = savepoint.instances;
         self.events.truncate(savepoint.events);
         self.installed.truncate(savepoint.installed);
+        let released = self
+            .claims
+            .split_off(savepoint.claims.min(self.claims.len()));
+        self.shared.release(&released);
         self.next_position = savepoint.next_position;
         // Pair assertion: the positions given back are exactly the ones
         // the dropped events took.
@@ -231,7 +243,40 @@ impl Txn<'_> {
         self.instances.clear();
         self.events.clear();
         self.installed.clear();
+        self.shared.release(&std::mem::take(&mut self.claims));
         self.next_position = self.start_position;
+    }
+
+    /// Claims `key`, which this command is about to write with `value`,
+    /// against the other partitions' writers: a key that must be unique
+    /// across the store (a new instance id, its look-alike skeleton, a
+    /// command id) may be written by any partition, and another writer's
+    /// group may hold it in its overlay where this one cannot see it.
+    /// `Err` carries the value the other partition claimed it with. With
+    /// one partition there is no other writer, and nothing is claimed.
+    pub(crate) fn claim(&mut self, key: &[u8], value: &[u8]) -> Result<(), Vec<u8>> {
+        if self.shared.partitions() == 1 {
+            return Ok(());
+        }
+        match self.shared.claim(self.partition, key, value) {
+            super::ClaimResult::New => {
+                self.claims.push(key.to_vec());
+                Ok(())
+            }
+            super::ClaimResult::Held => Ok(()),
+            super::ClaimResult::Taken(value) => Err(value),
+        }
+    }
+
+    /// The instance `id` if its events are in this writer's partition. An
+    /// instance of another partition is, to this writer, not there: the
+    /// engine routes commands by the instance's record, so a command lands
+    /// here for another partition's instance only when that instance was
+    /// not yet visible when the command was sent (it is being started).
+    pub(crate) fn load_own(&self, id: &str) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
+        Ok(self
+            .load_instance(id)?
+            .filter(|record| record.partition == self.partition))
     }
 
     pub(crate) fn child_count_delta(

@@ -1,0 +1,234 @@
+//! Partitions (issue #10 item 5): a store of P partitions routes each root
+//! instance to the partition its id hashes to, keeps a child in its root's
+//! partition, numbers each partition's log on its own, and loses nothing
+//! acknowledged across a reopen.
+
+use std::path::Path;
+
+use serde_json::{Map, json};
+use strive_store::{Actor, CommandError, CommandOptions, Engine, OpenError, Options, StoredEvent};
+
+use crate::storage::NOTES;
+
+fn with_partitions(partitions: u32) -> Options {
+    Options {
+        partitions,
+        ..Options::default()
+    }
+}
+
+fn clerk() -> Actor {
+    Actor::new("li", &["clerk"])
+}
+
+/// Deploys `NOTES` and starts `roots` root instances, each noted once.
+fn fill(engine: &Engine, roots: usize) {
+    engine
+        .deploy(NOTES, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    for i in 0..roots {
+        let id = format!("doc-{i}");
+        engine
+            .start(
+                "notes",
+                &id,
+                &clerk(),
+                Map::new(),
+                None,
+                CommandOptions::default(),
+            )
+            .expect("start");
+        engine
+            .fire(
+                &id,
+                "note",
+                &clerk(),
+                json!(null),
+                CommandOptions::default(),
+            )
+            .expect("note");
+    }
+}
+
+/// Every partition's events, checked to be numbered 1, 2, ... in it.
+fn partition_logs(engine: &Engine) -> Vec<Vec<StoredEvent>> {
+    (0..engine.partitions())
+        .map(|p| {
+            let events: Vec<StoredEvent> = engine
+                .events_in(p, 1)
+                .collect::<Result<_, _>>()
+                .expect("read");
+            for (i, stored) in events.iter().enumerate() {
+                assert_eq!(stored.event.gseq, i as u64 + 1, "partition {p} is gapless");
+                assert_eq!(stored.event.partition, p, "the event names its partition");
+            }
+            assert_eq!(events.len() as u64, engine.last_gseq_in(p));
+            events
+        })
+        .collect()
+}
+
+#[test]
+fn roots_spread_over_partitions_each_with_its_own_gapless_log() {
+    let engine = Engine::temporary_with(with_partitions(4)).expect("engine");
+    assert_eq!(engine.partitions(), 4);
+    fill(&engine, 24);
+    let logs = partition_logs(&engine);
+    // The deployment is a global subject: partition 0's.
+    assert_eq!(logs[0][0].event.instance, "@workflow/notes");
+    let used = logs.iter().filter(|log| !log.is_empty()).count();
+    assert!(used >= 3, "24 roots over 4 partitions use {used} of them");
+    assert_eq!(engine.total_events(), 1 + 24 * 2);
+    for i in 0..24 {
+        let id = format!("doc-{i}");
+        let history = engine.history(&id).expect("history");
+        assert_eq!(history.len(), 2);
+        let p = strive_core::root_partition(&id, 4);
+        assert!(
+            history.iter().all(|e| e.event.partition == p),
+            "{id} is in {p}"
+        );
+    }
+    // Each partition has its own tree head, over its own events.
+    let heads = engine.tree_heads().expect("heads");
+    let sizes: Vec<u64> = heads.iter().map(|h| h.size).collect();
+    let lengths: Vec<u64> = logs.iter().map(|l| l.len() as u64).collect();
+    assert_eq!(sizes, lengths);
+}
+
+#[test]
+fn a_child_is_written_in_its_parents_partition() {
+    let engine = Engine::temporary_with(with_partitions(4)).expect("engine");
+    fill(&engine, 1);
+    let parent = strive_core::root_partition("doc-0", 4);
+    // Pick a child id that would hash elsewhere as a root.
+    let child = (0..64)
+        .map(|i| format!("part-{i}"))
+        .find(|id| strive_core::root_partition(id, 4) != parent)
+        .expect("an id of another partition");
+    let outcome = engine
+        .start(
+            "notes",
+            &child,
+            &clerk(),
+            Map::new(),
+            Some("doc-0"),
+            CommandOptions::default(),
+        )
+        .expect("child");
+    let fired = engine
+        .fire(
+            &child,
+            "note",
+            &clerk(),
+            json!(null),
+            CommandOptions::default(),
+        )
+        .expect("note the child");
+    let history = engine.history(&child).expect("history");
+    assert!(history.iter().all(|e| e.event.partition == parent));
+    assert_eq!(history[0].event.gseq, outcome.gseq);
+    assert_eq!(fired.gseq, outcome.gseq + 1);
+    partition_logs(&engine);
+}
+
+#[test]
+fn the_same_id_or_a_look_alike_is_refused_in_any_partition() {
+    let engine = Engine::temporary_with(with_partitions(4)).expect("engine");
+    fill(&engine, 1);
+    let parent = strive_core::root_partition("doc-0", 4);
+    let root = (0..64)
+        .map(|i| format!("branch-{i}"))
+        .find(|id| strive_core::root_partition(id, 4) != parent)
+        .expect("an id of another partition");
+    engine
+        .start(
+            "notes",
+            &root,
+            &clerk(),
+            Map::new(),
+            None,
+            CommandOptions::default(),
+        )
+        .expect("root");
+    // As a child of doc-0 it would be written by another partition's
+    // writer: still refused, as the same id and as a look-alike.
+    let again = engine.start(
+        "notes",
+        &root,
+        &clerk(),
+        Map::new(),
+        Some("doc-0"),
+        CommandOptions::default(),
+    );
+    assert!(
+        matches!(again, Err(CommandError::InstanceExists { .. })),
+        "{again:?}"
+    );
+    let look_alike = root.replacen('a', "\u{430}", 1);
+    let refused = engine.start(
+        "notes",
+        &look_alike,
+        &clerk(),
+        Map::new(),
+        Some("doc-0"),
+        CommandOptions::default(),
+    );
+    assert!(
+        matches!(refused, Err(CommandError::Confusable { .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_reopened_store_keeps_its_partitions_and_every_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("store");
+    let before = {
+        let engine = Engine::open(&db, with_partitions(4)).expect("open");
+        fill(&engine, 12);
+        partition_logs(&engine)
+    };
+    // Opened with the default options, the store still has 4 partitions.
+    let engine = Engine::open(&db, Options::default()).expect("reopen");
+    assert_eq!(engine.partitions(), 4);
+    let after = partition_logs(&engine);
+    let hashes = |logs: &[Vec<StoredEvent>]| -> Vec<Vec<String>> {
+        logs.iter()
+            .map(|l| l.iter().map(|e| e.hash.clone()).collect())
+            .collect()
+    };
+    assert_eq!(hashes(&before), hashes(&after));
+    engine
+        .fire(
+            "doc-3",
+            "close",
+            &clerk(),
+            json!(null),
+            CommandOptions::default(),
+        )
+        .expect("writable after reopen");
+    drop(engine);
+    reopen_and_check_closed(&db);
+}
+
+fn reopen_and_check_closed(db: &Path) {
+    let engine = Engine::open(db, Options::default()).expect("reopen");
+    let snapshot = engine.instance("doc-3").expect("read").expect("exists");
+    assert_eq!(snapshot.instance.stage, "closed");
+}
+
+#[test]
+fn the_number_of_partitions_is_bounded_with_a_clear_error() {
+    for bad in [0, strive_store::MAX_PARTITIONS + 1] {
+        let error = Engine::temporary_with(with_partitions(bad)).expect_err("refused");
+        assert!(matches!(error, OpenError::Partitions { .. }), "{error:?}");
+        assert!(error.to_string().contains("1 to 256 partitions"), "{error}");
+    }
+    assert_eq!(
+        Engine::temporary_with(with_partitions(256))
+            .expect("256")
+            .partitions(),
+        256
+    );
+}
