@@ -151,6 +151,19 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
                 .map(|p| read_checkpoint(p, None))
                 .transpose()?;
             let engine = open(&cli.db)?;
+            if engine.partitions() > 1 {
+                // Bundles do not speak of partitions yet (issue #10 item 5).
+                return Err(Failure::new(
+                    "unsupported",
+                    format!(
+                        "{} has {} partitions, and export writes bundles of one-partition stores \
+                         only for now; use `strive backup` to copy it, `strive verify` and \
+                         `strive checkpoint` to audit it",
+                        cli.db.display(),
+                        engine.partitions()
+                    ),
+                ));
+            }
             check_filter(&engine, &filter)?;
             if let (Some(from), Some(path)) = (&from, from_checkpoint) {
                 check_earlier(from, path, origin, engine.last_gseq())?;
@@ -473,7 +486,7 @@ fn scoped_events(
 fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
     let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
     let engine = open(db)?;
-    let bar = output::progress(engine.last_gseq(), "verifying");
+    let bar = output::progress(engine.total_events(), "verifying");
     let started = Instant::now();
     let report = source::verify(
         &engine,
@@ -521,9 +534,17 @@ fn checkpoint(cli: &Cli, key: Option<&Path>, origin: &str, json: bool) -> Outcom
             let engine = open(&cli.db)?;
             // The stored Merkle tiles give the root in O(log N) reads;
             // `verify` recomputes it from the events.
-            let head = engine.tree_head().map_err(corrupt)?;
+            let heads: Vec<strive_core::PartitionHead> = (0u32..)
+                .zip(engine.tree_heads().map_err(corrupt)?)
+                .map(|(partition, head)| strive_core::PartitionHead {
+                    partition,
+                    size: head.size,
+                    root: head.root,
+                })
+                .collect();
             strive_store::fail_point!("checkpoint-middle");
-            Checkpoint::new(origin, head.size, head.root)
+            Checkpoint::of_heads(origin, &heads)
+                .map_err(|e| Failure::new("corrupt", e.to_string()))?
         }
     };
     let note = checkpoint.to_note(key.as_ref());

@@ -9,6 +9,7 @@ use serde_json::{Map, json};
 use strive_store::{Actor, CommandError, CommandOptions, Engine, OpenError, Options, StoredEvent};
 
 use crate::storage::NOTES;
+use crate::util::{strive, text};
 
 fn with_partitions(partitions: u32) -> Options {
     Options {
@@ -231,4 +232,141 @@ fn the_number_of_partitions_is_bounded_with_a_clear_error() {
             .partitions(),
         256
     );
+}
+
+/// A closed store of 4 partitions with 12 noted roots.
+fn closed_store(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("store");
+    let engine = Engine::open(&db, with_partitions(4)).expect("open");
+    fill(&engine, 12);
+    drop(engine);
+    db
+}
+
+fn ok(output: &std::process::Output) -> String {
+    assert!(output.status.success(), "{}", text(output));
+    text(output)
+}
+
+#[test]
+fn a_checkpoint_of_4_partitions_verifies_and_a_changed_partition_root_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let note = ok(&strive(&db, &["checkpoint"]));
+    let lines: Vec<&str> = note.lines().collect();
+    assert_eq!(
+        lines[1], "25",
+        "the total size: 1 deployment and 12 x 2 events"
+    );
+    let partition_lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("partition "))
+        .collect();
+    assert_eq!(partition_lines.len(), 4, "{note}");
+    let verified = ok(&strive(&db, &["verify"]));
+    assert!(verified.contains("everything holds"), "{verified}");
+    let file = dir.path().join("checkpoint");
+    std::fs::write(&file, format!("{note}\n")).expect("write");
+    let since = ok(&strive(
+        &db,
+        &["verify", "--since", &file.display().to_string()],
+    ));
+    assert!(since.contains("everything holds"), "{since}");
+
+    // One partition's root changed: the combined root no longer matches.
+    let mut altered: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let index = altered
+        .iter()
+        .position(|l| l.starts_with("partition 1 "))
+        .expect("line");
+    let mut parts: Vec<String> = altered[index].split(' ').map(str::to_owned).collect();
+    parts[3] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    altered[index] = parts.join(" ");
+    std::fs::write(&file, format!("{}\n\n", altered.join("\n"))).expect("write");
+    let refused = strive(&db, &["verify", "--since", &file.display().to_string()]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("partitions do not hold together"),
+        "{}",
+        text(&refused)
+    );
+
+    // The same change with the combined root recomputed over it: a well
+    // formed checkpoint of another log, which partition 1 does not extend.
+    let original = strive_audit::Checkpoint::parse(&format!("{note}\n"))
+        .expect("parse")
+        .checkpoint;
+    let mut heads = original.heads().expect("heads");
+    heads[1].root = [0; 32];
+    let forged = strive_audit::Checkpoint::of_heads(lines[0], &heads).expect("heads");
+    std::fs::write(&file, forged.to_note(None)).expect("write");
+    let refused = strive(&db, &["verify", "--since", &file.display().to_string()]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("partition 1's log is not an extension of the checkpoint"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn every_partitions_state_is_rebuilt_from_its_log_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let before = ok(&strive(&db, &["list", "--format", "json"]));
+    {
+        // Keep only the logs (blocks `b`, tiles `r`), the format and the
+        // number of partitions: every state record and applied marker goes.
+        let backend = strive_store::SledBackend::open(&db).expect("raw open");
+        let state: Vec<strive_store::Write> = strive_store::Backend::range(&backend, &[], &[0xFF])
+            .map(|entry| entry.expect("read").0)
+            .filter(|key| {
+                !matches!(key[0], b'b' | b'r')
+                    && key.as_slice() != b"mformat"
+                    && key.as_slice() != b"mpartitions"
+            })
+            .map(|key| (key, None))
+            .collect();
+        assert!(state.len() > 10, "{} state records", state.len());
+        strive_store::Backend::apply(&backend, state).expect("write");
+        strive_store::Backend::flush(&backend).expect("flush");
+    }
+    assert_eq!(ok(&strive(&db, &["list", "--format", "json"])), before);
+    assert!(ok(&strive(&db, &["verify"])).contains("everything holds"));
+    let engine = Engine::open(&db, Options::default()).expect("reopen");
+    assert_eq!(engine.partitions(), 4);
+    assert_eq!(engine.total_events(), 25);
+}
+
+#[test]
+fn a_backup_of_4_partitions_reopens_with_every_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let copy = dir.path().join("copy");
+    let engine = Engine::open(&db, Options::default()).expect("open");
+    assert_eq!(engine.backup(&copy).expect("backup"), 25);
+    let heads = engine.tree_heads().expect("heads");
+    drop(engine);
+    let restored = Engine::open(&copy, Options::default()).expect("open the copy");
+    assert_eq!(restored.partitions(), 4);
+    assert_eq!(restored.tree_heads().expect("heads"), heads);
+    assert_eq!(
+        restored
+            .instance("doc-5")
+            .expect("read")
+            .expect("rebuilt")
+            .instance
+            .seq,
+        2
+    );
+}
+
+#[test]
+fn export_of_a_partitioned_store_is_refused_rather_than_partial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let out = strive(&db, &["export"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("4 partitions"), "{}", text(&out));
 }

@@ -50,20 +50,30 @@ pub fn snapshots(engine: &Engine) -> impl Iterator<Item = Result<Snapshot, Stora
 /// then every snapshot. `progress` is called with the number of events read
 /// every 4,096 events.
 pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
+    let partitions = engine.partitions();
     let options = VerifyOptions {
-        expected_size: Some(engine.last_gseq()),
+        expected_size: Some(engine.total_events()),
+        expected_sizes: if partitions > 1 {
+            (0..partitions).map(|p| engine.last_gseq_in(p)).collect()
+        } else {
+            Vec::new()
+        },
         ..options
     };
     let mut verifier = Verifier::new(options);
     let mut read = 0u64;
-    for item in engine.events(1) {
-        match item {
-            Ok(stored) => verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event),
-            Err(error) => verifier.unreadable(error),
-        }
-        read += 1;
-        if read.is_multiple_of(4096) {
-            progress(read);
+    // Partition by partition from 0, whose log holds the deployments.
+    for partition in 0..partitions {
+        verifier.partition(partition);
+        for item in engine.events_in(partition, 1) {
+            match item {
+                Ok(stored) => verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event),
+                Err(error) => verifier.unreadable(error),
+            }
+            read += 1;
+            if read.is_multiple_of(4096) {
+                progress(read);
+            }
         }
     }
     progress(read);

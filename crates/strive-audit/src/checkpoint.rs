@@ -18,7 +18,40 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::Signer;
 use sha2::{Digest, Sha256};
 
+use strive_core::{PartitionHead, combined_head};
+
 use crate::merkle::Hash;
+
+/// One `partition <p> <size> <base64 root>` line's head (after the prefix).
+fn parse_head(rest: &str) -> Result<PartitionHead, CheckpointError> {
+    let bad = || CheckpointError::Partitions {
+        message: format!("`{PARTITION_PREFIX}{rest}` is not `partition <p> <size> <base64 root>`"),
+    };
+    let mut parts = rest.split(' ');
+    let (Some(partition), Some(size), Some(root), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let decimal = |t: &str| {
+        !t.is_empty()
+            && t.bytes().all(|b| b.is_ascii_digit())
+            && (t.len() == 1 || !t.starts_with('0'))
+    };
+    if !decimal(partition) || !decimal(size) {
+        return Err(bad());
+    }
+    let root: Hash = BASE64
+        .decode(root)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    Ok(PartitionHead {
+        partition: partition.parse().map_err(|_| bad())?,
+        size: size.parse().map_err(|_| bad())?,
+        root,
+    })
+}
 
 /// The algorithm byte of Ed25519 keys in signed notes.
 const ED25519: u8 = 0x01;
@@ -89,6 +122,11 @@ pub enum CheckpointError {
         /// What is wrong with it.
         message: &'static str,
     },
+    /// The partition lines are malformed or disagree with the total.
+    Partitions {
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The longest origin accepted, in bytes.
@@ -132,6 +170,11 @@ impl fmt::Display for CheckpointError {
                 f,
                 "{message}; give the log's name as one line, such as strive.example/bureau"
             ),
+            CheckpointError::Partitions { message } => write!(
+                f,
+                "the checkpoint's partitions do not hold together ({message}): it was altered \
+                 or written by another tool; ask its signer for the original"
+            ),
         }
     }
 }
@@ -167,7 +210,73 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
+/// What starts the extension line of one partition's head.
+const PARTITION_PREFIX: &str = "partition ";
+
 impl Checkpoint {
+    /// A checkpoint of a partitioned log (`strive_core::combined_head`):
+    /// with one partition exactly [`Checkpoint::new`] of its size and
+    /// root; with more, the total size and the combined root on lines 2
+    /// and 3, then one extension line per partition,
+    /// `partition <p> <size> <base64 root>`, in partition order.
+    pub fn of_heads(
+        origin: impl Into<String>,
+        heads: &[PartitionHead],
+    ) -> Result<Checkpoint, CheckpointError> {
+        let (size, root) = combined_head(heads).map_err(|e| CheckpointError::Partitions {
+            message: e.to_string(),
+        })?;
+        let mut checkpoint = Checkpoint::new(origin, size, root);
+        if heads.len() > 1 {
+            checkpoint.extensions = heads
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{PARTITION_PREFIX}{} {} {}",
+                        h.partition,
+                        h.size,
+                        BASE64.encode(h.root)
+                    )
+                })
+                .collect();
+        }
+        Ok(checkpoint)
+    }
+
+    /// The partition heads this checkpoint states: its own size and root
+    /// as partition 0 when it has no partition lines, else every
+    /// partition's, checked to be partitions 0, 1, 2, ... and to add up to
+    /// the total size and the combined root on lines 2 and 3.
+    pub fn heads(&self) -> Result<Vec<PartitionHead>, CheckpointError> {
+        let mut heads = Vec::new();
+        for line in &self.extensions {
+            let Some(rest) = line.strip_prefix(PARTITION_PREFIX) else {
+                continue;
+            };
+            heads.push(parse_head(rest)?);
+        }
+        if heads.is_empty() {
+            return Ok(vec![PartitionHead {
+                partition: 0,
+                size: self.size,
+                root: self.root,
+            }]);
+        }
+        let partitions = |message: String| CheckpointError::Partitions { message };
+        let (size, root) = combined_head(&heads).map_err(|e| partitions(e.to_string()))?;
+        if heads.len() == 1 || size != self.size || root != self.root {
+            return Err(partitions(format!(
+                "its partition lines give {} partitions of {size} events with combined root {}, \
+                 but lines 2 and 3 say {} events and root {}",
+                heads.len(),
+                BASE64.encode(root),
+                self.size,
+                BASE64.encode(self.root)
+            )));
+        }
+        Ok(heads)
+    }
+
     /// A checkpoint of a log of `size` events with root `root`.
     pub fn new(origin: impl Into<String>, size: u64, root: Hash) -> Checkpoint {
         Checkpoint {
@@ -550,6 +659,41 @@ mod tests {
         ] {
             assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_partitioned_checkpoint_round_trips_and_catches_a_changed_partition() {
+        let heads = [
+            PartitionHead {
+                partition: 0,
+                size: 3,
+                root: [1; 32],
+            },
+            PartitionHead {
+                partition: 1,
+                size: 5,
+                root: [2; 32],
+            },
+        ];
+        let checkpoint = Checkpoint::of_heads("strive.example/p", &heads).expect("heads");
+        assert_eq!(checkpoint.size, 8);
+        assert_eq!(checkpoint.extensions.len(), 2);
+        assert!(checkpoint.extensions[1].starts_with("partition 1 5 "));
+        let read = Checkpoint::parse(&checkpoint.to_note(None))
+            .expect("parse")
+            .checkpoint;
+        assert_eq!(read.heads().expect("heads"), heads.to_vec());
+        // One partition's root changed, the combined root not: refused.
+        let mut altered = read.clone();
+        altered.extensions[1] = format!("partition 1 5 {}", BASE64.encode([3u8; 32]));
+        assert!(matches!(
+            altered.heads(),
+            Err(CheckpointError::Partitions { .. })
+        ));
+        // One partition is today's checkpoint, byte for byte.
+        let one = Checkpoint::of_heads("o", &heads[..1]).expect("one");
+        assert_eq!(one, Checkpoint::new("o", 3, [1; 32]));
+        assert_eq!(one.heads().expect("heads"), heads[..1].to_vec());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::Serialize;
 use strive_core::{
-    Due, Event, GENESIS, Instance, StreamingProof, WORKFLOW_SUBJECT_PREFIX, event_digest,
+    Due, Event, GENESIS, Instance, PartitionHead, StreamingProof, WORKFLOW_SUBJECT_PREFIX,
+    combined_head, event_digest,
 };
 
 use crate::checkpoint::Checkpoint;
@@ -23,8 +24,29 @@ pub struct VerifyOptions {
     /// An earlier checkpoint the log must extend.
     pub since: Option<Checkpoint>,
     /// The number of events the store says it holds (its sequence
-    /// counter): a log that ends earlier was cut.
+    /// counter; over every partition): a log that ends earlier was cut.
     pub expected_size: Option<u64>,
+    /// With several partitions, the number of events each partition's
+    /// sequence counter says it holds, by partition (empty: unknown).
+    pub expected_sizes: Vec<u64>,
+}
+
+/// One partition's Merkle log as verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSummary {
+    /// The partition.
+    pub partition: u32,
+    /// The events in its log.
+    pub size: u64,
+    /// Its root, in hex.
+    pub root: String,
+    /// Its root, raw.
+    #[serde(skip)]
+    pub root_hash: Hash,
+}
+
+fn at_most_one(partitions: &[PartitionSummary]) -> bool {
+    partitions.len() <= 1
 }
 
 /// What verification found.
@@ -53,6 +75,10 @@ pub struct Report {
     /// Today's root, raw.
     #[serde(skip)]
     pub root_hash: Hash,
+    /// With several partitions, each one's log (`size` and `root` above
+    /// are then the total and the combined root, docs/audit.md).
+    #[serde(skip_serializing_if = "at_most_one")]
+    pub partitions: Vec<PartitionSummary>,
 }
 
 impl Report {
@@ -61,9 +87,20 @@ impl Report {
         self.problems.is_empty()
     }
 
-    /// Today's checkpoint under `origin`.
+    /// Today's checkpoint under `origin`, with a line per partition when
+    /// there are several.
     pub fn checkpoint(&self, origin: &str) -> Checkpoint {
-        Checkpoint::new(origin, self.size, self.root_hash)
+        let heads: Vec<PartitionHead> = self
+            .partitions
+            .iter()
+            .map(|p| PartitionHead {
+                partition: p.partition,
+                size: p.size,
+                root: p.root_hash,
+            })
+            .collect();
+        Checkpoint::of_heads(origin, &heads)
+            .unwrap_or_else(|_| Checkpoint::new(origin, self.size, self.root_hash))
     }
 }
 
@@ -93,17 +130,29 @@ struct Link {
     at: Timestamp,
 }
 
-/// A streaming verifier. Feed every event in key order with
-/// [`Verifier::event`], then every snapshot with [`Verifier::snapshot`],
-/// then call [`Verifier::finish`].
-pub struct Verifier {
-    options: VerifyOptions,
+/// One partition's log as the verifier reads it.
+struct PartitionLog {
     next_gseq: u64,
-    chains: HashMap<String, Link>,
-    replayer: Replayer,
     /// The Merkle root recomputed from the events in O(log N) memory, with
     /// the consistency proof from the `since` checkpoint's size.
     log: StreamingProof,
+}
+
+/// A streaming verifier. Feed every event in key order with
+/// [`Verifier::event`], then every snapshot with [`Verifier::snapshot`],
+/// then call [`Verifier::finish`]. A store of several partitions is fed
+/// partition by partition, from partition 0 (whose log holds the
+/// deployments), each started with [`Verifier::partition`].
+pub struct Verifier {
+    options: VerifyOptions,
+    /// The `since` checkpoint's partition heads, if it has readable ones.
+    since_heads: Vec<PartitionHead>,
+    /// Each partition's log so far, by partition.
+    logs: Vec<PartitionLog>,
+    /// The partition being fed.
+    current: usize,
+    chains: HashMap<String, Link>,
+    replayer: Replayer,
     snapshots: HashSet<String>,
     /// Set when a snapshot could not be read: which instances lack one is
     /// then unknown.
@@ -125,18 +174,61 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier with `options`.
     pub fn new(options: VerifyOptions) -> Verifier {
-        let since = options.since.as_ref().map_or(0, |since| since.size);
-        Verifier {
+        let mut problems = Vec::new();
+        let since_heads = match options.since.as_ref().map(Checkpoint::heads) {
+            None => Vec::new(),
+            Some(Ok(heads)) => heads,
+            Some(Err(error)) => {
+                problems.push(Problem::new(
+                    ProblemCode::CheckpointInconsistent,
+                    error.to_string(),
+                ));
+                Vec::new()
+            }
+        };
+        let mut verifier = Verifier {
             options,
-            next_gseq: 1,
+            since_heads,
+            logs: Vec::new(),
+            current: 0,
             chains: HashMap::new(),
             replayer: Replayer::new(),
-            log: StreamingProof::new(since),
             snapshots: HashSet::new(),
             snapshots_incomplete: false,
-            problems: Vec::new(),
+            problems,
             events: 0,
             bytes: 0,
+        };
+        verifier.partition(0);
+        verifier
+    }
+
+    /// Starts partition `partition`'s log: the events fed from now on are
+    /// its, in order. Partitions are fed in order from 0; a store of one
+    /// partition needs no call.
+    pub fn partition(&mut self, partition: u32) {
+        while self.logs.len() <= partition as usize {
+            let index = self.logs.len();
+            let since = self.since_heads.get(index).map_or(0, |head| head.size);
+            self.logs.push(PartitionLog {
+                next_gseq: 1,
+                log: StreamingProof::new(since),
+            });
+        }
+        self.current = partition as usize;
+    }
+
+    fn log(&mut self) -> &mut PartitionLog {
+        let current = self.current;
+        &mut self.logs[current]
+    }
+
+    /// "the global log", or with several partitions the current one's.
+    fn log_name(&self) -> String {
+        if self.logs.len() > 1 || self.current > 0 {
+            format!("partition {}'s log", self.current)
+        } else {
+            "the global log".to_owned()
         }
     }
 
@@ -155,9 +247,9 @@ impl Verifier {
         match Event::decode(bytes) {
             Ok(event) => self.decoded_event(stored_hash, bytes, &event),
             Err(error) => {
-                let gseq = self.next_gseq;
+                let gseq = self.log().next_gseq;
                 self.count(bytes);
-                self.log.push(&event_digest(bytes));
+                self.log().log.push(&event_digest(bytes));
                 self.problems.push(
                     Problem::new(
                         ProblemCode::UnreadableEvent,
@@ -165,7 +257,7 @@ impl Verifier {
                     )
                     .at_gseq(gseq),
                 );
-                self.next_gseq += 1;
+                self.log().next_gseq += 1;
             }
         }
     }
@@ -187,31 +279,42 @@ impl Verifier {
                 ),
             ));
         }
-        // The global sequence: gapless from 1, each number once.
-        if event.gseq > self.next_gseq {
-            let missing = if event.gseq - self.next_gseq == 1 {
-                format!("event {} is missing", self.next_gseq)
+        if event.partition as usize != self.current {
+            self.problems.push(at(
+                ProblemCode::SequenceOrder,
+                format!(
+                    "the event names partition {}, but it is in {}: it was moved between logs",
+                    event.partition,
+                    self.log_name()
+                ),
+            ));
+        }
+        // The partition's sequence: gapless from 1, each number once.
+        let next = self.log().next_gseq;
+        if event.gseq > next {
+            let missing = if event.gseq - next == 1 {
+                format!("event {next} is missing")
             } else {
-                format!("events {}..={} are missing", self.next_gseq, event.gseq - 1)
+                format!("events {next}..={} are missing", event.gseq - 1)
             };
             self.problems.push(at(
                 ProblemCode::SequenceGap,
-                format!("{missing} from the global log"),
+                format!("{missing} from {}", self.log_name()),
             ));
-            self.next_gseq = event.gseq + 1;
-        } else if event.gseq < self.next_gseq {
+            self.log().next_gseq = event.gseq + 1;
+        } else if event.gseq < next {
             self.problems.push(at(
                 ProblemCode::SequenceOrder,
                 format!(
                     "global position {} comes after {}: the log was reordered or an event duplicated",
                     event.gseq,
-                    self.next_gseq - 1
+                    next - 1
                 ),
             ));
         } else {
-            self.next_gseq += 1;
+            self.log().next_gseq += 1;
         }
-        self.log.push(&digest);
+        self.log().log.push(&digest);
         // The subject's chain.
         match self.chains.get(&event.instance) {
             None => {
@@ -270,7 +373,8 @@ impl Verifier {
     /// An event record that could not even be read from the store.
     pub fn unreadable(&mut self, what: impl fmt::Display) {
         self.problems.push(
-            Problem::new(ProblemCode::UnreadableEvent, what.to_string()).at_gseq(self.next_gseq),
+            Problem::new(ProblemCode::UnreadableEvent, what.to_string())
+                .at_gseq(self.logs[self.current].next_gseq),
         );
         // The record is not in the log we can hash; the sequence check
         // reports the gap it leaves.
@@ -365,46 +469,29 @@ impl Verifier {
             );
         }
         self.problems.extend(self.replayer.unmet());
-        let size = self.log.size();
-        let root = self.log.root();
-        if let Some(expected) = self.options.expected_size
-            && expected != size
-        {
-            self.problems.push(Problem::new(
-                ProblemCode::LogTruncated,
-                format!(
-                    "the store's sequence counter says {expected} events, but the log holds {size}"
-                ),
-            ));
-        }
-        let mut consistency_proof = None;
-        if let Some(since) = &self.options.since {
-            if since.size > size {
-                self.problems.push(Problem::new(
-                    ProblemCode::CheckpointInconsistent,
-                    format!(
-                        "the checkpoint covers {} events, but the log holds only {size}: events were removed (a truncation, a deleted instance or an older backup)",
-                        since.size
-                    ),
-                ));
-            } else {
-                let proof = self.log.consistency_proof().unwrap_or_default();
-                match verify_consistency(since.size, &since.root, size, &root, &proof) {
-                    Ok(()) => {
-                        consistency_proof = Some(proof.iter().map(hex::encode).collect());
-                    }
-                    Err(_) => self.problems.push(Problem::new(
-                        ProblemCode::CheckpointInconsistent,
-                        format!(
-                            "the log is not an extension of the checkpoint ({} events, root {}): some of its first {} events were altered, removed or reordered since",
-                            since.size,
-                            hex::encode(since.root),
-                            since.size
-                        ),
-                    )),
+        let partitions: Vec<PartitionSummary> = (0u32..)
+            .zip(&self.logs)
+            .map(|(partition, log)| {
+                let root = log.log.root();
+                PartitionSummary {
+                    partition,
+                    size: log.log.size(),
+                    root: hex::encode(root),
+                    root_hash: root,
                 }
-            }
-        }
+            })
+            .collect();
+        let heads: Vec<PartitionHead> = partitions
+            .iter()
+            .map(|p| PartitionHead {
+                partition: p.partition,
+                size: p.size,
+                root: p.root_hash,
+            })
+            .collect();
+        let (size, root) = combined_head(&heads).unwrap_or((0, strive_core::empty_root()));
+        self.check_sizes(size, &partitions);
+        let consistency_proof = self.check_since(&partitions);
         Report {
             events: self.events,
             bytes: self.bytes,
@@ -416,6 +503,81 @@ impl Verifier {
             consistency_proof,
             problems: self.problems,
             root_hash: root,
+            partitions,
+        }
+    }
+
+    /// Compares the log's sizes with what the store's counters say.
+    fn check_sizes(&mut self, size: u64, partitions: &[PartitionSummary]) {
+        if let Some(expected) = self.options.expected_size
+            && expected != size
+        {
+            self.problems.push(Problem::new(
+                ProblemCode::LogTruncated,
+                format!(
+                    "the store's sequence counter says {expected} events, but the log holds {size}"
+                ),
+            ));
+        }
+        for (partition, &expected) in self.options.expected_sizes.iter().enumerate() {
+            let found = partitions.get(partition).map_or(0, |p| p.size);
+            if expected != found {
+                self.problems.push(Problem::new(
+                    ProblemCode::LogTruncated,
+                    format!(
+                        "partition {partition}'s sequence counter says {expected} events, but its log holds {found}"
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Checks each partition's log against the `since` checkpoint's head of
+    /// it; returns the consistency proof (with one partition) when it holds.
+    fn check_since(&mut self, partitions: &[PartitionSummary]) -> Option<Vec<String>> {
+        self.options.since.as_ref()?;
+        let mut proofs = Vec::new();
+        for old in &self.since_heads {
+            let index = old.partition as usize;
+            let (size, root) = partitions
+                .get(index)
+                .map_or((0, strive_core::empty_root()), |p| (p.size, p.root_hash));
+            let name = if self.since_heads.len() > 1 {
+                format!("partition {}'s log", old.partition)
+            } else {
+                "the log".to_owned()
+            };
+            if old.size > size {
+                self.problems.push(Problem::new(
+                    ProblemCode::CheckpointInconsistent,
+                    format!(
+                        "the checkpoint covers {} events, but {name} holds only {size}: events were removed (a truncation, a deleted instance or an older backup)",
+                        old.size
+                    ),
+                ));
+                continue;
+            }
+            let proof = self
+                .logs
+                .get(index)
+                .and_then(|l| l.log.consistency_proof())
+                .unwrap_or_default();
+            match verify_consistency(old.size, &old.root, size, &root, &proof) {
+                Ok(()) => proofs.push(proof),
+                Err(_) => self.problems.push(Problem::new(
+                    ProblemCode::CheckpointInconsistent,
+                    format!(
+                        "{name} is not an extension of the checkpoint ({} events, root {}): some of its first {} events were altered, removed or reordered since",
+                        old.size,
+                        hex::encode(old.root),
+                        old.size
+                    ),
+                )),
+            }
+        }
+        match proofs.as_slice() {
+            [only] if self.since_heads.len() == 1 => Some(only.iter().map(hex::encode).collect()),
+            _ => None,
         }
     }
 }
