@@ -111,7 +111,7 @@ pub enum Command {
     Init {
         /// How many partitions (1 to 256), each with its own log and writer;
         /// fixed for the store's life.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, env = "STRIVE_PARTITIONS", default_value_t = 1)]
         partitions: u32,
     },
     /// Validates and deploys definitions as new versions, all or none.

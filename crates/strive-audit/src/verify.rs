@@ -45,6 +45,18 @@ pub struct PartitionSummary {
     pub root_hash: Hash,
 }
 
+/// The heads a checkpoint states for verified partitions.
+fn heads(partitions: &[PartitionSummary]) -> Vec<PartitionHead> {
+    partitions
+        .iter()
+        .map(|p| PartitionHead {
+            partition: p.partition,
+            size: p.size,
+            root: p.root_hash,
+        })
+        .collect()
+}
+
 fn at_most_one(partitions: &[PartitionSummary]) -> bool {
     partitions.len() <= 1
 }
@@ -90,16 +102,7 @@ impl Report {
     /// Today's checkpoint under `origin`, with a line per partition when
     /// there are several.
     pub fn checkpoint(&self, origin: &str) -> Checkpoint {
-        let heads: Vec<PartitionHead> = self
-            .partitions
-            .iter()
-            .map(|p| PartitionHead {
-                partition: p.partition,
-                size: p.size,
-                root: p.root_hash,
-            })
-            .collect();
-        Checkpoint::of_heads(origin, &heads)
+        Checkpoint::of_heads(origin, &heads(&self.partitions))
             .unwrap_or_else(|_| Checkpoint::new(origin, self.size, self.root_hash))
     }
 }
@@ -481,15 +484,8 @@ impl Verifier {
                 }
             })
             .collect();
-        let heads: Vec<PartitionHead> = partitions
-            .iter()
-            .map(|p| PartitionHead {
-                partition: p.partition,
-                size: p.size,
-                root: p.root_hash,
-            })
-            .collect();
-        let (size, root) = combined_head(&heads).unwrap_or((0, strive_core::empty_root()));
+        let (size, root) =
+            combined_head(&heads(&partitions)).unwrap_or((0, strive_core::empty_root()));
         self.check_sizes(size, &partitions);
         let consistency_proof = self.check_since(&partitions);
         Report {

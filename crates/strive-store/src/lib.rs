@@ -65,7 +65,8 @@ pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, Tre
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, MAX_PARTITIONS,
-    ManualClock, Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
+    ManualClock, Options, Outcome, PARTITIONS_VAR, Page, STORE_FORMAT, Snapshot, StoredEvent,
+    SystemClock,
 };
 pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};
 

@@ -258,8 +258,24 @@ impl Default for Options {
             durability: Durability::Flushed,
             clock: Arc::new(SystemClock),
             max_batch: 1024,
-            partitions: 1,
+            partitions: default_partitions(),
         }
+    }
+}
+
+/// The environment variable that sets [`Options::partitions`]' default.
+pub const PARTITIONS_VAR: &str = "STRIVE_PARTITIONS";
+
+/// How many partitions a new store gets by default: 1, or the number in
+/// `STRIVE_PARTITIONS`. The variable is how the whole test suite runs
+/// against stores of 4 partitions (`STRIVE_PARTITIONS=4 cargo test`), and
+/// how an operator makes every store a tool creates partitioned. A value
+/// that is not a number becomes 0, which creating a store refuses with
+/// the allowed range, rather than being silently ignored.
+fn default_partitions() -> u32 {
+    match std::env::var(PARTITIONS_VAR) {
+        Ok(text) => text.trim().parse().unwrap_or(0),
+        Err(_) => 1,
     }
 }
 
