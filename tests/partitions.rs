@@ -126,6 +126,7 @@ fn a_child_is_written_in_its_parents_partition() {
             CommandOptions::default(),
         )
         .expect("note the child");
+    assert_eq!(outcome.partition, parent, "the outcome names the partition");
     let history = engine.history(&child).expect("history");
     assert!(history.iter().all(|e| e.event.partition == parent));
     assert_eq!(history[0].event.gseq, outcome.gseq);

@@ -255,7 +255,11 @@ fn the_state_is_rebuilt_from_the_log_alone() {
         let state: Vec<Write> = backend
             .range(&[], &[0xFF])
             .map(|entry| entry.expect("read").0)
-            .filter(|key| !matches!(key[0], b'b' | b'r') && key.as_slice() != b"mformat")
+            .filter(|key| {
+                !matches!(key[0], b'b' | b'r')
+                    && key.as_slice() != b"mformat"
+                    && key.as_slice() != b"mpartitions"
+            })
             .map(|key| (key, None))
             .collect();
         assert!(state.len() > 10, "{} state records", state.len());
@@ -467,7 +471,7 @@ fn survives_a_failure(fail_apply: u64, fail_flush: u64) {
     let reopened = Engine::open(&db, Options::default()).expect("reopen");
     for outcome in &acknowledged {
         let event = reopened
-            .event(outcome.gseq)
+            .event_in(outcome.partition, outcome.gseq)
             .expect("read")
             .expect("an acknowledged event is there");
         assert_eq!(event.hash, outcome.hash);

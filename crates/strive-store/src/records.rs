@@ -70,8 +70,12 @@ pub struct Outcome {
     pub stage: String,
     /// The instance's sequence number after the event.
     pub seq: u64,
-    /// The event's position in the global log.
+    /// The event's position in its partition's log (with one partition,
+    /// the global log).
     pub gseq: u64,
+    /// The partition whose log holds the event (left out of JSON when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partition: u32,
     /// The event's hash.
     pub hash: String,
     /// Whether the instance is finished.
@@ -80,6 +84,10 @@ pub struct Outcome {
     /// same command id, without writing anything.
     #[serde(default)]
     pub replayed: bool,
+}
+
+fn is_zero(partition: &u32) -> bool {
+    *partition == 0
 }
 
 /// A deployed definition version.
