@@ -23,6 +23,10 @@ use crate::commands::{Failure, open};
 use crate::files::OutFile;
 use crate::output;
 
+/// What `verify` says of a store that ran on a manual clock.
+const MANUAL_CLOCK_NOTE: &str = "note: this store ran on a manual clock (a simulation): its \
+     event times are the simulation's, and deadlines fired when the simulation said, not the world";
+
 /// The origin checkpoints name when `--origin` is not given.
 const DEFAULT_ORIGIN: &str = "strive";
 
@@ -153,7 +157,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             let engine = open(&cli.db)?;
             check_filter(&engine, &filter)?;
             if let (Some(from), Some(path)) = (&from, from_checkpoint) {
-                check_earlier(from, path, origin, engine.last_gseq())?;
+                check_earlier(&engine, from, path, origin)?;
             }
             let mut file = out.as_deref().map(OutFile::create).transpose()?;
             let sink: Box<dyn Write + '_> = match &mut file {
@@ -264,9 +268,17 @@ fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Refuses a `--from-checkpoint` of another log (its origin differs) or
-/// from this log's future (it is larger than the log).
-fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Result<(), Failure> {
+/// Refuses a `--from-checkpoint` of another log (its origin differs, or
+/// its root is not this log's root at its size) or from this log's future
+/// (it is larger than the log). The root is compared through a consistency
+/// proof from the stored tiles, in O(log N) reads.
+fn check_earlier(
+    engine: &Engine,
+    from: &Checkpoint,
+    path: &Path,
+    origin: &str,
+) -> Result<(), Failure> {
+    let head = engine.tree_head().map_err(corrupt)?;
     let problem = if from.origin != origin {
         format!(
             "is a checkpoint of the log `{}`, not of `{}`; pass --origin {} if that is this log",
@@ -274,9 +286,16 @@ fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Res
             strive_core::id::escape(origin),
             strive_core::id::escape(&from.origin)
         )
-    } else if from.size > size {
+    } else if from.size > head.size {
         format!(
-            "has {} events, but this log has only {size}: it is not an earlier checkpoint of this store",
+            "has {} events, but this log has only {}: it is not an earlier checkpoint of this store",
+            from.size, head.size
+        )
+    } else if !extends(engine, from, &head)? {
+        format!(
+            "has the root of another log: this store's first {} events do not hash to it, so \
+             it is not an earlier checkpoint of this store (or the store was rewritten since; \
+             `strive verify --since` says which)",
             from.size
         )
     } else {
@@ -286,6 +305,22 @@ fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Res
         "checkpoint",
         format!("{} {problem}", path.display()),
     ))
+}
+
+/// Whether the log with `head` extends the checkpoint `from` (no larger).
+fn extends(
+    engine: &Engine,
+    from: &Checkpoint,
+    head: &strive_store::TreeHead,
+) -> Result<bool, Failure> {
+    let proof = match from.size {
+        0 => Vec::new(),
+        size => engine.consistency_proof(size, head.size)?,
+    };
+    Ok(
+        strive_core::verify_consistency(from.size, &from.root, head.size, &head.root, &proof)
+            .is_ok(),
+    )
 }
 
 fn unknown_workflow(workflow: &str) -> Failure {
@@ -491,15 +526,21 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
         bar.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
+    // A simulation's times are its own (issue #17): the auditor is told.
+    let manual = engine.ran_on_manual_clock()?;
     if json {
         let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.insert("ok".to_owned(), json!(report.ok()));
             map.insert("seconds".to_owned(), json!(seconds));
+            map.insert("manual_clock".to_owned(), json!(manual));
         }
         output::json(&value);
     } else {
         print_problems(&report.problems);
+        if manual {
+            output::line(MANUAL_CLOCK_NOTE);
+        }
         output::line(format!(
             "{report} ({:.1} MB in {seconds:.2} s)",
             report.bytes as f64 / 1e6

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use strive_core::{Catalog, Diagnostic, Severity};
@@ -53,7 +54,11 @@ impl Failure {
 
 impl From<StorageError> for Failure {
     fn from(error: StorageError) -> Failure {
-        Failure::new("storage", error.to_string())
+        let kind = match error {
+            StorageError::InvalidArgument { .. } => "invalid_argument",
+            _ => "storage",
+        };
+        Failure::new(kind, error.to_string())
     }
 }
 
@@ -114,6 +119,7 @@ impl From<CommandError> for Failure {
             CommandError::ReservedActor { .. } => ("reserved_actor", None),
             CommandError::NotDue { .. } => ("not_due", None),
             CommandError::Confusable { .. } => ("confusable_id", None),
+            CommandError::Deadline { .. } => ("deadline", None),
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };
@@ -377,18 +383,35 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
                 Some(text) => parse_time("--now", text)?,
                 None => clock,
             };
-            // The clock is the engine's: a deadline fires when it is due,
-            // not when a caller says it is (issue #17).
             if now > clock {
-                return Err(Failure::new(
-                    "future_time",
-                    format!(
-                        "--now {now} is after the clock ({clock}); deadlines fire when they are due, \
-                         so give a time up to now or leave --now out"
-                    ),
-                ));
+                // Only an existing store can have run on a manual clock.
+                strive_store::probe::require_store(&cli.db)?;
             }
-            let engine = open_for_writing(&cli.db)?;
+            let tick = Arc::new(TickClock::default());
+            let engine = crate::files::open_or_create(
+                &cli.db,
+                Options {
+                    clock: tick.clone(),
+                    ..Options::default()
+                },
+            )?;
+            // The clock is the engine's: a deadline fires when it is due,
+            // not when a caller says it is (issue #17). Only a simulation,
+            // a store that ran on a manual clock and says so, moves on to
+            // the time it is told.
+            if now > clock {
+                if !engine.ran_on_manual_clock()? {
+                    return Err(Failure::new(
+                        "future_time",
+                        format!(
+                            "--now {now} is after the clock ({clock}); deadlines fire when they are due, \
+                             so give a time up to now or leave --now out (only a store that ran on a \
+                             manual clock, a simulation, moves on to a later time)"
+                        ),
+                    ));
+                }
+                tick.set(now);
+            }
             let fired = engine.fire_due(now)?;
             if json {
                 let rows: Vec<Value> = fired
@@ -416,6 +439,27 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The engine's clock in `tick`: the system's, until `tick --now` moves a
+/// store that ran on a manual clock (a simulation) on to a later time. It
+/// does not mark a store as manual itself: only a store marked so already
+/// is moved.
+#[derive(Debug, Default)]
+struct TickClock {
+    set: std::sync::OnceLock<jiff::Timestamp>,
+}
+
+impl TickClock {
+    fn set(&self, at: jiff::Timestamp) {
+        let _ = self.set.set(at);
+    }
+}
+
+impl strive_store::Clock for TickClock {
+    fn now(&self) -> jiff::Timestamp {
+        self.set.get().copied().unwrap_or_else(jiff::Timestamp::now)
     }
 }
 

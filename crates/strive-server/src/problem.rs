@@ -142,6 +142,9 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             CommandError::ReservedActor { .. } => (S::FORBIDDEN, "reserved_actor"),
             CommandError::NotDue { .. } => (S::CONFLICT, "not_due"),
             CommandError::Confusable { .. } => (S::CONFLICT, "confusable_id"),
+            // The definition cannot give the stage it enters a deadline
+            // from this data at this time: the request's content is wrong.
+            CommandError::Deadline { .. } => (S::UNPROCESSABLE_ENTITY, "deadline"),
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
             _ => (S::INTERNAL_SERVER_ERROR, "command"),
         },
@@ -156,6 +159,9 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             StorageError::Poisoned { .. } => (S::SERVICE_UNAVAILABLE, "storage_poisoned"),
             StorageError::Closed => (S::SERVICE_UNAVAILABLE, "closed"),
             StorageError::Corrupt { .. } => (S::INTERNAL_SERVER_ERROR, "corrupt"),
+            // A caller's argument outside the log: the request is wrong,
+            // not the store.
+            StorageError::InvalidArgument { .. } => (S::BAD_REQUEST, "invalid_argument"),
             _ => (S::INTERNAL_SERVER_ERROR, "storage"),
         },
         EngineError::Token(error) => match error {
@@ -319,6 +325,24 @@ mod tests {
                 },
                 409,
             ),
+            (
+                CommandError::NotDue {
+                    instance: "i".to_owned(),
+                    due: jiff::Timestamp::UNIX_EPOCH,
+                    now: jiff::Timestamp::UNIX_EPOCH,
+                },
+                409,
+            ),
+            (
+                CommandError::Deadline {
+                    instance: "i".to_owned(),
+                    reason: strive_core::DeadlineError {
+                        stage: "s".to_owned(),
+                        reason: "r",
+                    },
+                },
+                422,
+            ),
             (CommandError::Storage(backend.clone()), 503),
         ];
         for (error, status) in commands {
@@ -360,6 +384,13 @@ mod tests {
                     message: "m".to_owned(),
                 },
                 500,
+            ),
+            (
+                StorageError::InvalidArgument {
+                    argument: "tree size",
+                    message: "m".to_owned(),
+                },
+                400,
             ),
         ];
         for (error, status) in storage {

@@ -114,6 +114,7 @@ impl Engine {
             keys::meta("format"),
             Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
         )];
+        writes.extend(crate::guard::clock_mark(backend)?);
         let blocks = keys::blocks(0);
         for entry in backend.range(&blocks, &keys::block(0, size.saturating_add(1))) {
             let (key, value) = entry?;

@@ -75,6 +75,19 @@ impl Engine {
         Engine::with_backend(Arc::new(backend), Some(path.to_owned()), options)
     }
 
+    /// Opens the existing store at `path` for a command that reads it:
+    /// never creates one. A path that is not a store is refused, and so is
+    /// a store whose files hold no records at all, not even the format
+    /// record every store gets when first opened (issue #17): checked on
+    /// the backend the engine then runs on, so the store is opened once.
+    pub fn open_existing(path: impl AsRef<Path>, options: Options) -> Result<Engine, OpenError> {
+        let path = path.as_ref();
+        crate::probe::require_store(path)?;
+        let backend = SledBackend::open(path)?;
+        crate::probe::require_records(&backend, path)?;
+        Engine::with_backend(Arc::new(backend), Some(path.to_owned()), options)
+    }
+
     /// An engine over a temporary store that disappears when the engine is
     /// dropped. For tests and demos.
     pub fn temporary() -> Result<Engine, OpenError> {
@@ -96,6 +109,7 @@ impl Engine {
     ) -> Result<Engine, OpenError> {
         let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
         check_format(&*backend, &shown)?;
+        crate::guard::record_clock(&*backend, &*options.clock)?;
         let log = LogReader {
             backend: &*backend,
             partition: 0,
@@ -708,27 +722,39 @@ impl Engine {
         Ok(TreeHead { size, root })
     }
 
+    /// Whether the store ever ran on a manual clock (a simulation): its
+    /// times are then the simulation's (issue #17). `verify` says so.
+    pub fn ran_on_manual_clock(&self) -> Result<bool, StorageError> {
+        crate::guard::ran_on_manual_clock(&*self.inner.backend)
+    }
+
     /// The RFC 9162 inclusion proof of the event at `gseq` in the tree of
-    /// `size` events, in O(log N) reads.
+    /// `size` events, in O(log N) reads. Arguments outside the log are
+    /// [`StorageError::InvalidArgument`].
     pub fn inclusion_proof(&self, gseq: u64, size: u64) -> Result<Vec<Hash>, StorageError> {
         self.check_size(size)?;
         if gseq == 0 || gseq > size {
-            return Err(StorageError::Corrupt {
-                key: format!("event {gseq}"),
-                message: format!("no such event in a log of {size}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "event position",
+                message: format!(
+                    "the tree of {size} events has no event {gseq}; give a position from 1 to {size}"
+                ),
             });
         }
         self.with_tree(|tree, tiles| tree.inclusion_proof(gseq - 1, size, tiles))
     }
 
     /// The RFC 9162 proof that the tree of `old` events is a prefix of the
-    /// tree of `new` events, in O(log N) reads.
+    /// tree of `new` events, in O(log N) reads. Sizes outside the log, or
+    /// an old size above the new one, are [`StorageError::InvalidArgument`].
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
         self.check_size(new)?;
         if old > new {
-            return Err(StorageError::Corrupt {
-                key: "consistency proof".to_owned(),
-                message: format!("the old size {old} is larger than the new size {new}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "tree size",
+                message: format!(
+                    "the old size {old} is larger than the new size {new}; give old <= new"
+                ),
             });
         }
         self.with_tree(|tree, tiles| tree.consistency_proof(old, new, tiles))
@@ -778,9 +804,11 @@ impl Engine {
     fn check_size(&self, size: u64) -> Result<(), StorageError> {
         let last = self.last_gseq();
         if size > last {
-            return Err(StorageError::Corrupt {
-                key: "tree size".to_owned(),
-                message: format!("the log holds {last} durable events, not {size}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "tree size",
+                message: format!(
+                    "the log holds {last} durable events, not {size}; give a size up to {last}"
+                ),
             });
         }
         Ok(())

@@ -31,6 +31,15 @@ pub enum StorageError {
     },
     /// The engine was shut down.
     Closed,
+    /// A caller's argument is outside what the store holds (a proof asked
+    /// for a tree larger than the log, say): the request is wrong, the
+    /// store is fine.
+    InvalidArgument {
+        /// The argument, as the caller named it.
+        argument: &'static str,
+        /// What is wrong with it and what would do.
+        message: String,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -49,6 +58,9 @@ impl fmt::Display for StorageError {
                 readable(cause)
             ),
             StorageError::Closed => f.write_str("the engine is shut down; open it again"),
+            StorageError::InvalidArgument { argument, message } => {
+                write!(f, "invalid {argument}: {message}")
+            }
         }
     }
 }
@@ -397,6 +409,17 @@ pub enum CommandError {
         /// The existing instance it can be mistaken for.
         existing: String,
     },
+    /// The deadline of the stage the command would enter cannot be
+    /// computed at run time: its duration carries it past the end of the
+    /// supported range of times, or its `at_data` variable holds no time
+    /// (issue #17). Nothing was written. A missing (or null) `at_data`
+    /// time is no error: the stage then has no deadline.
+    Deadline {
+        /// The instance.
+        instance: String,
+        /// Why the deadline cannot be computed.
+        reason: strive_core::DeadlineError,
+    },
 }
 
 impl CommandError {
@@ -486,6 +509,13 @@ impl fmt::Display for CommandError {
                 strive_core::id::escape(instance),
                 strive_core::id::escape(existing)
             ),
+            CommandError::Deadline { instance, reason } => write!(
+                f,
+                "{}: {reason}; the command would leave it without its deadline, so it is \
+                 refused. Give the deadline's variable a time within the supported range, or \
+                 deploy a version whose deadline stays within it",
+                strive_core::id::escape(instance)
+            ),
         }
     }
 }
@@ -497,6 +527,7 @@ impl std::error::Error for CommandError {
                 Some(reason.as_ref())
             }
             CommandError::Storage(error) => Some(error),
+            CommandError::Deadline { reason, .. } => Some(reason),
             _ => None,
         }
     }

@@ -59,7 +59,7 @@ mod records;
 mod state;
 mod writer;
 
-pub use backend::{Backend, Entry, SledBackend, Write};
+pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};

@@ -185,6 +185,14 @@ pub enum Durability {
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// Whether this clock is set by hand (a simulation or a test) rather
+    /// than following the world's time. A store opened for writing with
+    /// such a clock records that it did, for good (issue #17), and only
+    /// such a store lets `tick --now` name a time ahead of the world's.
+    fn is_manual(&self) -> bool {
+        false
+    }
 }
 
 /// The system clock.
@@ -229,6 +237,10 @@ impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         let micros = self.micros.load(std::sync::atomic::Ordering::SeqCst);
         Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn is_manual(&self) -> bool {
+        true
     }
 }
 

@@ -421,7 +421,7 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
     let due = if instance.finished {
         None
     } else {
-        compiled.deadline(&instance.stage, cmd.now, &instance.data)
+        due_of(&compiled, &instance, cmd.now)?
     };
     index_new(txn, &instance, due.as_ref())?;
     let outcome = Outcome {
@@ -638,12 +638,28 @@ fn move_stage(
     let due = if next.finished {
         None
     } else {
-        compiled.deadline(&next.stage, now, &next.data)
+        due_of(compiled, next, now)?
     };
     if let Some(new) = &due {
         txn.put(keys::deadline(new.at.as_microsecond(), id), Vec::new());
     }
     Ok(due)
+}
+
+/// The deadline `instance` gets on entering its stage at `now`. One that
+/// cannot be computed refuses the command (issue #17) rather than leave the
+/// instance silently without it; a missing `at_data` time is no deadline.
+fn due_of(
+    compiled: &Workflow,
+    instance: &Instance,
+    now: Timestamp,
+) -> Result<Option<Due>, CommandError> {
+    compiled
+        .checked_deadline(&instance.stage, now, &instance.data)
+        .map_err(|reason| CommandError::Deadline {
+            instance: instance.id.clone(),
+            reason,
+        })
 }
 
 /// A child's notification of its parent, fired as the engine.
