@@ -1,8 +1,7 @@
 //! The auditor's commands (issue #4): replay, verify, checkpoint, keygen,
 //! export, export-model and verify-bundle. Glue: the work is in
-//! `strive-audit`; `source` feeds it from the store.
-
-pub(crate) mod source;
+//! `strive-audit`, whose `store` module feeds it from the store (the same
+//! code `strive serve` runs).
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -13,10 +12,9 @@ use std::time::Instant;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use strive_audit::{
-    At, BundleWriter, Checkpoint, CsvWriter, Filter, Problem, SigningKey, VerifierKey,
-    VerifyOptions, XesWriter,
+    At, Checkpoint, Filter, Problem, SigningKey, VerifierKey, VerifyOptions, store,
 };
-use strive_store::{Engine, ListQuery, Snapshot};
+use strive_store::Engine;
 
 use crate::cli::{Cli, Format};
 use crate::commands::{Failure, open};
@@ -159,35 +157,36 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             if let (Some(from), Some(path)) = (&from, from_checkpoint) {
                 check_earlier(&engine, from, path, origin)?;
             }
-            let mut file = out.as_deref().map(OutFile::create).transpose()?;
-            let sink: Box<dyn Write + '_> = match &mut file {
-                Some(file) => Box::new(file),
-                None => Box::new(output::stream()),
-            };
-            let started = Instant::now();
-            let (events, what) = match cli.format {
-                None | Some(Format::Jsonl) => export_bundle(
-                    &engine,
-                    sink,
-                    filter,
-                    origin,
-                    signing.as_ref(),
-                    from.as_ref(),
-                )?,
-                Some(Format::Csv) => (export_csv(&engine, sink, &filter)?, "csv"),
-                Some(Format::Xes) => (export_xes(&engine, sink, &filter)?, "xes"),
+            let format = match cli.format {
+                None | Some(Format::Jsonl) => store::Format::Jsonl,
+                Some(Format::Csv) => store::Format::Csv,
+                Some(Format::Xes) => store::Format::Xes,
                 Some(other) => {
                     return Err(Failure::usage(format!(
                         "export writes --format jsonl, csv or xes, not {other:?}"
                     )));
                 }
             };
+            let mut file = out.as_deref().map(OutFile::create).transpose()?;
+            let sink: Box<dyn Write + '_> = match &mut file {
+                Some(file) => Box::new(file),
+                None => Box::new(output::stream()),
+            };
+            let started = Instant::now();
+            let export = store::Export {
+                format,
+                filter: &filter,
+                origin,
+                key: signing.as_ref(),
+                from: from.as_ref(),
+            };
+            let events = store::export(&engine, sink, &export).map_err(export_failure)?;
             if let Some(file) = file {
                 file.commit(true, 0o644)?;
             }
             tracing::info!(
                 events,
-                format = what,
+                format = format.name(),
                 seconds = started.elapsed().as_secs_f64(),
                 "exported"
             );
@@ -401,7 +400,8 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
         (None, None) => At::End,
     };
     let engine = open(db)?;
-    let events = scoped_events(&engine, instance)?
+    let events = store::scoped_events(&engine, instance)
+        .map_err(corrupt)?
         .into_iter()
         .map(|e| Ok::<_, strive_store::StorageError>((e.hash, e.bytes)));
     let replayed = strive_audit::replay(events, instance, at).map_err(|e| {
@@ -466,51 +466,12 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     })
 }
 
-/// The events a replay of `instance` reads, in log order: every deployment
-/// (definitions), the instance's own history and its descendants' (guards
-/// may read children), each read through its chain, so replaying one
-/// instance costs its own events, not the whole log (issue #10).
-fn scoped_events(
-    engine: &Engine,
-    instance: &str,
-) -> Result<Vec<strive_store::StoredEvent>, Failure> {
-    let mut events = Vec::new();
-    for workflow in engine.workflows()? {
-        let subject = format!(
-            "{}{}",
-            strive_core::WORKFLOW_SUBJECT_PREFIX,
-            workflow.workflow
-        );
-        events.extend(engine.history(&subject).map_err(corrupt)?);
-    }
-    let mut pending = vec![instance.to_owned()];
-    while let Some(id) = pending.pop() {
-        events.extend(engine.history(&id).map_err(corrupt)?);
-        let mut after = None;
-        loop {
-            let page = engine.list(&ListQuery {
-                parent: Some(id.clone()),
-                after: after.take(),
-                limit: Some(512),
-                ..ListQuery::default()
-            })?;
-            pending.extend(page.items.into_iter().map(|s| s.instance.id));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-    }
-    events.sort_by_key(|e| e.event.gseq);
-    Ok(events)
-}
-
 fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
     let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
     let engine = open(db)?;
     let bar = output::progress(engine.last_gseq(), "verifying");
     let started = Instant::now();
-    let report = source::verify(
+    let report = store::verify(
         &engine,
         VerifyOptions {
             since,
@@ -630,117 +591,17 @@ fn corrupt(error: strive_store::StorageError) -> Failure {
     )
 }
 
-fn write_failure(error: std::io::Error) -> Failure {
-    output::quiet_on_closed_pipe(&error);
-    io_failure("cannot write the export", error)
-}
-
-fn export_bundle(
-    engine: &Engine,
-    sink: Box<dyn Write + '_>,
-    filter: Filter,
-    origin: &str,
-    key: Option<&SigningKey>,
-    from: Option<&Checkpoint>,
-) -> Result<(u64, &'static str), Failure> {
-    let prover = Box::new(StoreProver(engine.clone()));
-    let mut writer = BundleWriter::with_prover(sink, filter, prover).map_err(write_failure)?;
-    for item in engine.events(1) {
-        let stored = item.map_err(corrupt)?;
-        writer
-            .event(&stored.hash, &stored.bytes, &stored.event)
-            .map_err(write_failure)?;
-    }
-    strive_store::fail_point!("export-middle");
-    for id in writer.instances() {
-        if let Some(snapshot) = engine.instance(&id)? {
-            writer
-                .snapshot(&snapshot.instance, snapshot.due.as_ref())
-                .map_err(write_failure)?;
+/// An export that stopped: a closed pipe ends quietly, as every
+/// command's output does; a store that cannot be read says where to look.
+fn export_failure(error: store::ExportError) -> Failure {
+    match error {
+        store::ExportError::Write(error) => {
+            output::quiet_on_closed_pipe(&error);
+            io_failure("cannot write the export", error)
         }
+        store::ExportError::Storage(error) => corrupt(error),
+        other => Failure::new("export", other.to_string()),
     }
-    let (_, _, summary) = writer.finish(origin, key, from).map_err(write_failure)?;
-    Ok((summary.events, "jsonl"))
-}
-
-/// The store's Merkle tiles as a bundle's source of proofs (O(log N) reads
-/// each), so an export never holds the tree.
-struct StoreProver(Engine);
-
-impl strive_audit::Prover for StoreProver {
-    fn inclusion(&self, index: u64, size: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
-        self.0
-            .inclusion_proof(index + 1, size)
-            .map_err(std::io::Error::other)
-    }
-
-    fn consistency(&self, old: u64, new: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
-        self.0
-            .consistency_proof(old, new)
-            .map_err(std::io::Error::other)
-    }
-}
-
-fn export_csv(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
-    let mut writer = CsvWriter::new(sink).map_err(write_failure)?;
-    for item in engine.events(filter.since.unwrap_or(1)) {
-        let stored = item.map_err(corrupt)?;
-        if filter.matches(&stored.event) {
-            writer
-                .row(&stored.hash, &stored.event)
-                .map_err(write_failure)?;
-        }
-    }
-    Ok(writer.finish().map_err(write_failure)?.1)
-}
-
-/// XES groups events by trace, so it walks instances (in id order) and
-/// reads one history at a time.
-fn export_xes(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
-    let name = filter.workflow.as_deref().unwrap_or("strive");
-    let mut writer = XesWriter::new(sink, name).map_err(write_failure)?;
-    let mut trace = |snapshot: &Snapshot| -> Result<(), Failure> {
-        let history = engine.history(&snapshot.instance.id).map_err(corrupt)?;
-        let events: Vec<(&str, &strive_core::Event)> = history
-            .iter()
-            .filter(|e| filter.matches(&e.event))
-            .map(|e| (e.hash.as_str(), &e.event))
-            .collect();
-        // With --since, an instance with nothing new gets no empty trace.
-        if events.is_empty() {
-            return Ok(());
-        }
-        writer
-            .trace(&snapshot.instance, events)
-            .map_err(write_failure)
-    };
-    match &filter.instance {
-        Some(id) => {
-            let snapshot = engine
-                .instance(id)?
-                .ok_or_else(|| Failure::new("unknown_instance", format!("no instance `{id}`")))?;
-            trace(&snapshot)?;
-        }
-        None => {
-            let mut after = None;
-            loop {
-                let page = engine.list(&ListQuery {
-                    workflow: filter.workflow.clone(),
-                    after: after.take(),
-                    limit: Some(512),
-                    ..ListQuery::default()
-                })?;
-                for snapshot in &page.items {
-                    trace(snapshot)?;
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-        }
-    }
-    Ok(writer.finish().map_err(write_failure)?.1)
 }
 
 fn verify_bundle(file: &Path, checkpoint: &Path, key: Option<&Path>, json: bool) -> Outcome {

@@ -1,7 +1,7 @@
 //! The campaign's commands (issue #5): `demo`, `report` and `pledges`.
 //! Glue: the simulation, the report and the public list of pledges are in
 //! `strive-campaign`; the demo's verification is the auditor's own
-//! (`audit_cmd::source::verify`), so the demo checks its store exactly as
+//! (`strive_audit::store::verify`), so the demo checks its store exactly as
 //! `strive verify` would.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +18,6 @@ use strive_campaign::{
 };
 use strive_store::{Durability, ManualClock, Options};
 
-use crate::audit_cmd::source;
 use crate::cli::{Cli, Format};
 use crate::commands::{Failure, open};
 use crate::output;
@@ -172,7 +171,7 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
 
     let verify_started = Instant::now();
     let bar = progress_bar(engine.last_gseq(), "核验 Verifying");
-    let verification = source::verify(&engine, VerifyOptions::default(), |read| {
+    let verification = strive_audit::store::verify(&engine, VerifyOptions::default(), |read| {
         if let Some(bar) = &bar {
             bar.set_position(read);
         }

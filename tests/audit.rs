@@ -9,9 +9,6 @@
 //! followed by the organisation scenario of `tests/cli.rs`, built once and
 //! copied by each test that alters it.
 
-#[path = "../src/audit_cmd/source.rs"]
-mod source;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -412,7 +409,7 @@ fn verify_in_memory(
         Options::default(),
     )
     .expect("open in memory");
-    source::verify(
+    strive_audit::store::verify(
         &engine,
         VerifyOptions {
             since,
@@ -764,7 +761,7 @@ fn a_thousand_random_mutations_are_all_caught() {
             verify_in_memory(records, None)
         } else {
             *shared.0.write().expect("lock") = records;
-            source::verify(&engine, VerifyOptions::default(), |_| {})
+            strive_audit::store::verify(&engine, VerifyOptions::default(), |_| {})
         };
         if report.ok() {
             false_accepts.push(format!("mutation {n}: {what}"));

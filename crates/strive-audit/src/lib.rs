@@ -6,7 +6,8 @@
 //!
 //! It is pure: it reads events handed to it as `(stored hash, stored
 //! bytes)` and snapshots as [`strive_core::Instance`], and knows no store.
-//! The command-line tool feeds it from `strive-store`.
+//! With the feature `store`, the module `store` feeds it from a
+//! `strive_store::Engine`: the one piece the CLI and `strive serve` share.
 //!
 //! ```
 //! use serde_json::json;
@@ -59,6 +60,8 @@ mod merkle;
 mod pnml;
 mod problem;
 mod replay;
+#[cfg(feature = "store")]
+pub mod store;
 mod verify;
 
 pub use bundle::{BundleError, BundleReport, verify_bundle};

@@ -61,7 +61,7 @@ pub fn replay_core(engine: &Engine, limit: usize) -> Fallible<(u64, f64)> {
     Ok((decoded.len() as u64, start.elapsed().as_secs_f64()))
 }
 
-/// What `strive audit verify` does (`src/audit_cmd/source.rs`): every event
+/// What `strive verify` does (`strive_audit::store::verify`): every event
 /// read and decoded in global order and fed to [`strive_audit::Verifier`]
 /// (hash, global sequence, chain link, Merkle log, replay), then every
 /// snapshot compared with its replayed state.

@@ -30,9 +30,6 @@ mod model;
 mod openapi;
 mod problem;
 mod routes;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../../../src/audit_cmd/source.rs"]
-mod source;
 mod state;
 mod tokens;
 
