@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use strive_store::{Engine, OpenError, Options, probe};
 
-use crate::commands::Failure;
+use crate::failure::Failure;
 use crate::output;
 
 /// The largest checkpoint, key or other small text file read.

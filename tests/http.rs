@@ -935,13 +935,13 @@ fn the_cli_talks_to_a_running_server() {
         &["list"],
         &["history", "doc-1"],
         &[
-            "--format",
-            "json",
             "fire",
             "doc-1",
             "approve",
             "--payload",
             "{}",
+            "--format",
+            "json",
         ],
         &["checkpoint"],
     ];

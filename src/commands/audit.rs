@@ -16,8 +16,9 @@ use strive_audit::{
 };
 use strive_store::Engine;
 
-use crate::cli::{Cli, Format};
-use crate::commands::{Failure, open};
+use crate::cli::{Cli, ExportFormat, ModelFormat, TextOrJson, is_json};
+use crate::commands::open;
+use crate::failure::{Failure, Outcome};
 use crate::files::OutFile;
 use crate::output;
 
@@ -41,6 +42,9 @@ pub enum AuditCommand {
         /// Stop at this time (RFC 3339, or a date for the end of that day, UTC).
         #[arg(long)]
         at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Checks the whole store: hashes, chains, the global sequence, heads,
     /// replay against snapshots, conformance and the Merkle root; exit 1
@@ -52,6 +56,9 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long, requires = "since")]
         public_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Prints a checkpoint of the log (origin, size, root), optionally signed.
     Checkpoint {
@@ -61,6 +68,9 @@ pub enum AuditCommand {
         /// The log's name in the checkpoint.
         #[arg(long, default_value = DEFAULT_ORIGIN)]
         origin: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Makes an Ed25519 key pair for signing checkpoints: FILE and FILE.pub.
     Keygen {
@@ -71,6 +81,9 @@ pub enum AuditCommand {
         /// key's fingerprint when absent, so that two keys never share one.
         #[arg(long)]
         name: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Streams events out: --format jsonl (the audit bundle, default), csv or xes.
     Export {
@@ -95,6 +108,9 @@ pub enum AuditCommand {
         /// Add a consistency proof from this earlier checkpoint to the bundle.
         #[arg(long)]
         from_checkpoint: Option<PathBuf>,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
     },
     /// Writes a workflow definition as a PNML Petri net.
     ExportModel {
@@ -103,6 +119,9 @@ pub enum AuditCommand {
         /// The version; the latest when absent.
         #[arg(long)]
         version: Option<u32>,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: Option<ModelFormat>,
     },
     /// Checks an exported JSONL bundle without the database.
     VerifyBundle {
@@ -114,10 +133,25 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
 }
 
-type Outcome = Result<ExitCode, Failure>;
+impl AuditCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            AuditCommand::Replay { format, .. }
+            | AuditCommand::Verify { format, .. }
+            | AuditCommand::Checkpoint { format, .. }
+            | AuditCommand::Keygen { format, .. }
+            | AuditCommand::VerifyBundle { format, .. } => is_json(*format),
+            AuditCommand::Export { .. } | AuditCommand::ExportModel { .. } => false,
+        }
+    }
+}
 
 pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
     match command {
@@ -125,13 +159,18 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             instance,
             at_seq,
             at,
+            ..
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
-        AuditCommand::Verify { since, public_key } => match crate::client::Remote::from_cli(cli)? {
+        AuditCommand::Verify {
+            since, public_key, ..
+        } => match crate::client::Remote::from_cli(cli)? {
             Some(remote) => crate::client::verify(&remote, json),
             None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
         },
-        AuditCommand::Checkpoint { key, origin } => checkpoint(cli, key.as_deref(), origin, json),
-        AuditCommand::Keygen { out, name } => keygen(out, name.as_deref(), json),
+        AuditCommand::Checkpoint { key, origin, .. } => {
+            checkpoint(cli, key.as_deref(), origin, json)
+        }
+        AuditCommand::Keygen { out, name, .. } => keygen(out, name.as_deref(), json),
         AuditCommand::Export {
             workflow,
             instance,
@@ -140,6 +179,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             key,
             origin,
             from_checkpoint,
+            format,
         } => {
             let filter = Filter {
                 workflow: workflow.clone(),
@@ -157,15 +197,10 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             if let (Some(from), Some(path)) = (&from, from_checkpoint) {
                 check_earlier(&engine, from, path, origin)?;
             }
-            let format = match cli.format {
-                None | Some(Format::Jsonl) => store::Format::Jsonl,
-                Some(Format::Csv) => store::Format::Csv,
-                Some(Format::Xes) => store::Format::Xes,
-                Some(other) => {
-                    return Err(Failure::usage(format!(
-                        "export writes --format jsonl, csv or xes, not {other:?}"
-                    )));
-                }
+            let format = match format {
+                None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
+                Some(ExportFormat::Csv) => store::Format::Csv,
+                Some(ExportFormat::Xes) => store::Format::Xes,
             };
             let mut file = out.as_deref().map(OutFile::create).transpose()?;
             let sink: Box<dyn Write + '_> = match &mut file {
@@ -192,15 +227,10 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             );
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::ExportModel { workflow, version } => {
-            match cli.format {
-                None | Some(Format::Pnml) => {}
-                Some(other) => {
-                    return Err(Failure::usage(format!(
-                        "export-model writes --format pnml, not {other:?}"
-                    )));
-                }
-            }
+        AuditCommand::ExportModel {
+            workflow, version, ..
+        } => {
+            // PNML is the one format (`--format pnml` may still be said).
             let engine = open(&cli.db)?;
             let version = match version {
                 Some(version) => *version,
@@ -229,6 +259,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             file,
             checkpoint,
             public_key,
+            ..
         } => verify_bundle(file, checkpoint, public_key.as_deref(), json),
     }
 }
