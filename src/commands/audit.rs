@@ -431,36 +431,17 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
         (None, None) => At::End,
     };
     let engine = open(db)?;
-    let events = store::scoped_events(&engine, instance)
-        .map_err(corrupt)?
-        .into_iter()
-        .map(|e| Ok::<_, strive_store::StorageError>((e.hash, e.bytes)));
-    let replayed = strive_audit::replay(events, instance, at).map_err(|e| {
+    let store::Replay {
+        replayed,
+        matches_snapshot: matches,
+        problems,
+    } = store::replay(&engine, instance, at).map_err(|e| {
         let kind = match e {
             strive_audit::ReplayError::NotFound { .. } => "unknown_instance",
             _ => "replay",
         };
         Failure::new(kind, e.to_string())
     })?;
-    let mut problems = replayed.problems.clone();
-    // The whole history must give the stored snapshot.
-    let mut matches = None;
-    if at == At::End {
-        let differences = match engine.instance(instance)? {
-            Some(snapshot) => strive_audit::differences(&replayed.instance, &snapshot.instance),
-            None => vec!["the store has no snapshot of it".to_owned()],
-        };
-        matches = Some(differences.is_empty());
-        if !differences.is_empty() {
-            problems.push(
-                Problem::new(
-                    strive_audit::ProblemCode::SnapshotMismatch,
-                    differences.join("; "),
-                )
-                .on(instance),
-            );
-        }
-    }
     let i = &replayed.instance;
     if json {
         output::json(&json!({

@@ -15,6 +15,8 @@ use strive_store::{Engine, ListQuery, Snapshot, StorageError, StoredEvent};
 use crate::checkpoint::{Checkpoint, SigningKey};
 use crate::export::{BundleWriter, CsvWriter, Filter, Prover, XesWriter};
 use crate::merkle::Hash;
+use crate::problem::{Problem, ProblemCode};
+use crate::replay::{At, ReplayError, Replayed};
 use crate::verify::{Report, Verifier, VerifyOptions};
 
 /// How many snapshots to read per page.
@@ -127,6 +129,52 @@ pub fn scoped_events(engine: &Engine, instance: &str) -> Result<Vec<StoredEvent>
     }
     events.sort_by_key(|e| e.event.gseq);
     Ok(events)
+}
+
+/// One instance replayed from the store, and at the end compared with
+/// its stored snapshot.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The instance as its events give it.
+    pub replayed: Replayed,
+    /// At the end of the history: whether it equals the stored snapshot.
+    pub matches_snapshot: Option<bool>,
+    /// The replay's problems, a snapshot that differs included.
+    pub problems: Vec<Problem>,
+}
+
+/// Replays `instance` from its own events (and its definitions' and
+/// descendants', [`scoped_events`]) up to `at`; replayed to the end, it
+/// must equal the stored snapshot, or a `snapshot_mismatch` problem says
+/// how it differs.
+pub fn replay(engine: &Engine, instance: &str, at: At) -> Result<Replay, ReplayError> {
+    let source = |e: StorageError| ReplayError::Source {
+        message: e.to_string(),
+    };
+    let events = scoped_events(engine, instance)
+        .map_err(source)?
+        .into_iter()
+        .map(|e| Ok::<_, StorageError>((e.hash, e.bytes)));
+    let replayed = crate::replay::replay(events, instance, at)?;
+    let mut problems = replayed.problems.clone();
+    let mut matches_snapshot = None;
+    if at == At::End {
+        let differences = match engine.instance(instance).map_err(source)? {
+            Some(snapshot) => crate::replay::differences(&replayed.instance, &snapshot.instance),
+            None => vec!["the store has no snapshot of it".to_owned()],
+        };
+        matches_snapshot = Some(differences.is_empty());
+        if !differences.is_empty() {
+            problems.push(
+                Problem::new(ProblemCode::SnapshotMismatch, differences.join("; ")).on(instance),
+            );
+        }
+    }
+    Ok(Replay {
+        replayed,
+        matches_snapshot,
+        problems,
+    })
 }
 
 /// The formats a store exports to.

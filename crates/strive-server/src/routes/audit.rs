@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use strive_audit::{At, Checkpoint, Filter, store};
 use strive_campaign::{CampaignError, RenderOptions, Report, ReportFormat, ReportOptions};
-use strive_store::{Engine, StorageError};
+use strive_store::Engine;
 use tokio::sync::mpsc;
 
 use crate::model::{
@@ -53,12 +53,10 @@ pub(crate) async fn replay(
 }
 
 fn replayed(engine: &Engine, id: &str, at: At) -> Result<ReplayBody, Problem> {
-    // Only the deployments and the instance's and its descendants' chains,
-    // as `strive replay` reads them (issue #10).
-    let events = strive_audit::store::scoped_events(engine, id)?
-        .into_iter()
-        .map(|e| Ok::<_, StorageError>((e.hash, e.bytes)));
-    let result = strive_audit::replay(events, id, at).map_err(|e| match e {
+    // The one replay `strive replay` runs: only the deployments and the
+    // instance's and its descendants' chains (issue #10), checked against
+    // the snapshot at the end.
+    let result = store::replay(engine, id, at).map_err(|e| match e {
         strive_audit::ReplayError::NotFound { .. } => {
             Problem::new(StatusCode::NOT_FOUND, "unknown_instance", e.to_string())
         }
@@ -69,27 +67,15 @@ fn replayed(engine: &Engine, id: &str, at: At) -> Result<ReplayBody, Problem> {
         ),
         _ => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()),
     })?;
-    let mut problems: Vec<Value> = result
-        .problems
-        .iter()
-        .filter_map(|p| serde_json::to_value(p).ok())
-        .collect();
-    let mut matches = None;
-    if at == At::End {
-        let differences = match engine.instance(id)? {
-            Some(snapshot) => strive_audit::differences(&result.instance, &snapshot.instance),
-            None => vec!["the store has no snapshot of it".to_owned()],
-        };
-        matches = Some(differences.is_empty());
-        if !differences.is_empty() {
-            problems.push(json!({"code": "snapshot_mismatch", "subject": id, "message": differences.join("; ")}));
-        }
-    }
     Ok(ReplayBody {
-        instance: serde_json::to_value(&result.instance).unwrap_or(Value::Null),
-        gseq: result.gseq,
-        matches_snapshot: matches,
-        problems,
+        instance: serde_json::to_value(&result.replayed.instance).unwrap_or(Value::Null),
+        gseq: result.replayed.gseq,
+        matches_snapshot: result.matches_snapshot,
+        problems: result
+            .problems
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
     })
 }
 
