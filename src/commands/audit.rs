@@ -86,32 +86,7 @@ pub enum AuditCommand {
         format: Option<TextOrJson>,
     },
     /// Streams events out: --format jsonl (the audit bundle, default), csv or xes.
-    Export {
-        /// Only instances of this workflow.
-        #[arg(long)]
-        workflow: Option<String>,
-        /// Only this instance.
-        #[arg(long)]
-        instance: Option<String>,
-        /// Only events from this global position on.
-        #[arg(long)]
-        since: Option<u64>,
-        /// Write here instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Sign the bundle's checkpoint with this key.
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// The log's name in the bundle's checkpoint.
-        #[arg(long, default_value = DEFAULT_ORIGIN)]
-        origin: String,
-        /// Add a consistency proof from this earlier checkpoint to the bundle.
-        #[arg(long)]
-        from_checkpoint: Option<PathBuf>,
-        /// What to write.
-        #[arg(long, value_enum)]
-        format: Option<ExportFormat>,
-    },
+    Export(ExportArgs),
     /// Writes a workflow definition as a PNML Petri net.
     ExportModel {
         /// The workflow.
@@ -139,6 +114,35 @@ pub enum AuditCommand {
     },
 }
 
+/// `strive export`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Only instances of this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only this instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Only events from this global position on.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sign the bundle's checkpoint with this key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The log's name in the bundle's checkpoint.
+    #[arg(long, default_value = DEFAULT_ORIGIN)]
+    pub origin: String,
+    /// Add a consistency proof from this earlier checkpoint to the bundle.
+    #[arg(long)]
+    pub from_checkpoint: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+}
+
 impl AuditCommand {
     /// Whether the command was asked for JSON.
     pub fn json(&self) -> bool {
@@ -148,7 +152,7 @@ impl AuditCommand {
             | AuditCommand::Checkpoint { format, .. }
             | AuditCommand::Keygen { format, .. }
             | AuditCommand::VerifyBundle { format, .. } => is_json(*format),
-            AuditCommand::Export { .. } | AuditCommand::ExportModel { .. } => false,
+            AuditCommand::Export(_) | AuditCommand::ExportModel { .. } => false,
         }
     }
 }
@@ -171,62 +175,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             checkpoint(cli, key.as_deref(), origin, json)
         }
         AuditCommand::Keygen { out, name, .. } => keygen(out, name.as_deref(), json),
-        AuditCommand::Export {
-            workflow,
-            instance,
-            since,
-            out,
-            key,
-            origin,
-            from_checkpoint,
-            format,
-        } => {
-            let filter = Filter {
-                workflow: workflow.clone(),
-                instance: instance.clone(),
-                since: *since,
-            };
-            let signing = key.as_deref().map(read_signing_key).transpose()?;
-            check_origin(origin)?;
-            let from = from_checkpoint
-                .as_deref()
-                .map(|p| read_checkpoint(p, None))
-                .transpose()?;
-            let engine = open(&cli.db)?;
-            check_filter(&engine, &filter)?;
-            if let (Some(from), Some(path)) = (&from, from_checkpoint) {
-                check_earlier(&engine, from, path, origin)?;
-            }
-            let format = match format {
-                None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
-                Some(ExportFormat::Csv) => store::Format::Csv,
-                Some(ExportFormat::Xes) => store::Format::Xes,
-            };
-            let mut file = out.as_deref().map(OutFile::create).transpose()?;
-            let sink: Box<dyn Write + '_> = match &mut file {
-                Some(file) => Box::new(file),
-                None => Box::new(output::stream()),
-            };
-            let started = Instant::now();
-            let export = store::Export {
-                format,
-                filter: &filter,
-                origin,
-                key: signing.as_ref(),
-                from: from.as_ref(),
-            };
-            let events = store::export(&engine, sink, &export).map_err(export_failure)?;
-            if let Some(file) = file {
-                file.commit(true, 0o644)?;
-            }
-            tracing::info!(
-                events,
-                format = format.name(),
-                seconds = started.elapsed().as_secs_f64(),
-                "exported"
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        AuditCommand::Export(args) => export(&cli.db, args),
         AuditCommand::ExportModel {
             workflow, version, ..
         } => {
@@ -262,6 +211,66 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             ..
         } => verify_bundle(file, checkpoint, public_key.as_deref(), json),
     }
+}
+
+/// `strive export`: the store's events as a bundle, CSV or XES, to a file
+/// (written whole through a rename) or stdout.
+fn export(db: &Path, args: &ExportArgs) -> Outcome {
+    let ExportArgs {
+        workflow,
+        instance,
+        since,
+        out,
+        key,
+        origin,
+        from_checkpoint,
+        format,
+    } = args;
+    let filter = Filter {
+        workflow: workflow.clone(),
+        instance: instance.clone(),
+        since: *since,
+    };
+    let signing = key.as_deref().map(read_signing_key).transpose()?;
+    check_origin(origin)?;
+    let from = from_checkpoint
+        .as_deref()
+        .map(|p| read_checkpoint(p, None))
+        .transpose()?;
+    let engine = open(db)?;
+    check_filter(&engine, &filter)?;
+    if let (Some(from), Some(path)) = (&from, from_checkpoint) {
+        check_earlier(&engine, from, path, origin)?;
+    }
+    let format = match format {
+        None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
+        Some(ExportFormat::Csv) => store::Format::Csv,
+        Some(ExportFormat::Xes) => store::Format::Xes,
+    };
+    let mut file = out.as_deref().map(OutFile::create).transpose()?;
+    let sink: Box<dyn Write + '_> = match &mut file {
+        Some(file) => Box::new(file),
+        None => Box::new(output::stream()),
+    };
+    let started = Instant::now();
+    let export = store::Export {
+        format,
+        filter: &filter,
+        origin,
+        key: signing.as_ref(),
+        from: from.as_ref(),
+    };
+    let events = store::export(&engine, sink, &export).map_err(export_failure)?;
+    if let Some(file) = file {
+        file.commit(true, 0o644)?;
+    }
+    tracing::info!(
+        events,
+        format = format.name(),
+        seconds = started.elapsed().as_secs_f64(),
+        "exported"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn io_failure(what: &str, error: std::io::Error) -> Failure {
