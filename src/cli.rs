@@ -222,6 +222,8 @@ pub enum Command {
     Campaign(crate::campaign_cmd::CampaignCommand),
     #[command(flatten)]
     Store(crate::store_cmd::StoreCommand),
+    #[command(flatten)]
+    Grant(crate::grant_cmd::GrantCommand),
 }
 
 #[derive(Debug, clap::Args)]

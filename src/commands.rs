@@ -78,13 +78,18 @@ impl From<OpenError> for Failure {
 
 impl From<DeployError> for Failure {
     fn from(error: DeployError) -> Failure {
-        let details = match &error {
-            DeployError::Invalid { diagnostics } => serde_json::to_value(diagnostics).ok(),
-            _ => None,
+        let (kind, details) = match &error {
+            DeployError::Invalid { diagnostics } => {
+                ("invalid_definition", serde_json::to_value(diagnostics).ok())
+            }
+            DeployError::NotGranted { missing } => {
+                ("not_granted", serde_json::to_value(missing).ok())
+            }
+            _ => ("invalid_definition", None),
         };
         Failure {
             details,
-            ..Failure::new("invalid_definition", error.to_string())
+            ..Failure::new(kind, error.to_string())
         }
     }
 }
@@ -114,6 +119,9 @@ impl From<CommandError> for Failure {
             CommandError::ReservedActor { .. } => ("reserved_actor", None),
             CommandError::NotDue { .. } => ("not_due", None),
             CommandError::Confusable { .. } => ("confusable_id", None),
+            CommandError::NotGranted { missing } => {
+                ("not_granted", serde_json::to_value(missing).ok())
+            }
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };
@@ -371,6 +379,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Audit(command) => crate::audit_cmd::run(cli, command, json),
         Command::Campaign(command) => crate::campaign_cmd::run(cli, command, json),
         Command::Store(command) => crate::store_cmd::run(cli, command, json),
+        Command::Grant(command) => crate::grant_cmd::run(&cli.db, command, json),
         Command::Tick { now } => {
             let clock = jiff::Timestamp::now();
             let now = match now {

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commands;
 mod files;
+mod grant_cmd;
 mod output;
 mod serve_cmd;
 mod store_cmd;

@@ -51,6 +51,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod bundle;
 mod checkpoint;
 mod error;

@@ -260,6 +260,12 @@ pub enum DeployError {
     },
     /// The storage layer failed.
     Storage(StorageError),
+    /// The engine enforces grants, and the deploying actor does not hold
+    /// a global grant of a role it claims (issue #11). Nothing was stored.
+    NotGranted {
+        /// The grant that is missing.
+        missing: strive_core::Grant,
+    },
 }
 
 impl fmt::Display for DeployError {
@@ -280,6 +286,7 @@ impl fmt::Display for DeployError {
                 write!(f, "workflow {workflow} cannot run: {message}")
             }
             DeployError::Storage(error) => error.fmt(f),
+            DeployError::NotGranted { missing } => not_granted(f, missing),
         }
     }
 }
@@ -397,6 +404,20 @@ pub enum CommandError {
         /// The existing instance it can be mistaken for.
         existing: String,
     },
+    /// The engine enforces grants, and the actor does not hold a grant of
+    /// a role it claims, globally or on the instance or one of its
+    /// ancestors (issue #11). Nothing was written.
+    NotGranted {
+        /// The grant that is missing: on the instance acted on, or global
+        /// for a subject that is not an instance.
+        missing: strive_core::Grant,
+    },
+    /// A grant or revocation was refused by the access rules (issue #11).
+    /// Nothing was written.
+    Access {
+        /// Why.
+        reason: strive_core::AccessError,
+    },
 }
 
 impl CommandError {
@@ -486,7 +507,28 @@ impl fmt::Display for CommandError {
                 strive_core::id::escape(instance),
                 strive_core::id::escape(existing)
             ),
+            CommandError::NotGranted { missing } => not_granted(f, missing),
+            CommandError::Access { reason } => reason.fmt(f),
         }
+    }
+}
+
+/// The message of a missing grant: which, and the command that records it.
+fn not_granted(f: &mut fmt::Formatter<'_>, missing: &strive_core::Grant) -> fmt::Result {
+    let actor = strive_core::id::escape(&missing.actor);
+    let role = strive_core::id::escape(&missing.role);
+    match &missing.on {
+        Some(on) => write!(
+            f,
+            "{actor} acts as `{role}` but holds no grant of it on {on}, its ancestors or \
+             everywhere; an admin can grant it: strive grant {actor} {role} --on {on}",
+            on = strive_core::id::escape(on)
+        ),
+        None => write!(
+            f,
+            "{actor} acts as `{role}` but holds no global grant of it; an admin can grant it: \
+             strive grant {actor} {role}"
+        ),
     }
 }
 
@@ -497,6 +539,7 @@ impl std::error::Error for CommandError {
                 Some(reason.as_ref())
             }
             CommandError::Storage(error) => Some(error),
+            CommandError::Access { reason } => Some(reason),
             _ => None,
         }
     }
