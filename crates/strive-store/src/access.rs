@@ -118,8 +118,8 @@ impl Engine {
         let scope = match instance {
             Some(instance) => {
                 let parent = self
-                    .instance(instance)?
-                    .and_then(|snapshot| snapshot.instance.parent);
+                    .record(instance)?
+                    .and_then(|record| record.instance.parent);
                 access_scope(self, instance, parent)?
             }
             None => Vec::new(),
