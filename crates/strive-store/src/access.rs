@@ -117,9 +117,7 @@ impl Engine {
     pub fn authorize(&self, actor: &Actor, instance: Option<&str>) -> Result<(), CommandError> {
         let scope = match instance {
             Some(instance) => {
-                let parent = self
-                    .record(instance)?
-                    .and_then(|record| record.instance.parent);
+                let parent = AccessRead::parent(self, instance)?;
                 access_scope(self, instance, parent)?
             }
             None => Vec::new(),

@@ -488,7 +488,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn record(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
+    fn record(&self, id: &str) -> Result<Option<InstanceRecord>, StorageError> {
         let key = keys::key(keys::INSTANCE, &[id]);
         match self.get(&key)? {
             None => Ok(None),

@@ -49,11 +49,33 @@ pub(crate) struct AccessHead {
 /// engine's committed view.
 pub(crate) trait Read {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// The parent of instance `id`, if it exists and has one.
+    fn parent(&self, id: &str) -> Result<Option<String>, StorageError> {
+        let key = keys::key(keys::INSTANCE, &[id]);
+        let Some(bytes) = self.read(&key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice::<crate::records::InstanceRecord>(&bytes)
+            .map(|record| record.instance.parent)
+            .map_err(|e| StorageError::Corrupt {
+                key: keys::show(&key),
+                message: e.to_string(),
+            })
+    }
 }
 
 impl Read for Txn<'_> {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.get(key)
+    }
+
+    /// Through the decoded records the writer keeps: an enforced command's
+    /// scope walk decodes no JSON for instances it has seen.
+    fn parent(&self, id: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .load_instance(id)?
+            .and_then(|record| record.instance.parent.clone()))
     }
 }
 
@@ -97,18 +119,7 @@ pub(crate) fn scope<R: Read + ?Sized>(
         if scope.len() > MAX_ANCESTORS || scope.contains(&id) {
             break;
         }
-        let key = keys::key(keys::INSTANCE, &[&id]);
-        next = match store.read(&key)? {
-            Some(bytes) => serde_json::from_slice::<crate::records::InstanceRecord>(&bytes)
-                .map_err(|e| StorageError::Corrupt {
-                    key: keys::show(&key),
-                    message: e.to_string(),
-                })?
-                .instance
-                .parent
-                .clone(),
-            None => None,
-        };
+        next = store.parent(&id)?;
         scope.push(id);
     }
     Ok(scope)
@@ -131,11 +142,7 @@ pub(crate) fn refuse(txn: &Txn<'_>, cmd: &Cmd) -> Option<Decided> {
         } => command(txn, actor, instance, || Ok(parent.clone())),
         Cmd::Fire {
             instance, actor, ..
-        } => command(txn, actor, instance, || {
-            Ok(txn
-                .load_instance(instance)?
-                .and_then(|record| record.instance.parent.clone()))
-        }),
+        } => command(txn, actor, instance, || txn.parent(instance)),
         Cmd::Access { .. } | Cmd::Deadline { .. } => None,
     }
 }
