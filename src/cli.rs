@@ -227,6 +227,8 @@ pub enum Command {
     Campaign(crate::commands::campaign::CampaignCommand),
     #[command(flatten)]
     Store(crate::commands::store::StoreCommand),
+    #[command(flatten)]
+    Grant(crate::commands::grants::GrantCommand),
 }
 
 impl Command {
@@ -248,6 +250,7 @@ impl Command {
             Command::Audit(command) => command.json(),
             Command::Campaign(command) => command.json(),
             Command::Store(command) => command.json(),
+            Command::Grant(command) => command.json(),
             Command::Graph { .. }
             | Command::Schema
             | Command::Stress { .. }

@@ -79,13 +79,18 @@ impl From<OpenError> for Failure {
 
 impl From<DeployError> for Failure {
     fn from(error: DeployError) -> Failure {
-        let details = match &error {
-            DeployError::Invalid { diagnostics } => serde_json::to_value(diagnostics).ok(),
-            _ => None,
+        let (kind, details) = match &error {
+            DeployError::Invalid { diagnostics } => {
+                ("invalid_definition", serde_json::to_value(diagnostics).ok())
+            }
+            DeployError::NotGranted { missing } => {
+                ("not_granted", serde_json::to_value(missing).ok())
+            }
+            _ => ("invalid_definition", None),
         };
         Failure {
             details,
-            ..Failure::new("invalid_definition", error.to_string())
+            ..Failure::new(kind, error.to_string())
         }
     }
 }
@@ -116,6 +121,9 @@ impl From<CommandError> for Failure {
             CommandError::NotDue { .. } => ("not_due", None),
             CommandError::Confusable { .. } => ("confusable_id", None),
             CommandError::Deadline { .. } => ("deadline", None),
+            CommandError::NotGranted { missing } => {
+                ("not_granted", serde_json::to_value(missing).ok())
+            }
             CommandError::Storage(_) => ("storage", None),
             _ => ("command", None),
         };

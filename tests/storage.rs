@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use strive_store::{
     Actor, Backend, CommandError, CommandOptions, Engine, Hooked, Hooks, OpenError, Options,
-    SledBackend, StorageError, Write,
+    SledBackend, StorageError,
 };
 
 use crate::cli::{deploy_and_start_o1, scenario};
@@ -248,20 +248,8 @@ fn the_state_is_rebuilt_from_the_log_alone() {
     let db = scenario_store(dir.path());
     let before = ok(&strive(&db, &["list", "--format", "json"]));
     let history = ok(&strive(&db, &["history", "o1", "--format", "json"]));
-    {
-        // Keep only the log (blocks `b`, tiles `r`) and the format record:
-        // every snapshot, index, idempotency record and definition goes.
-        let backend = SledBackend::open(&db).expect("raw open");
-        let state: Vec<Write> = backend
-            .range(&[], &[0xFF])
-            .map(|entry| entry.expect("read").0)
-            .filter(|key| !matches!(key[0], b'b' | b'r') && key.as_slice() != b"mformat")
-            .map(|key| (key, None))
-            .collect();
-        assert!(state.len() > 10, "{} state records", state.len());
-        backend.apply(state).expect("write");
-        backend.flush().expect("flush");
-    }
+    // Every snapshot, index, idempotency record and definition goes.
+    crate::util::keep_only_the_log(&db);
     assert_eq!(ok(&strive(&db, &["list", "--format", "json"])), before);
     assert_eq!(
         ok(&strive(&db, &["history", "o1", "--format", "json"])),

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod campaign;
 pub(crate) mod deadlines;
 pub(crate) mod definitions;
+pub(crate) mod grants;
 pub(crate) mod instances;
 pub(crate) mod serve;
 pub(crate) mod store;
@@ -51,6 +52,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Audit(command) => audit::run(cli, command, json),
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),
+        Command::Grant(command) => grants::run(&cli.db, command, json),
     }
 }
 

@@ -80,8 +80,14 @@ impl TokenCommand {
 
 /// `strive serve`: serves the store until SIGINT or SIGTERM.
 pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
-    // The server writes: it may create the store, as `deploy` may.
-    let engine = crate::commands::open_for_writing(db)?;
+    // The server writes: it may create the store, as `deploy` may. It
+    // enforces the recorded grants: tokens say who acts, grants which
+    // roles it may act in (issue #11).
+    let options = strive_store::Options {
+        enforce_grants: true,
+        ..strive_store::Options::default()
+    };
+    let engine = crate::files::open_or_create(db, options)?;
     let tokens = TokenFile::beside(db);
     let none = tokens.load().map_err(token_failure)?.is_empty();
     let config = Config {

@@ -52,6 +52,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod bundle;
 mod checkpoint;
 mod error;

@@ -182,6 +182,7 @@ impl Replayer {
     /// Whether `event` concerns what this replayer replays.
     pub fn concerns(&self, event: &Event) -> bool {
         match (&self.scope, event.kind) {
+            (_, EventKind::Grant | EventKind::Revoke) => false,
             (None, _) | (_, EventKind::Deploy) => true,
             (Some(scope), EventKind::Start) => {
                 scope.contains(&event.instance)
@@ -202,6 +203,8 @@ impl Replayer {
             EventKind::Deploy => self.deploy(event, &mut problems),
             EventKind::Start => self.start(hash, event, &mut problems),
             EventKind::Fire => self.fire(hash, event, &mut problems),
+            // Grants are checked by `access.rs`, not replayed.
+            EventKind::Grant | EventKind::Revoke => {}
         }
         problems
     }

@@ -8,9 +8,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use strive_core::{
-    Due, Event, GENESIS, Instance, StreamingProof, WORKFLOW_SUBJECT_PREFIX, event_digest,
-};
+use strive_core::{Due, Event, GENESIS, Instance, StreamingProof, event_digest};
 
 use crate::checkpoint::Checkpoint;
 use crate::merkle::{Hash, verify_consistency};
@@ -101,6 +99,7 @@ pub struct Verifier {
     next_gseq: u64,
     chains: HashMap<String, Link>,
     replayer: Replayer,
+    access: crate::access::AccessCheck,
     /// The Merkle root recomputed from the events in O(log N) memory, with
     /// the consistency proof from the `since` checkpoint's size.
     log: StreamingProof,
@@ -131,6 +130,7 @@ impl Verifier {
             next_gseq: 1,
             chains: HashMap::new(),
             replayer: Replayer::new(),
+            access: Default::default(),
             log: StreamingProof::new(since),
             snapshots: HashSet::new(),
             snapshots_incomplete: false,
@@ -265,6 +265,7 @@ impl Verifier {
         );
         let found = self.replayer.apply(&hash, event);
         self.problems.extend(found);
+        self.problems.extend(self.access.event(event));
     }
 
     /// An event record that could not even be read from the store.
@@ -348,9 +349,7 @@ impl Verifier {
             .chains
             .keys()
             .filter(|id| {
-                !self.snapshots_incomplete
-                    && !id.starts_with(WORKFLOW_SUBJECT_PREFIX)
-                    && !self.snapshots.contains(*id)
+                !self.snapshots_incomplete && !id.starts_with('@') && !self.snapshots.contains(*id)
             })
             .collect();
         missing.sort();

@@ -43,6 +43,7 @@ struct Inner {
     requests: Mutex<Option<Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     path: Option<PathBuf>,
+    enforce_grants: bool,
 }
 
 impl Drop for Inner {
@@ -140,6 +141,7 @@ impl Engine {
         };
         let shared = Arc::new(Shared::new(last, tree));
         load_definitions(&*backend, &shared)?;
+        let enforce_grants = options.enforce_grants;
         let mut writer = Writer::new(backend.clone(), shared.clone(), options);
         writer.next_position = applied + 1;
         if damaged.is_none() && applied < last {
@@ -182,6 +184,7 @@ impl Engine {
                 requests: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
                 path,
+                enforce_grants,
             }),
         })
     }
@@ -191,7 +194,13 @@ impl Engine {
         self.inner.path.as_deref()
     }
 
-    fn send<T>(
+    /// Whether the engine refuses commands whose actors lack grants
+    /// ([`Options::enforce_grants`]).
+    pub fn enforces_grants(&self) -> bool {
+        self.inner.enforce_grants
+    }
+
+    pub(crate) fn send<T>(
         &self,
         make: impl FnOnce(mpsc::SyncSender<T>) -> Request,
     ) -> Result<T, StorageError> {
@@ -463,7 +472,7 @@ impl Engine {
     // -- queries ------------------------------------------------------------
 
     /// The state records under `prefix`, as of the last applied group.
-    fn scan<'a>(
+    pub(crate) fn scan<'a>(
         &'a self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<crate::backend::Entry, StorageError>> + use<'a> {
@@ -481,7 +490,7 @@ impl Engine {
             .range(&*self.inner.backend, start, end)
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.shared.memtable.get(&*self.inner.backend, key)
     }
 
@@ -848,6 +857,11 @@ impl Engine {
             engine: self.clone(),
             next: from.max(1),
         }
+    }
+
+    /// Commit group sizes and flush latencies since the engine was opened.
+    pub fn stats(&self) -> crate::stats::EngineStats {
+        self.inner.shared.stats.snapshot()
     }
 
     /// Bytes the store occupies on disk, when known.

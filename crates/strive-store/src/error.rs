@@ -272,6 +272,12 @@ pub enum DeployError {
     },
     /// The storage layer failed.
     Storage(StorageError),
+    /// The engine enforces grants, and the deploying actor does not hold
+    /// a global grant of a role it claims (issue #11). Nothing was stored.
+    NotGranted {
+        /// The grant that is missing.
+        missing: strive_core::Grant,
+    },
 }
 
 impl fmt::Display for DeployError {
@@ -292,6 +298,7 @@ impl fmt::Display for DeployError {
                 write!(f, "workflow {workflow} cannot run: {message}")
             }
             DeployError::Storage(error) => error.fmt(f),
+            DeployError::NotGranted { missing } => not_granted(f, missing),
         }
     }
 }
@@ -420,6 +427,20 @@ pub enum CommandError {
         /// Why the deadline cannot be computed.
         reason: strive_core::DeadlineError,
     },
+    /// The engine enforces grants, and the actor does not hold a grant of
+    /// a role it claims, globally or on the instance or one of its
+    /// ancestors (issue #11). Nothing was written.
+    NotGranted {
+        /// The grant that is missing: on the instance acted on, or global
+        /// for a subject that is not an instance.
+        missing: strive_core::Grant,
+    },
+    /// A grant or revocation was refused by the access rules (issue #11).
+    /// Nothing was written.
+    Access {
+        /// Why.
+        reason: strive_core::AccessError,
+    },
 }
 
 impl CommandError {
@@ -516,7 +537,28 @@ impl fmt::Display for CommandError {
                  deploy a version whose deadline stays within it",
                 strive_core::id::escape(instance)
             ),
+            CommandError::NotGranted { missing } => not_granted(f, missing),
+            CommandError::Access { reason } => reason.fmt(f),
         }
+    }
+}
+
+/// The message of a missing grant: which, and the command that records it.
+fn not_granted(f: &mut fmt::Formatter<'_>, missing: &strive_core::Grant) -> fmt::Result {
+    let actor = strive_core::id::escape(&missing.actor);
+    let role = strive_core::id::escape(&missing.role);
+    match &missing.on {
+        Some(on) => write!(
+            f,
+            "{actor} acts as `{role}` but holds no grant of it on {on}, its ancestors or \
+             everywhere; an admin can grant it: strive grant {actor} {role} --on {on}",
+            on = strive_core::id::escape(on)
+        ),
+        None => write!(
+            f,
+            "{actor} acts as `{role}` but holds no global grant of it; an admin can grant it: \
+             strive grant {actor} {role}"
+        ),
     }
 }
 
@@ -527,7 +569,8 @@ impl std::error::Error for CommandError {
                 Some(reason.as_ref())
             }
             CommandError::Storage(error) => Some(error),
-            CommandError::Deadline { reason, .. } => Some(reason),
+            // `Deadline` and `Access` print their reason in their own
+            // message, so they do not chain it as a source as well.
             _ => None,
         }
     }

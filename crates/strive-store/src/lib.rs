@@ -40,6 +40,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod backend;
 mod block;
 mod convert;
@@ -57,8 +58,10 @@ pub mod probe;
 pub mod raw;
 mod records;
 mod state;
+mod stats;
 mod writer;
 
+pub use access::GrantInfo;
 pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
@@ -67,7 +70,8 @@ pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
 };
-pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};
+pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
+pub use strive_core::{AccessError, Actor, Event, EventKind, Grant, Instance, Rejection};
 
 /// Marks a point where the crash tests can stop the process
 /// (`strive_store::failpoints`); compiles to nothing without the

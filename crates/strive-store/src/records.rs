@@ -253,6 +253,12 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// The most commands written in one group commit.
     pub max_batch: usize,
+    /// Refuse a command whose actor does not hold a grant (recorded with
+    /// [`crate::Engine::grant`]) for every role it claims, globally or on
+    /// the instance or one of its ancestors: `CommandError::NotGranted`,
+    /// `DeployError::NotGranted`. Off by default: the embedding service's
+    /// word on an actor's roles is taken as it is (issue #11).
+    pub enforce_grants: bool,
 }
 
 impl Default for Options {
@@ -261,6 +267,7 @@ impl Default for Options {
             durability: Durability::Flushed,
             clock: Arc::new(SystemClock),
             max_batch: 1024,
+            enforce_grants: false,
         }
     }
 }
@@ -270,6 +277,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("durability", &self.durability)
             .field("max_batch", &self.max_batch)
+            .field("enforce_grants", &self.enforce_grants)
             .finish_non_exhaustive()
     }
 }

@@ -60,6 +60,12 @@ pub(crate) enum Cmd {
         key: Vec<u8>,
         instance: String,
     },
+    /// A grant or revocation (`access.rs`).
+    Access {
+        change: strive_core::Change,
+        grant: strive_core::Grant,
+        actor: Actor,
+    },
 }
 
 /// What deciding a command produced.
@@ -81,8 +87,23 @@ impl Decided {
 
 /// Decides `cmd` at `clock`. A refused command leaves `txn` as it found it,
 /// except a deadline, which is consumed even when its event is refused.
-pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp) -> Decided {
+/// With `enforce_grants`, a command whose actor lacks a grant for a role it
+/// claims is refused first.
+pub(crate) fn decide(
+    txn: &mut Txn<'_>,
+    cmd: Cmd,
+    clock: Timestamp,
+    enforce_grants: bool,
+) -> Decided {
+    if enforce_grants && let Some(refused) = super::access::refuse(txn, &cmd) {
+        return refused;
+    }
     let decided = match cmd {
+        Cmd::Access {
+            change,
+            grant,
+            actor,
+        } => Decided::Command(super::access::change(txn, change, &grant, &actor, clock)),
         Cmd::Deploy { items, actor } => Decided::Deploy(deploy(txn, items, &actor, clock)),
         Cmd::Start {
             workflow,

@@ -12,6 +12,8 @@
 //!
 //! - `txn.rs`: the overlay one command is decided in;
 //! - `decide.rs`: deploy, start, fire, deadlines;
+//! - `access.rs`: grants and revocations, and refusing commands whose
+//!   actor lacks a grant (when the engine enforces grants);
 //! - `pipeline.rs`: the flusher that makes groups durable and answers;
 //! - `recover.rs`: re-deciding recorded events (recovery, upgrade, import).
 //!
@@ -20,6 +22,7 @@
 //! partition's sequence is gapless: numbers are taken only by accepted
 //! commands, inside the batch that records them.
 
+mod access;
 mod decide;
 mod pipeline;
 pub(crate) mod recover;
@@ -41,6 +44,9 @@ use crate::log::{BlockCache, Tiles};
 use crate::records::{DefinitionInfo, Options, Outcome};
 use crate::state::{Memtable, Writes};
 
+pub(crate) use access::{
+    GrantRecord, Read as AccessRead, View as AccessStore, scope as access_scope,
+};
 pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
 use decide::{Decided, decide};
 use pipeline::{Finish, Flusher, Job};
@@ -87,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) tree: RwLock<TileLog>,
     /// Decoded blocks for readers.
     pub(crate) blocks: BlockCache,
+    /// Group sizes and flush latencies, for [`crate::Engine::stats`].
+    pub(crate) stats: crate::stats::Stats,
 }
 
 impl Shared {
@@ -100,6 +108,7 @@ impl Shared {
             memtable: Memtable::default(),
             tree: RwLock::new(tree),
             blocks: BlockCache::default(),
+            stats: crate::stats::Stats::default(),
         }
     }
 
@@ -309,7 +318,7 @@ impl Writer {
             next_position: self.next_position,
             partition: self.partition,
         };
-        let decided = decide(&mut txn, cmd, clock);
+        let decided = decide(&mut txn, cmd, clock, self.options.enforce_grants);
         self.next_position = txn.next_position;
         let writes = std::mem::take(&mut txn.writes);
         let instances = std::mem::take(&mut txn.instances);
