@@ -50,6 +50,10 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long, requires = "since")]
         public_key: Option<PathBuf>,
+        /// Threads to verify on: 0 for one per core, 1 for sequentially
+        /// (the report is the same).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
     },
     /// Prints a checkpoint of the log (origin, size, root), optionally signed.
     Checkpoint {
@@ -124,9 +128,19 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             at_seq,
             at,
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
-        AuditCommand::Verify { since, public_key } => match crate::client::Remote::from_cli(cli)? {
+        AuditCommand::Verify {
+            since,
+            public_key,
+            jobs,
+        } => match crate::client::Remote::from_cli(cli)? {
             Some(remote) => crate::client::verify(&remote, json),
-            None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
+            None => verify(
+                &cli.db,
+                since.as_deref(),
+                public_key.as_deref(),
+                *jobs,
+                json,
+            ),
         },
         AuditCommand::Checkpoint { key, origin } => checkpoint(cli, key.as_deref(), origin, json),
         AuditCommand::Keygen { out, name } => keygen(out, name.as_deref(), json),
@@ -470,7 +484,7 @@ fn scoped_events(
     Ok(events)
 }
 
-fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
+fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, jobs: usize, json: bool) -> Outcome {
     let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
     let engine = open(db)?;
     let bar = output::progress(engine.last_gseq(), "verifying");
@@ -479,6 +493,7 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
         &engine,
         VerifyOptions {
             since,
+            jobs,
             ..VerifyOptions::default()
         },
         |read| {

@@ -2,7 +2,7 @@
 //! only. The tamper tests include this file (`#[path]`), so they run the
 //! very code `strive verify` runs.
 
-use strive_audit::{Report, Verifier, VerifyOptions};
+use strive_audit::{EventRun, Report, VerifyOptions};
 use strive_store::{Engine, ListQuery, Snapshot, StorageError};
 
 /// How many snapshots to read per page.
@@ -47,31 +47,22 @@ pub fn snapshots(engine: &Engine) -> impl Iterator<Item = Result<Snapshot, Stora
 }
 
 /// Verifies the store behind `engine`: every event record in global order,
-/// then every snapshot. `progress` is called with the number of events read
-/// every 4,096 events.
-pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
+/// block by block (on `options.jobs` threads), then every snapshot.
+/// `progress` is called with the number of events read after each block.
+pub fn verify(engine: &Engine, options: VerifyOptions, progress: impl FnMut(u64)) -> Report {
     let options = VerifyOptions {
         expected_size: Some(engine.last_gseq()),
         ..options
     };
-    let mut verifier = Verifier::new(options);
-    let mut read = 0u64;
-    for item in engine.events(1) {
-        match item {
-            Ok(stored) => verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event),
-            Err(error) => verifier.unreadable(error),
-        }
-        read += 1;
-        if read.is_multiple_of(4096) {
-            progress(read);
-        }
-    }
-    progress(read);
-    for item in snapshots(engine) {
-        match item {
-            Ok(snapshot) => verifier.snapshot(&snapshot.instance, snapshot.due.as_ref()),
-            Err(error) => verifier.unreadable_snapshot(error),
-        }
-    }
-    verifier.finish()
+    // One stream per partition; stores have one partition today.
+    let read = || {
+        engine.blocks(0, 1).map(|block| {
+            block.map(|block| {
+                let (digests, data, spans) = block.into_parts();
+                EventRun::from_parts(digests, data, spans)
+            })
+        })
+    };
+    let snapshots = snapshots(engine).map(|item| item.map(|s| (s.instance, s.due)));
+    strive_audit::verify_runs(read, snapshots, options, progress)
 }

@@ -56,6 +56,7 @@ mod checkpoint;
 mod error;
 mod export;
 mod merkle;
+mod parallel;
 mod pnml;
 mod problem;
 mod replay;
@@ -72,7 +73,8 @@ pub use export::{
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
+pub use parallel::verify_runs;
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
-pub use verify::{Report, Verifier, VerifyOptions, verify};
+pub use verify::{EventRun, Report, Verifier, VerifyOptions, verify};

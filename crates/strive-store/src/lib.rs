@@ -56,6 +56,7 @@ pub mod probe;
 #[doc(hidden)]
 pub mod raw;
 mod records;
+mod scan;
 mod state;
 mod writer;
 
@@ -67,6 +68,7 @@ pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
 };
+pub use scan::{Blocks, ScannedBlock};
 pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};
 
 /// Marks a point where the crash tests can stop the process
