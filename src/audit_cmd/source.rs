@@ -46,6 +46,19 @@ pub fn snapshots(engine: &Engine) -> impl Iterator<Item = Result<Snapshot, Stora
     })
 }
 
+/// The blocks of `partition`'s log, as the auditor's toolkit reads them.
+pub fn runs(
+    engine: &Engine,
+    partition: u32,
+) -> impl Iterator<Item = Result<EventRun, StorageError>> + '_ {
+    engine.blocks(partition, 1).map(|block| {
+        block.map(|block| {
+            let (digests, data, spans) = block.into_parts();
+            EventRun::from_parts(digests, data, spans)
+        })
+    })
+}
+
 /// Verifies the store behind `engine`: every event record in global order,
 /// block by block (on `options.jobs` threads), then every snapshot.
 /// `progress` is called with the number of events read after each block.
@@ -55,14 +68,7 @@ pub fn verify(engine: &Engine, options: VerifyOptions, progress: impl FnMut(u64)
         ..options
     };
     // One stream per partition; stores have one partition today.
-    let read = || {
-        engine.blocks(0, 1).map(|block| {
-            block.map(|block| {
-                let (digests, data, spans) = block.into_parts();
-                EventRun::from_parts(digests, data, spans)
-            })
-        })
-    };
+    let read = || runs(engine, 0);
     let snapshots = snapshots(engine).map(|item| item.map(|s| (s.instance, s.due)));
     strive_audit::verify_runs(read, snapshots, options, progress)
 }

@@ -73,7 +73,7 @@ pub use export::{
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
-pub use parallel::verify_runs;
+pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};

@@ -36,7 +36,8 @@ use crate::merkle::Hash;
 use crate::problem::Problem;
 use crate::replay::parent_of;
 use crate::verify::{
-    EventRun, Report, Shard, Snapshots, Stored, Stream, Verifier, VerifyOptions, finish,
+    EventRun, Report, Shard, Snapshots, Stored, Stream, Verifier, VerifyOptions, finish, instances,
+    unmet,
 };
 
 /// Verifies one log stream, given as the blocks `read()` yields, then the
@@ -58,12 +59,9 @@ where
     S: IntoIterator<Item = Result<(Instance, Option<Due>), Y>>,
     Y: fmt::Display,
 {
-    let jobs = match options.jobs {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        jobs => jobs,
-    };
+    let jobs = resolve(options.jobs);
     if jobs > 1
-        && let Some(done) = Parallel::run(read(), &options, jobs, &mut progress)
+        && let Some(done) = Parallel::run(read(), &options, Mode::Verify, jobs, &mut progress)
     {
         return done.finish(snapshots, &options);
     }
@@ -87,6 +85,105 @@ where
         }
     }
     verifier.finish()
+}
+
+/// What the parallel pass checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Everything [`Verifier`] checks.
+    Verify,
+    /// Replay alone: no hashes, sequence, Merkle log or chains.
+    Replay,
+}
+
+/// What a replay of a whole log found (see [`replay_runs`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReplayReport {
+    /// Events read.
+    pub events: u64,
+    /// Instances replayed.
+    pub instances: u64,
+    /// What does not conform, in the order a sequential [`crate::Replayer`]
+    /// finds it, then what the definitions imply but the log lacks
+    /// ([`crate::Replayer::unmet`]); events that cannot be read or decoded too.
+    pub problems: Vec<Problem>,
+    /// The threads the events were replayed on (1 when sequential).
+    pub jobs: usize,
+}
+
+/// Replays one log stream, given as the blocks `read()` yields, on `jobs`
+/// threads (0: one per core, 1: sequentially): every instance rebuilt
+/// through the core's transition function and every event checked to be
+/// what the definition in force does, as [`crate::Replayer`] does, spread over
+/// threads as [`verify_runs`] spreads verification. `read` is called twice
+/// when the log holds a reference across families.
+pub fn replay_runs<F, R, E>(read: F, jobs: usize) -> ReplayReport
+where
+    F: Fn() -> R,
+    R: Iterator<Item = Result<EventRun, E>>,
+    E: fmt::Display,
+{
+    let jobs = resolve(jobs);
+    let options = VerifyOptions::default();
+    if jobs > 1
+        && let Some(done) = Parallel::run(read(), &options, Mode::Replay, jobs, &mut |_| {})
+    {
+        let mut problems = done.problems;
+        problems.extend(unmet(&done.shards));
+        return ReplayReport {
+            events: done.stream.events(),
+            instances: instances(&done.shards),
+            problems,
+            jobs,
+        };
+    }
+    let mut stream = Stream::new(&options);
+    let mut shard = Shard::default();
+    let mut problems = Vec::new();
+    for item in read() {
+        let run = match item {
+            Ok(run) => run,
+            Err(error) => {
+                problems.push(stream.unreadable(error));
+                continue;
+            }
+        };
+        for index in 0..run.len() {
+            match decode(&run, index) {
+                Decoded::Event {
+                    hash, len, event, ..
+                } => {
+                    stream.pass(len);
+                    problems.extend(shard.replayer.apply(&hash, &event));
+                }
+                Decoded::Undecodable {
+                    computed,
+                    len,
+                    error,
+                } => {
+                    problems.push(stream.undecodable(&computed, len, &error));
+                }
+                Decoded::Unreadable(what) => problems.push(stream.unreadable(what)),
+            }
+        }
+    }
+    let shards = [shard];
+    problems.extend(unmet(&shards));
+    ReplayReport {
+        events: stream.events(),
+        instances: instances(&shards),
+        problems,
+        jobs: 1,
+    }
+}
+
+/// The threads `jobs` asks for: 0 means one per core.
+fn resolve(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        jobs => jobs,
+    }
 }
 
 /// A problem and its place in the sequential order: the event's ordinal in
@@ -204,6 +301,7 @@ impl Parallel {
     fn run<R, E>(
         runs: R,
         options: &VerifyOptions,
+        mode: Mode,
         jobs: usize,
         progress: &mut impl FnMut(u64),
     ) -> Option<Parallel>
@@ -218,20 +316,27 @@ impl Parallel {
         let (to_shards, shard_rxs): (Vec<_>, Vec<_>) =
             (0..jobs).map(|_| sync_channel::<Vec<Job>>(16)).unzip();
         std::thread::scope(|scope| {
+            // Should a thread not start, the channels close as this
+            // closure returns, the others end, and the caller verifies
+            // sequentially.
             for _ in 0..jobs {
                 let decoded = decoded.clone();
                 let input_rx = &input_rx;
-                scope.spawn(move || decode_loop(input_rx, &decoded));
+                named(scope, "verify-decode", move || {
+                    decode_loop(input_rx, &decoded)
+                })?;
             }
             drop(decoded);
-            let workers: Vec<_> = shard_rxs
-                .into_iter()
-                .map(|rx| scope.spawn(move || shard_loop(&rx)))
-                .collect();
+            let mut workers = Vec::with_capacity(jobs);
+            for rx in shard_rxs {
+                workers.push(named(scope, "verify-shard", move || shard_loop(&rx, mode))?);
+            }
             let stream = Stream::new(options);
             let abandon = &abandon;
-            let dispatcher =
-                scope.spawn(move || dispatch(stream, jobs, &decoded_rx, &to_shards, abandon));
+            let dispatcher = named(scope, "verify-dispatch", move || {
+                let dispatcher = Dispatcher::new(stream, mode, jobs, &to_shards, abandon);
+                dispatcher.run(&decoded_rx)
+            })?;
             let mut read = 0u64;
             for (ordinal, item) in runs.enumerate() {
                 if abandon.load(Ordering::Relaxed) {
@@ -301,6 +406,24 @@ impl Parallel {
     }
 }
 
+/// Starts a named thread in `scope` (names show in profiles and `top`).
+fn named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    run: impl FnOnce() -> T + Send + 'scope,
+) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
+    match std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn_scoped(scope, run)
+    {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, name, "cannot start a verification thread");
+            None
+        }
+    }
+}
+
 /// Whether every child a shard's replay spawned was started (if at all) in
 /// that shard, and by one shard only: otherwise the sequential replay
 /// would have matched a spawn with a start that the shards kept apart.
@@ -359,7 +482,7 @@ fn decode(run: &EventRun, index: usize) -> Decoded {
 }
 
 /// A shard's worker: chains and replay for the events sent to it.
-fn shard_loop(jobs: &Receiver<Vec<Job>>) -> (Shard, Vec<Tagged>) {
+fn shard_loop(jobs: &Receiver<Vec<Job>>, mode: Mode) -> (Shard, Vec<Tagged>) {
     let mut shard = Shard::default();
     shard.replayer.record_spawns();
     let mut tagged = Vec::new();
@@ -371,74 +494,82 @@ fn shard_loop(jobs: &Receiver<Vec<Job>>) -> (Shard, Vec<Tagged>) {
                 let _ = shard.replayer.apply(&job.hash, &job.event);
                 continue;
             }
-            shard.event(&job.hash, &job.event, &mut found);
+            match mode {
+                Mode::Verify => shard.event(&job.hash, &job.event, &mut found),
+                Mode::Replay => found.extend(shard.replayer.apply(&job.hash, &job.event)),
+            }
             tagged.extend(found.drain(..).map(|problem| ((job.ordinal, 1), problem)));
         }
     }
     (shard, tagged)
 }
 
-/// The dispatcher's state: the stream's checks, the routing, and the
-/// batches being filled for each shard.
+/// The dispatcher: takes decoded blocks back in log order, runs the
+/// stream's checks and sends each event to the shard of its family.
 struct Dispatcher<'a> {
     stream: Stream,
+    mode: Mode,
     router: Router,
     tagged: Vec<Tagged>,
     found: Vec<Problem>,
+    /// The batches being filled for each shard.
     batches: Vec<Vec<Job>>,
     shards: &'a [SyncSender<Vec<Job>>],
+    /// Set when an event crosses families: the reader stops.
     abandon: &'a AtomicBool,
 }
 
-/// The dispatcher: takes decoded blocks back in log order, runs the
-/// stream's checks and sends each event to its shard. `None` when an event
-/// crosses families (the reader is told to stop through `abandon`).
-fn dispatch(
-    stream: Stream,
-    jobs: usize,
-    decoded: &Receiver<(u64, Vec<Decoded>)>,
-    shards: &[SyncSender<Vec<Job>>],
-    abandon: &AtomicBool,
-) -> Option<(Stream, Router, Vec<Tagged>)> {
-    let mut dispatcher = Dispatcher {
-        stream,
-        router: Router {
-            shards: jobs,
-            of: HashMap::new(),
-        },
-        tagged: Vec::new(),
-        found: Vec::new(),
-        batches: (0..jobs).map(|_| Vec::new()).collect(),
-        shards,
-        abandon,
-    };
-    let mut waiting: HashMap<u64, Vec<Decoded>> = HashMap::new();
-    let (mut next_block, mut ordinal) = (0u64, 0u64);
-    while let Ok((block, items)) = decoded.recv() {
-        if abandon.load(Ordering::Relaxed) {
-            // Drain, so that no decoder waits on a full channel.
-            continue;
-        }
-        waiting.insert(block, items);
-        while let Some(items) = waiting.remove(&next_block) {
-            next_block += 1;
-            for item in items {
-                dispatcher.item(ordinal, item);
-                ordinal += 1;
-            }
-            if abandon.load(Ordering::Relaxed) {
-                break;
-            }
-            dispatcher.send();
+impl<'a> Dispatcher<'a> {
+    fn new(
+        stream: Stream,
+        mode: Mode,
+        jobs: usize,
+        shards: &'a [SyncSender<Vec<Job>>],
+        abandon: &'a AtomicBool,
+    ) -> Dispatcher<'a> {
+        Dispatcher {
+            stream,
+            mode,
+            router: Router {
+                shards: jobs,
+                of: HashMap::new(),
+            },
+            tagged: Vec::new(),
+            found: Vec::new(),
+            batches: (0..jobs).map(|_| Vec::new()).collect(),
+            shards,
+            abandon,
         }
     }
-    let Dispatcher {
-        stream,
-        router,
-        tagged,
-        ..
-    } = dispatcher;
-    (!abandon.load(Ordering::Relaxed)).then_some((stream, router, tagged))
+
+    /// Dispatches every decoded block. `None` when an event crosses
+    /// families.
+    fn run(
+        mut self,
+        decoded: &Receiver<(u64, Vec<Decoded>)>,
+    ) -> Option<(Stream, Router, Vec<Tagged>)> {
+        let mut waiting: HashMap<u64, Vec<Decoded>> = HashMap::new();
+        let (mut next_block, mut ordinal) = (0u64, 0u64);
+        while let Ok((block, items)) = decoded.recv() {
+            if self.abandon.load(Ordering::Relaxed) {
+                // Drain, so that no decoder waits on a full channel.
+                continue;
+            }
+            waiting.insert(block, items);
+            while let Some(items) = waiting.remove(&next_block) {
+                next_block += 1;
+                for item in items {
+                    self.item(ordinal, item);
+                    ordinal += 1;
+                }
+                if self.abandon.load(Ordering::Relaxed) {
+                    break;
+                }
+                self.send();
+            }
+        }
+        (!self.abandon.load(Ordering::Relaxed)).then_some((self.stream, self.router, self.tagged))
+    }
 }
 
 impl Dispatcher<'_> {
@@ -467,9 +598,14 @@ impl Dispatcher<'_> {
                 event,
             } => (stored, computed, hash, len, event),
         };
-        let stored = Stored::Digest(&stored);
-        self.stream
-            .event(stored, (&computed, &hash), len, &event, &mut self.found);
+        match self.mode {
+            Mode::Verify => {
+                let stored = Stored::Digest(&stored);
+                self.stream
+                    .event(stored, (&computed, &hash), len, &event, &mut self.found);
+            }
+            Mode::Replay => self.stream.pass(len),
+        }
         self.tagged
             .extend(self.found.drain(..).map(|problem| ((ordinal, 0), problem)));
         let target = self.router.route(&event);
@@ -513,5 +649,150 @@ impl Dispatcher<'_> {
                 self.abandon.store(true, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{Value, json};
+    use strive_core::{Actor, Event, EventKind, GENESIS, definition_hash, event_digest};
+
+    use super::*;
+
+    /// The approval workflow of the crate's example.
+    fn definition() -> Value {
+        json!({
+            "id": "approval", "title": "Approval", "roles": [{"id": "chief"}],
+            "stages": [{"id": "draft", "kind": "initial"}, {"id": "approved", "kind": "terminal"}],
+            "transitions": [{"event": "approve", "from": "draft", "to": "approved", "roles": ["chief"]}]
+        })
+    }
+
+    /// A log of `(kind, instance, payload)` events, chained and numbered
+    /// as the engine writes them, in one block.
+    fn log(events: &[(EventKind, &str, Value)]) -> EventRun {
+        let hash = definition_hash(&definition());
+        let mut heads: HashMap<String, (u64, String)> = HashMap::new();
+        let mut run = EventRun::new();
+        for (gseq, (kind, instance, payload)) in (1..).zip(events) {
+            let (seq, prev) = heads
+                .get(*instance)
+                .map_or((1, GENESIS.to_owned()), |(seq, prev)| {
+                    (seq + 1, prev.clone())
+                });
+            let (event, from, transition, to) = match kind {
+                EventKind::Deploy => ("deploy", None, None, ""),
+                EventKind::Start => ("start", None, None, "draft"),
+                EventKind::Fire => (
+                    "approve",
+                    Some("draft".to_owned()),
+                    Some("approve".to_owned()),
+                    "approved",
+                ),
+            };
+            let event = Event {
+                v: 1,
+                gseq,
+                instance: (*instance).to_owned(),
+                seq,
+                prev,
+                kind: *kind,
+                workflow: "approval".into(),
+                version: 1,
+                definition_hash: hash.clone(),
+                from,
+                event: event.into(),
+                transition,
+                to: to.into(),
+                actor: Actor::new("wang", &["chief"]),
+                at: "2026-05-01T08:00:00Z".parse().expect("time"),
+                command_id: None,
+                payload: payload.clone(),
+                effects: vec![],
+                cause: None,
+            };
+            let bytes = event.encode();
+            let digest = event_digest(&bytes);
+            heads.insert((*instance).to_owned(), (seq, hex::encode(digest)));
+            run.push(digest, &bytes);
+        }
+        run
+    }
+
+    fn verify(run: &EventRun, jobs: usize) -> Report {
+        let snapshots: Vec<Result<(Instance, Option<Due>), String>> = Vec::new();
+        verify_runs(
+            || std::iter::once(Ok::<_, String>(run.clone())),
+            snapshots,
+            VerifyOptions {
+                jobs,
+                ..VerifyOptions::default()
+            },
+            |_| {},
+        )
+    }
+
+    /// Two ids whose own shards differ among `jobs`.
+    fn apart(jobs: usize) -> (String, String) {
+        let mut router = Router {
+            shards: jobs,
+            of: HashMap::new(),
+        };
+        let first = router.shard_of("doc-0");
+        let other = (1..)
+            .map(|n| format!("doc-{n}"))
+            .find(|id| router.shard_of(id) != first)
+            .unwrap_or_default();
+        ("doc-0".to_owned(), other)
+    }
+
+    #[test]
+    fn families_are_checked_in_parallel_with_the_sequential_report() {
+        let (a, b) = apart(2);
+        let start = json!({"data": {}, "parent": null});
+        let run = log(&[
+            (EventKind::Deploy, "@workflow/approval", definition()),
+            (EventKind::Start, &a, start.clone()),
+            (EventKind::Start, &b, start),
+            (EventKind::Fire, &a, Value::Null),
+            (EventKind::Fire, &b, Value::Null),
+            // A second approval of an approved document: refused on replay.
+            (EventKind::Fire, &b, Value::Null),
+        ]);
+        let sequential = verify(&run, 1);
+        let parallel = verify(&run, 2);
+        assert_eq!(parallel.jobs, 2, "no fallback on a log within families");
+        assert_eq!(sequential.jobs, 1);
+        assert!(!sequential.problems.is_empty());
+        assert_eq!(parallel.problems, sequential.problems);
+        assert_eq!(parallel.root, sequential.root);
+        assert_eq!(parallel.instances, 2);
+        // Replay alone, likewise.
+        let replay = |jobs| replay_runs(|| std::iter::once(Ok::<_, String>(run.clone())), jobs);
+        let (sequential, parallel) = (replay(1), replay(2));
+        assert_eq!((sequential.jobs, parallel.jobs), (1, 2));
+        assert!(!sequential.problems.is_empty());
+        assert_eq!(parallel.problems, sequential.problems);
+        assert_eq!((parallel.events, parallel.instances), (6, 2));
+    }
+
+    #[test]
+    fn a_start_under_another_family_is_verified_sequentially() {
+        let (a, b) = apart(2);
+        let run = log(&[
+            (EventKind::Deploy, "@workflow/approval", definition()),
+            (EventKind::Start, &a, json!({"data": {}, "parent": null})),
+            // `b`'s start names `a` as its parent, after `b` was placed in
+            // its own shard by an earlier event.
+            (EventKind::Fire, &b, Value::Null),
+            (EventKind::Start, &b, json!({"data": {}, "parent": a})),
+        ]);
+        let sequential = verify(&run, 1);
+        let parallel = verify(&run, 2);
+        assert_eq!(parallel.jobs, 1, "the parallel run fell back");
+        assert!(!sequential.problems.is_empty());
+        assert_eq!(parallel.problems, sequential.problems);
     }
 }

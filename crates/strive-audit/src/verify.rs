@@ -289,6 +289,18 @@ impl Stream {
         self.events += 1;
         self.bytes += len as u64 + 32;
     }
+
+    /// An event that replay alone reads: counted and given the next
+    /// position, unchecked.
+    pub(crate) fn pass(&mut self, len: usize) {
+        self.count(len);
+        self.next_gseq += 1;
+    }
+
+    /// Events read so far.
+    pub(crate) fn events(&self) -> u64 {
+        self.events
+    }
 }
 
 /// The checks that follow subjects rather than the log's order: each
@@ -475,12 +487,7 @@ pub(crate) fn finish(
             .on(id),
         );
     }
-    let mut unmet: Vec<Problem> = shards
-        .iter()
-        .flat_map(|shard| shard.replayer.unmet())
-        .collect();
-    unmet.sort_by(|a, b| a.message.cmp(&b.message));
-    problems.extend(unmet);
+    problems.extend(unmet(shards));
     let size = stream.log.size();
     let root = stream.log.root();
     if let Some(expected) = options.expected_size
@@ -500,10 +507,7 @@ pub(crate) fn finish(
     Report {
         events: stream.events,
         bytes: stream.bytes,
-        instances: shards
-            .iter()
-            .map(|shard| shard.replayer.instance_ids().count() as u64)
-            .sum(),
+        instances: instances(shards),
         snapshots: snapshots.seen.len() as u64,
         size,
         root: hex::encode(root),
@@ -513,6 +517,25 @@ pub(crate) fn finish(
         root_hash: root,
         jobs: shards.len(),
     }
+}
+
+/// What the definitions imply but no shard's log holds, in the order of a
+/// single [`crate::Replayer::unmet`].
+pub(crate) fn unmet(shards: &[Shard]) -> Vec<Problem> {
+    let mut unmet: Vec<Problem> = shards
+        .iter()
+        .flat_map(|shard| shard.replayer.unmet())
+        .collect();
+    unmet.sort_by(|a, b| a.message.cmp(&b.message));
+    unmet
+}
+
+/// The instances the shards replayed.
+pub(crate) fn instances(shards: &[Shard]) -> u64 {
+    shards
+        .iter()
+        .map(|shard| shard.replayer.instance_ids().count() as u64)
+        .sum()
 }
 
 /// The consistency proof from `since` to the log, or the problem that

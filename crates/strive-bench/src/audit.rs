@@ -40,10 +40,15 @@ pub fn rows(report: &mut Report, path: &Path, dir: &Path, repeats: usize) -> Fal
     }
     let jobs = std::thread::available_parallelism().map_or(1, usize::from);
     for _ in 0..repeats {
-        let (events, seconds) = replay(&engine)?;
+        let (events, seconds) = replay(&engine, 0)?;
         stored_events = events;
         rates
             .entry("replay")
+            .or_default()
+            .push(events as f64 / seconds);
+        let (events, seconds) = replay(&engine, 1)?;
+        rates
+            .entry("replay.seq")
             .or_default()
             .push(events as f64 / seconds);
         let (events, seconds) = replay_events(&engine)?;
@@ -84,13 +89,20 @@ pub fn rows(report: &mut Report, path: &Path, dir: &Path, repeats: usize) -> Fal
     report.add(
         "audit.replay",
         s,
-        "replay: read blocks + decode + re-run (one core)",
+        "replay: read blocks + decode + re-run (every core)",
         "ev/s",
         take("replay"),
     );
     report.note(format!(
-        "strive_audit::Replayer over Engine::blocks, {stored_events} events"
+        "strive_audit::replay_runs over Engine::blocks, {jobs} threads, {stored_events} events"
     ));
+    report.add(
+        "audit.replay.seq",
+        s,
+        "replay: read blocks + decode + re-run (one core)",
+        "ev/s",
+        take("replay.seq"),
+    );
     report.add(
         "audit.replay.events",
         s,
@@ -171,24 +183,17 @@ pub fn scan(
     Ok(())
 }
 
-/// Replay from the store's blocks on one core: every event's bytes read a
-/// block at a time, decoded, and re-run through the core's transition
-/// function by [`strive_audit::Replayer`], which checks that it reaches the
-/// recorded result. Returns (events, seconds).
-pub fn replay(engine: &Engine) -> Fallible<(u64, f64)> {
+/// Replay from the store's blocks on `jobs` threads (0: one per core)
+/// through [`strive_audit::replay_runs`]: every event decoded and re-run
+/// through the core's transition function, which must reach the recorded
+/// result. Returns (events, seconds).
+pub fn replay(engine: &Engine, jobs: usize) -> Fallible<(u64, f64)> {
     let start = Instant::now();
-    let mut replayer = Replayer::new();
-    let mut events = 0u64;
-    scan(engine, |digest, bytes| {
-        let event = strive_core::Event::decode(bytes)?;
-        let problems = replayer.apply(&hex::encode(digest), &event);
-        if let Some(problem) = problems.first() {
-            return Err(format!("replay found a problem: {problem:?}").into());
-        }
-        events += 1;
-        Ok(())
-    })?;
-    Ok((events, start.elapsed().as_secs_f64()))
+    let report = strive_audit::replay_runs(|| source::runs(engine, 0), jobs);
+    if let Some(problem) = report.problems.first() {
+        return Err(format!("replay found a problem: {problem:?}").into());
+    }
+    Ok((report.events, start.elapsed().as_secs_f64()))
 }
 
 /// Replay as it read the log before issue #10 item 6: every event through
