@@ -118,6 +118,8 @@ impl Engine {
         };
         Blocks {
             entries: backend.range(&start, &keys::prefix_end(&prefix)),
+            // Partition 0's durable end: with more partitions, this is to
+            // be the given partition's own (issue #10 item 5).
             last: self.last_gseq(),
         }
     }
