@@ -59,6 +59,10 @@ pub enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
+        /// Threads to verify on: 0 for one per core, 1 for sequentially
+        /// (the report is the same).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
     },
     /// Prints a checkpoint of the log (origin, size, root), optionally signed.
     Checkpoint {
@@ -166,10 +170,19 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             ..
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
         AuditCommand::Verify {
-            since, public_key, ..
+            since,
+            public_key,
+            jobs,
+            ..
         } => match crate::client::Remote::from_cli(cli)? {
             Some(remote) => crate::client::verify(&remote, json),
-            None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
+            None => verify(
+                &cli.db,
+                since.as_deref(),
+                public_key.as_deref(),
+                *jobs,
+                json,
+            ),
         },
         AuditCommand::Checkpoint { key, origin, .. } => {
             checkpoint(cli, key.as_deref(), origin, json)
@@ -487,7 +500,7 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     })
 }
 
-fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
+fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, jobs: usize, json: bool) -> Outcome {
     let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
     let engine = open(db)?;
     let bar = output::progress(engine.last_gseq(), "verifying");
@@ -496,6 +509,7 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
         &engine,
         VerifyOptions {
             since,
+            jobs,
             ..VerifyOptions::default()
         },
         |read| {

@@ -58,6 +58,7 @@ mod checkpoint;
 mod error;
 mod export;
 mod merkle;
+mod parallel;
 mod pnml;
 mod problem;
 mod replay;
@@ -76,7 +77,8 @@ pub use export::{
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
+pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
-pub use verify::{Report, Verifier, VerifyOptions, verify};
+pub use verify::{EventRun, Report, Verifier, VerifyOptions, verify};

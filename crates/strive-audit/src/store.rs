@@ -12,12 +12,13 @@ use std::io::{self, Write};
 
 use strive_store::{Engine, ListQuery, Snapshot, StorageError, StoredEvent};
 
+use crate::EventRun;
 use crate::checkpoint::{Checkpoint, SigningKey};
 use crate::export::{BundleWriter, CsvWriter, Filter, Prover, XesWriter};
 use crate::merkle::Hash;
 use crate::problem::{Problem, ProblemCode};
 use crate::replay::{At, ReplayError, Replayed};
-use crate::verify::{Report, Verifier, VerifyOptions};
+use crate::verify::{Report, VerifyOptions};
 
 /// How many snapshots to read per page.
 const PAGE: usize = 512;
@@ -65,34 +66,31 @@ pub fn snapshots<'a>(
     })
 }
 
-/// Verifies the store behind `engine`: every event record in global order,
-/// then every snapshot. `progress` is called with the number of events read
-/// every 4,096 events.
-pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
+/// The blocks of `partition`'s log, as the verifier reads them.
+pub fn runs(
+    engine: &Engine,
+    partition: u32,
+) -> impl Iterator<Item = Result<EventRun, StorageError>> + '_ {
+    engine.blocks(partition, 1).map(|block| {
+        block.map(|block| {
+            let (digests, data, spans) = block.into_parts();
+            EventRun::from_parts(digests, data, spans)
+        })
+    })
+}
+
+/// Verifies the store behind `engine`: every event record in log order,
+/// block by block (on `options.jobs` threads), then every snapshot.
+/// `progress` is called with the number of events read after each block.
+pub fn verify(engine: &Engine, options: VerifyOptions, progress: impl FnMut(u64)) -> Report {
     let options = VerifyOptions {
         expected_size: Some(engine.last_gseq()),
         ..options
     };
-    let mut verifier = Verifier::new(options);
-    let mut read = 0u64;
-    for item in engine.events(1) {
-        match item {
-            Ok(stored) => verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event),
-            Err(error) => verifier.unreadable(error),
-        }
-        read += 1;
-        if read.is_multiple_of(4096) {
-            progress(read);
-        }
-    }
-    progress(read);
-    for item in snapshots(engine, None) {
-        match item {
-            Ok(snapshot) => verifier.snapshot(&snapshot.instance, snapshot.due.as_ref()),
-            Err(error) => verifier.unreadable_snapshot(error),
-        }
-    }
-    verifier.finish()
+    // One stream per partition; stores have one partition today.
+    let read = || runs(engine, 0);
+    let snapshots = snapshots(engine, None).map(|item| item.map(|s| (s.instance, s.due)));
+    crate::verify_runs(read, snapshots, options, progress)
 }
 
 /// The events a replay of `instance` reads, in log order: every deployment

@@ -57,6 +57,7 @@ pub mod probe;
 #[doc(hidden)]
 pub mod raw;
 mod records;
+mod scan;
 mod state;
 mod stats;
 mod writer;
@@ -70,6 +71,7 @@ pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, ManualClock,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredEvent, SystemClock,
 };
+pub use scan::{Blocks, ScannedBlock};
 pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
 pub use strive_core::{AccessError, Actor, Event, EventKind, Grant, Instance, Rejection};
 
