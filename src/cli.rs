@@ -12,10 +12,6 @@ pub struct Cli {
     #[arg(long, global = true, env = "STRIVE_DB", default_value = "strive.db")]
     pub db: PathBuf,
 
-    /// Output format: text or json for every command; dot or mermaid for `graph`.
-    #[arg(long, global = true, value_enum)]
-    pub format: Option<Format>,
-
     /// Send the command to this `strive serve` instead of opening --db.
     #[arg(long, global = true, env = "STRIVE_SERVER")]
     pub server: Option<String>,
@@ -48,27 +44,60 @@ impl Cli {
     }
 }
 
-/// How results are printed.
+/// `--format` of the commands that print for people or for tools. Each
+/// command declares the formats it writes, so clap refuses any other as
+/// a usage error before any work starts (issue #11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// For people.
+pub enum TextOrJson {
+    /// For people (the default).
     Text,
-    /// For tools: one JSON document on stdout.
+    /// For tools: one JSON document on stdout, failures included.
     Json,
-    /// Graphviz DOT (`graph` only).
-    Dot,
-    /// Mermaid `stateDiagram-v2` (`graph` only).
+}
+
+/// Whether `format` asks for JSON.
+pub fn is_json(format: Option<TextOrJson>) -> bool {
+    format == Some(TextOrJson::Json)
+}
+
+/// `graph --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// A Mermaid `stateDiagram-v2` (the default).
     Mermaid,
-    /// The JSONL audit bundle (`export` only).
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// The JSONL audit bundle (the default).
     Jsonl,
-    /// One CSV row per event (`export` only).
+    /// One CSV row per event.
     Csv,
-    /// An IEEE 1849 XES event log (`export` only).
+    /// An IEEE 1849 XES event log.
     Xes,
-    /// One self-contained HTML page (`report` and `pledges` only).
-    Html,
-    /// A PNML Petri net (`export-model` only).
+}
+
+/// `export-model --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelFormat {
+    /// A PNML Petri net (the default, and the only one).
     Pnml,
+}
+
+/// `report --format` and `pledges --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people (the default).
+    Text,
+    /// One JSON document.
+    Json,
+    /// CSV tables.
+    Csv,
+    /// One self-contained HTML page.
+    Html,
 }
 
 /// Label language for diagrams.
@@ -96,6 +125,9 @@ pub enum Command {
         /// Definition files. They are checked together, so one may spawn another.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Draws a workflow as Graphviz DOT or a Mermaid state diagram.
     Graph {
@@ -104,6 +136,9 @@ pub enum Command {
         /// The language of labels.
         #[arg(long, value_enum, default_value_t = Lang::En)]
         lang: Lang,
+        /// The diagram's format.
+        #[arg(long, value_enum)]
+        format: Option<GraphFormat>,
     },
     /// Prints the JSON Schema of the workflow language.
     Schema,
@@ -113,6 +148,9 @@ pub enum Command {
         /// fixed for the store's life.
         #[arg(long, env = "STRIVE_PARTITIONS", default_value_t = 1)]
         partitions: u32,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Validates and deploys definitions as new versions, all or none.
     Deploy {
@@ -122,81 +160,48 @@ pub enum Command {
         /// Who deploys (recorded in the audit trail).
         #[arg(long, default_value = "admin")]
         actor: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Starts an instance of a workflow's latest version.
-    Start {
-        /// The workflow.
-        workflow: String,
-        /// The new instance's id.
-        instance: String,
-        #[command(flatten)]
-        actor: ActorArgs,
-        /// Initial data, a JSON object over the declared defaults.
-        #[arg(long)]
-        data: Option<String>,
-        /// The parent instance.
-        #[arg(long)]
-        parent: Option<String>,
-        /// An idempotency key: a retry with the same key returns the first outcome.
-        #[arg(long)]
-        command_id: Option<String>,
-    },
+    Start(StartArgs),
     /// Fires an event on an instance.
-    Fire {
-        /// The instance.
-        instance: String,
-        /// The event.
-        event: String,
-        #[command(flatten)]
-        actor: ActorArgs,
-        /// The payload, a JSON object.
-        #[arg(long)]
-        payload: Option<String>,
-        /// Refuse unless the instance is at this sequence number.
-        #[arg(long)]
-        expect_seq: Option<u64>,
-        /// An idempotency key: a retry with the same key returns the first outcome.
-        #[arg(long)]
-        command_id: Option<String>,
-    },
+    Fire(FireArgs),
     /// Shows an instance: stage, data, version, sequence, deadline, children.
     Show {
         /// The instance.
         instance: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Lists instances, by workflow and stage or by parent.
-    List {
-        /// Only this workflow.
-        #[arg(long)]
-        workflow: Option<String>,
-        /// Only this stage.
-        #[arg(long)]
-        stage: Option<String>,
-        /// Only children of this instance.
-        #[arg(long)]
-        parent: Option<String>,
-        /// Start after this id (the `next` of the previous page).
-        #[arg(long)]
-        after: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
+    List(ListArgs),
     /// Shows an instance's history, in order.
     History {
         /// The instance (or `@workflow/<id>` for a workflow's deployments).
         instance: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Lists deployed workflows, or one workflow's versions.
     Versions {
         /// The workflow; all workflows when absent.
         workflow: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Fires every deadline that is due.
     Tick {
         /// The time to fire deadlines up to (RFC 3339); now when absent.
         #[arg(long)]
         now: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Test tool: fires transitions from several threads, printing each
     /// acknowledgement, until killed or `--max` commands are acknowledged.
@@ -213,16 +218,115 @@ pub enum Command {
         buffered: bool,
     },
     /// Serves the store over HTTP/JSON until SIGINT or SIGTERM (docs/http.md).
-    Serve(crate::serve_cmd::ServeArgs),
+    Serve(crate::commands::serve::ServeArgs),
     /// Issues, revokes and lists the bearer tokens of `strive serve`.
     #[command(subcommand)]
-    Token(crate::serve_cmd::TokenCommand),
+    Token(crate::commands::serve::TokenCommand),
     #[command(flatten)]
-    Audit(crate::audit_cmd::AuditCommand),
+    Audit(crate::commands::audit::AuditCommand),
     #[command(flatten)]
-    Campaign(crate::campaign_cmd::CampaignCommand),
+    Campaign(crate::commands::campaign::CampaignCommand),
     #[command(flatten)]
-    Store(crate::store_cmd::StoreCommand),
+    Store(crate::commands::store::StoreCommand),
+    #[command(flatten)]
+    Grant(crate::commands::grants::GrantCommand),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON: then its failure is printed
+    /// as JSON on stdout too.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Validate { format, .. }
+            | Command::Init { format, .. }
+            | Command::Deploy { format, .. }
+            | Command::Show { format, .. }
+            | Command::History { format, .. }
+            | Command::Versions { format, .. }
+            | Command::Tick { format, .. }
+            | Command::Start(StartArgs { format, .. })
+            | Command::Fire(FireArgs { format, .. })
+            | Command::List(ListArgs { format, .. }) => is_json(*format),
+            Command::Token(command) => command.json(),
+            Command::Audit(command) => command.json(),
+            Command::Campaign(command) => command.json(),
+            Command::Store(command) => command.json(),
+            Command::Grant(command) => command.json(),
+            Command::Graph { .. }
+            | Command::Schema
+            | Command::Stress { .. }
+            | Command::Serve(_) => false,
+        }
+    }
+}
+
+/// `strive start`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The workflow.
+    pub workflow: String,
+    /// The new instance's id.
+    pub instance: String,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Initial data, a JSON object over the declared defaults.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// The parent instance.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// An idempotency key: a retry with the same key returns the first outcome.
+    #[arg(long)]
+    pub command_id: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<TextOrJson>,
+}
+
+/// `strive fire`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct FireArgs {
+    /// The instance.
+    pub instance: String,
+    /// The event.
+    pub event: String,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// The payload, a JSON object.
+    #[arg(long)]
+    pub payload: Option<String>,
+    /// Refuse unless the instance is at this sequence number.
+    #[arg(long)]
+    pub expect_seq: Option<u64>,
+    /// An idempotency key: a retry with the same key returns the first outcome.
+    #[arg(long)]
+    pub command_id: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<TextOrJson>,
+}
+
+/// `strive list`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only this stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Only children of this instance.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Start after this id (the `next` of the previous page).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<TextOrJson>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,8 @@ use strive_store::{
 };
 
 use crate::cli::Cli;
-use crate::commands::{Failure, open};
+use crate::commands::open;
+use crate::failure::Failure;
 use crate::output;
 
 /// Where commands go: the store itself, or a server that holds it.
@@ -360,8 +361,8 @@ pub fn checkpoint(remote: &Remote, origin: &str) -> Result<strive_audit::Checkpo
 /// Refuses `--server` for commands that do not go through it yet, rather
 /// than quietly opening the local store.
 pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
-    use crate::audit_cmd::AuditCommand;
     use crate::cli::Command;
+    use crate::commands::audit::AuditCommand;
     if cli.server.is_none() {
         return Ok(());
     }

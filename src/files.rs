@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use strive_store::{Engine, OpenError, Options, probe};
 
-use crate::commands::Failure;
+use crate::failure::Failure;
 use crate::output;
 
 /// The largest checkpoint, key or other small text file read.
@@ -192,8 +192,8 @@ impl std::ops::Deref for Opened {
 pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
     probe::require_store(db).map_err(|e| open_failure(db, e))?;
     if probe::writable(db) {
-        probe::require_records(db).map_err(|e| open_failure(db, e))?;
-        let engine = open_with(db, Options::default())?;
+        let engine =
+            Engine::open_existing(db, Options::default()).map_err(|e| open_failure(db, e))?;
         return Ok(Opened {
             engine,
             _copy: None,
@@ -214,13 +214,13 @@ pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
             )
         })?;
     probe::copy_store(db, copy.path()).map_err(|e| open_failure(db, e))?;
-    probe::require_records(copy.path()).map_err(|e| open_failure(db, e))?;
     output::note(format!(
         "{} is read-only; reading a temporary copy of it in {}",
         db.display(),
         copy.path().display()
     ));
-    let engine = open_with(copy.path(), Options::default())?;
+    let engine =
+        Engine::open_existing(copy.path(), Options::default()).map_err(|e| open_failure(db, e))?;
     Ok(Opened {
         engine,
         _copy: Some(copy),

@@ -3,16 +3,12 @@
 //! results and turns errors into exit codes (0 success, 1 refused or
 //! failed, 2 usage).
 
-mod audit_cmd;
-mod campaign_cmd;
 mod cli;
 mod client;
 mod commands;
+mod failure;
 mod files;
 mod output;
-mod serve_cmd;
-mod store_cmd;
-mod stress;
 
 use std::process::ExitCode;
 
@@ -37,7 +33,7 @@ fn main() -> ExitCode {
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(commands::Failure::new(
+        Err(failure::Failure::new(
             "internal",
             format!(
                 "strive stopped on an internal error ({what}); if the store is damaged, \

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::commands::Failure;
+use crate::failure::Failure;
 
 /// Prints a line to stdout.
 pub fn line(text: impl std::fmt::Display) {

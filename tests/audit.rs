@@ -9,9 +9,6 @@
 //! followed by the organisation scenario of `tests/cli.rs`, built once and
 //! copied by each test that alters it.
 
-#[path = "../src/audit_cmd/source.rs"]
-mod source;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -406,20 +403,27 @@ fn verify_in_memory(
     records: BTreeMap<Vec<u8>, Vec<u8>>,
     since: Option<Checkpoint>,
 ) -> strive_audit::Report {
+    verify_in_memory_with(
+        records,
+        VerifyOptions {
+            since,
+            ..VerifyOptions::default()
+        },
+    )
+}
+
+/// Verifies a store held in memory with `options`.
+fn verify_in_memory_with(
+    records: BTreeMap<Vec<u8>, Vec<u8>>,
+    options: VerifyOptions,
+) -> strive_audit::Report {
     let engine = Engine::with_backend(
         Arc::new(Memory(RwLock::new(records))),
         None,
         Options::default(),
     )
     .expect("open in memory");
-    source::verify(
-        &engine,
-        VerifyOptions {
-            since,
-            ..VerifyOptions::default()
-        },
-        |_| {},
-    )
+    strive_audit::store::verify(&engine, options, |_| {})
 }
 
 #[test]
@@ -720,42 +724,7 @@ fn a_thousand_random_mutations_are_all_caught() {
     let mut false_accepts = Vec::new();
     for n in 0..1000 {
         let copy = Memory(RwLock::new(base.clone()));
-        let kind = (rng.next() % 4) as usize;
-        let what = match kind {
-            0 => {
-                let gseq = rng.between(1, size);
-                let (mut value, _) = raw_event(&copy, gseq);
-                let at = rng.between(0, value.len() as u64 - 1) as usize;
-                let bit = 1u8 << rng.between(0, 7);
-                value[at] ^= bit;
-                put_event(&copy, gseq, Some(value));
-                format!("flip bit {bit:#04x} of byte {at} of event {gseq}")
-            }
-            1 => {
-                let gseq = rng.between(1, size);
-                put_event(&copy, gseq, None);
-                format!("delete event {gseq}")
-            }
-            2 => {
-                let a = rng.between(1, size);
-                let mut b = rng.between(1, size - 1);
-                if b >= a {
-                    b += 1;
-                }
-                let (va, _) = raw_event(&copy, a);
-                let (vb, _) = raw_event(&copy, b);
-                put_event(&copy, a, Some(vb));
-                put_event(&copy, b, Some(va));
-                format!("swap events {a} and {b}")
-            }
-            _ => {
-                let from = rng.between(2, size);
-                for gseq in (from..=size).rev() {
-                    put_event(&copy, gseq, None);
-                }
-                format!("truncate from event {from}")
-            }
-        };
+        let (kind, what) = mutate(&mut rng, &copy, size);
         tried[kind] += 1;
         let records = copy.0.into_inner().expect("lock");
         // A truncated log is opened afresh: the engine takes the log's end
@@ -764,7 +733,7 @@ fn a_thousand_random_mutations_are_all_caught() {
             verify_in_memory(records, None)
         } else {
             *shared.0.write().expect("lock") = records;
-            source::verify(&engine, VerifyOptions::default(), |_| {})
+            strive_audit::store::verify(&engine, VerifyOptions::default(), |_| {})
         };
         if report.ok() {
             false_accepts.push(format!("mutation {n}: {what}"));
@@ -783,6 +752,112 @@ fn a_thousand_random_mutations_are_all_caught() {
         "every kind is tried: {tried:?}"
     );
     assert_eq!(false_accepts, Vec::<String>::new());
+}
+
+/// One random mutation of the log in `copy` (of `size` events): a flipped
+/// bit, a deleted event, two swapped events or a truncated tail. Returns
+/// its kind (0-3) and what it did.
+fn mutate(rng: &mut Rng, copy: &Memory, size: u64) -> (usize, String) {
+    let kind = (rng.next() % 4) as usize;
+    let what = match kind {
+        0 => {
+            let gseq = rng.between(1, size);
+            let (mut value, _) = raw_event(copy, gseq);
+            let at = rng.between(0, value.len() as u64 - 1) as usize;
+            let bit = 1u8 << rng.between(0, 7);
+            value[at] ^= bit;
+            put_event(copy, gseq, Some(value));
+            format!("flip bit {bit:#04x} of byte {at} of event {gseq}")
+        }
+        1 => {
+            let gseq = rng.between(1, size);
+            put_event(copy, gseq, None);
+            format!("delete event {gseq}")
+        }
+        2 => {
+            let a = rng.between(1, size);
+            let mut b = rng.between(1, size - 1);
+            if b >= a {
+                b += 1;
+            }
+            let (va, _) = raw_event(copy, a);
+            let (vb, _) = raw_event(copy, b);
+            put_event(copy, a, Some(vb));
+            put_event(copy, b, Some(va));
+            format!("swap events {a} and {b}")
+        }
+        _ => {
+            let from = rng.between(2, size);
+            for gseq in (from..=size).rev() {
+                put_event(copy, gseq, None);
+            }
+            format!("truncate from event {from}")
+        }
+    };
+    (kind, what)
+}
+
+/// Issue #10 item 6: verification spread over threads reports exactly
+/// what the sequential verifier reports, problem for problem and in the
+/// same order, with the same counts and root: on the untouched stores and
+/// on random mutations of them. The fixture's organisations spawn members
+/// and are notified by them, so families of instances spread over shards.
+#[test]
+fn parallel_and_sequential_verify_report_the_same_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture_records = load(&copy_of_store(dir.path()));
+    let mut rng = Rng(0x0A11_C0DE);
+    let mut fell_back = 0;
+    for (name, base, mutations) in [
+        ("small store", small_store(), 120),
+        ("fixture", fixture_records, 40),
+    ] {
+        let size = raw::last(&Memory(RwLock::new(base.clone()))).expect("read");
+        for n in 0..=mutations {
+            let copy = Memory(RwLock::new(base.clone()));
+            let what = if n == 0 {
+                "untouched".to_owned()
+            } else {
+                mutate(&mut rng, &copy, size).1
+            };
+            let records = copy.0.into_inner().expect("lock");
+            let sequential = verify_with_jobs(records.clone(), 1);
+            assert_eq!(sequential.jobs, 1);
+            if n == 0 {
+                assert!(sequential.ok(), "{name}: {:?}", sequential.problems);
+            } else {
+                assert!(!sequential.ok(), "{name}: {what} is caught");
+            }
+            for jobs in [2, 4] {
+                let parallel = verify_with_jobs(records.clone(), jobs);
+                if n == 0 {
+                    // An untouched log never needs the sequential fallback.
+                    assert_eq!(parallel.jobs, jobs, "{name}");
+                }
+                if parallel.jobs == 1 {
+                    fell_back += 1;
+                }
+                assert_eq!(
+                    serde_json::to_value(&parallel).expect("report"),
+                    serde_json::to_value(&sequential).expect("report"),
+                    "{name}, {what}, {jobs} jobs"
+                );
+                assert_eq!(parallel.problems, sequential.problems);
+            }
+        }
+    }
+    eprintln!("{fell_back} parallel runs fell back to a sequential one");
+}
+
+/// Verifies a store held in memory on `jobs` threads.
+fn verify_with_jobs(records: BTreeMap<Vec<u8>, Vec<u8>>, jobs: usize) -> strive_audit::Report {
+    verify_in_memory_with(
+        records,
+        VerifyOptions {
+            jobs,
+            ..VerifyOptions::default()
+        },
+    )
 }
 
 // --- Checkpoints, bundles, the Python verifier, PM4Py. ---

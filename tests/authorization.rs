@@ -147,3 +147,318 @@ proptest! {
         refused_unless_allowed(&engine, step.instance, step.event, &roles, &step.payload);
     }
 }
+
+// --- Grants (issue #11): roles held by actors, recorded in the audit log. ---
+
+mod grants {
+    use std::path::Path;
+
+    use serde_json::{Value, json};
+    use strive_store::{
+        AccessError, Actor, Backend, CommandError, CommandOptions, DeployError, Engine, EventKind,
+        Grant, Options, SledBackend, raw,
+    };
+
+    use crate::util::{strive, text};
+
+    /// Branches and their members: `note` is anyone's with the clerk role.
+    const BRANCH: &str = r#"{
+      "id": "branch", "title": "Branch", "roles": [{"id": "clerk"}, {"id": "chief"}],
+      "stages": [{"id": "open", "kind": "initial"}, {"id": "closed", "kind": "terminal"}],
+      "transitions": [
+        {"event": "note", "from": "open", "roles": ["clerk", "chief"]},
+        {"event": "close", "from": "open", "to": "closed", "roles": ["chief"]}
+      ]
+    }"#;
+
+    fn root() -> Actor {
+        Actor::new("root", &["admin"])
+    }
+
+    fn li() -> Actor {
+        Actor::new("li", &["clerk"])
+    }
+
+    fn enforcing() -> Options {
+        Options {
+            enforce_grants: true,
+            ..Options::default()
+        }
+    }
+
+    fn note(engine: &Engine, instance: &str, actor: &Actor) -> Result<u64, CommandError> {
+        engine
+            .fire(
+                instance,
+                "note",
+                actor,
+                json!({}),
+                CommandOptions::default(),
+            )
+            .map(|outcome| outcome.gseq)
+    }
+
+    /// Root granted admin, BRANCH deployed, org-07 and org-08 started with
+    /// a member each (m-1 under org-07, m-2 under org-08).
+    fn branches(engine: &Engine) {
+        engine
+            .grant(&Grant::everywhere("root", "admin"), &root())
+            .expect("the first admin grants itself");
+        engine.deploy(BRANCH, &root()).expect("deploys");
+        for (id, parent) in [
+            ("org-07", None),
+            ("org-08", None),
+            ("m-1", Some("org-07")),
+            ("m-2", Some("org-08")),
+        ] {
+            engine
+                .start(
+                    "branch",
+                    id,
+                    &root(),
+                    Default::default(),
+                    parent,
+                    CommandOptions::default(),
+                )
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+
+    /// Runs `strive verify --format json` on a closed store.
+    fn verify(db: &Path) -> (Option<i32>, Value) {
+        let output = strive(db, &["verify", "--format", "json"]);
+        let report = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+        (output.status.code(), report)
+    }
+
+    #[test]
+    fn grants_are_events_of_the_access_chain_and_are_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("store");
+        let engine = Engine::open(&db, Options::default()).expect("open");
+        let secretary = Grant::on("li", "clerk", "org-07");
+        let temporary = Grant::everywhere("wang", "chief");
+        engine
+            .grant(&Grant::everywhere("root", "admin"), &root())
+            .expect("the bootstrap grant");
+        engine.grant(&secretary, &root()).expect("grant");
+        engine.grant(&temporary, &root()).expect("grant");
+        engine.revoke(&temporary, &root()).expect("revoke");
+        // Claiming admin is not enough once an admin is granted, a grant is
+        // made once, and the last admin stays.
+        let refused = [
+            engine.grant(
+                &Grant::everywhere("eve", "chief"),
+                &Actor::new("eve", &["admin"]),
+            ),
+            engine.grant(&secretary, &root()),
+            engine.revoke(&temporary, &root()),
+            engine.revoke(&Grant::everywhere("root", "admin"), &root()),
+            engine.grant(&Grant::everywhere("eve", "system"), &root()),
+        ];
+        let reasons: Vec<_> = refused
+            .iter()
+            .map(|r| match r {
+                Err(CommandError::Access { reason }) => reason.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            matches!(reasons[0], AccessError::NotAdmin { .. }),
+            "{reasons:?}"
+        );
+        assert!(matches!(reasons[1], AccessError::AlreadyGranted { .. }));
+        assert!(matches!(reasons[2], AccessError::NotGranted { .. }));
+        assert!(matches!(reasons[3], AccessError::LastAdmin { .. }));
+        assert!(matches!(reasons[4], AccessError::Reserved { .. }));
+        assert_eq!(engine.last_gseq(), 4, "refused changes write nothing");
+
+        let events: Vec<_> = engine.events(1).map(|e| e.expect("read").event).collect();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Grant,
+                EventKind::Grant,
+                EventKind::Grant,
+                EventKind::Revoke
+            ]
+        );
+        assert!(events.iter().all(|e| e.instance == "@access"));
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            events[1].payload,
+            json!({"actor": "li", "role": "clerk", "on": "org-07"})
+        );
+        let held = |engine: &Engine| -> Vec<Grant> {
+            engine
+                .grants(None)
+                .expect("grants")
+                .into_iter()
+                .map(|g| g.grant)
+                .collect()
+        };
+        let expected = vec![secretary.clone(), Grant::everywhere("root", "admin")];
+        assert_eq!(held(&engine), expected);
+        assert_eq!(engine.grants(Some("li")).expect("li's")[0].since, 2);
+        drop(engine);
+
+        // Keep only the log: the grants are decided again from their events,
+        // byte for byte, or the store would open for reading only.
+        crate::util::keep_only_the_log(&db);
+        let engine = Engine::open(&db, Options::default()).expect("reopen");
+        assert_eq!(held(&engine), expected);
+        let next = engine
+            .grant(&Grant::everywhere("wang", "chief"), &root())
+            .expect("the rebuilt store takes writes");
+        assert_eq!((next.instance.as_str(), next.seq), ("@access", 5));
+        drop(engine);
+        let (code, report) = verify(&db);
+        assert_eq!(code, Some(0), "{report:#}");
+    }
+
+    #[test]
+    fn enforcement_is_off_by_default_and_on_refuses_what_is_not_granted() {
+        // Off: the service's word on roles is taken, grants or not.
+        let loose = Engine::temporary().expect("engine");
+        branches(&loose);
+        loose
+            .grant(&Grant::on("li", "clerk", "org-07"), &root())
+            .expect("grant");
+        assert!(note(&loose, "org-08", &li()).is_ok());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("store");
+        let engine = Engine::open(&db, enforcing()).expect("open");
+        assert!(engine.enforces_grants());
+        // Even the deployer needs its grant.
+        let refused = engine.deploy(BRANCH, &root());
+        assert_eq!(
+            refused.err(),
+            Some(DeployError::NotGranted {
+                missing: Grant::everywhere("root", "admin")
+            })
+        );
+        branches(&engine);
+        engine
+            .grant(&Grant::on("li", "clerk", "org-07"), &root())
+            .expect("grant");
+        // The branch and its member, not the sibling branch or its member.
+        assert!(note(&engine, "org-07", &li()).is_ok());
+        assert!(note(&engine, "m-1", &li()).is_ok());
+        let before = engine.last_gseq();
+        for instance in ["org-08", "m-2"] {
+            assert_eq!(
+                note(&engine, instance, &li()),
+                Err(CommandError::NotGranted {
+                    missing: Grant::on("li", "clerk", instance)
+                })
+            );
+        }
+        // Every role claimed needs its grant.
+        let both = Actor::new("li", &["clerk", "chief"]);
+        assert_eq!(
+            note(&engine, "org-07", &both),
+            Err(CommandError::NotGranted {
+                missing: Grant::on("li", "chief", "org-07")
+            })
+        );
+        let message = note(&engine, "org-08", &li())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.contains("strive grant li clerk --on org-08"),
+            "{message}"
+        );
+        assert_eq!(engine.last_gseq(), before, "refused commands write nothing");
+        assert_eq!(engine.authorize(&li(), Some("m-1")), Ok(()));
+        assert!(engine.authorize(&li(), None).is_err());
+
+        engine
+            .revoke(&Grant::on("li", "clerk", "org-07"), &root())
+            .expect("revoke");
+        assert!(
+            note(&engine, "org-07", &li()).is_err(),
+            "a revoked grant no longer covers"
+        );
+        drop(engine);
+        // Recovery does not check grants again: what was logged stays.
+        let engine = Engine::open(&db, enforcing()).expect("reopen");
+        assert!(note(&engine, "org-07", &li()).is_err());
+        drop(engine);
+        let (code, report) = verify(&db);
+        assert_eq!(code, Some(0), "{report:#}");
+    }
+
+    #[test]
+    fn verify_catches_an_event_whose_actor_lacked_the_grant() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("store");
+        let engine = Engine::open(&db, enforcing()).expect("open");
+        branches(&engine);
+        engine
+            .grant(&Grant::on("li", "clerk", "org-07"), &root())
+            .expect("grant");
+        let gseq = note(&engine, "org-07", &li()).expect("granted");
+        drop(engine);
+        let (code, report) = verify(&db);
+        assert_eq!(code, Some(0), "{report:#}");
+
+        // A forger rewrites li's event as eve's, who holds no grant, and
+        // fixes up all that hashes show: the stored hash and the head.
+        {
+            let backend = SledBackend::open(&db).expect("raw open");
+            let value = raw::event(&backend, gseq).expect("read").expect("exists");
+            let mut event = strive_core::Event::decode(&value[32..]).expect("decodes");
+            event.actor = Actor::new("eve", &["clerk"]);
+            let bytes = event.encode();
+            let mut forged = strive_core::event_digest(&bytes).to_vec();
+            forged.extend_from_slice(&bytes);
+            raw::put_event(&backend, gseq, Some(forged)).expect("rewrite");
+            let key = b"iorg-07\0".to_vec();
+            let stored = backend.get(&key).expect("read").expect("a snapshot");
+            let mut record: Value = serde_json::from_slice(&stored).expect("json");
+            record["instance"]["head"] = json!(strive_core::event_hash(&bytes));
+            let record = serde_json::to_vec(&record).expect("json");
+            backend.apply(vec![(key, Some(record))]).expect("write");
+            backend.flush().expect("flush");
+        }
+        let (code, report) = verify(&db);
+        assert_eq!(code, Some(1), "{report:#}");
+        let problems = report["problems"].as_array().expect("problems");
+        assert_eq!(problems.len(), 1, "{report:#}");
+        assert_eq!(problems[0]["code"], "not_granted");
+        assert_eq!(problems[0]["gseq"], gseq);
+        assert_eq!(problems[0]["instance"], "org-07");
+
+        // The bundle's verifier catches it too.
+        let bundle = dir.path().join("bundle.jsonl");
+        let checkpoint = dir.path().join("checkpoint");
+        let bundle_text = bundle.display().to_string();
+        let checkpoint_text = checkpoint.display().to_string();
+        let saved = strive(&db, &["checkpoint"]);
+        assert!(saved.status.success(), "{}", text(&saved));
+        std::fs::write(&checkpoint, &saved.stdout).expect("keep the checkpoint");
+        let exported = strive(&db, &["export", "--out", &bundle_text]);
+        assert!(exported.status.success(), "{}", text(&exported));
+        let checked = strive(
+            &db,
+            &[
+                "verify-bundle",
+                &bundle_text,
+                "--checkpoint",
+                &checkpoint_text,
+            ],
+        );
+        assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
+        assert!(
+            text(&checked).contains("[not_granted] org-07"),
+            "{}",
+            text(&checked)
+        );
+    }
+}

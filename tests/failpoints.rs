@@ -122,8 +122,6 @@ fn store(notes: usize) -> (tempfile::TempDir, PathBuf) {
 
 /// The note that is in flight, as CLI arguments.
 const NOTE: &[&str] = &[
-    "--format",
-    "json",
     "fire",
     "t1",
     "note",
@@ -135,6 +133,8 @@ const NOTE: &[&str] = &[
     r#"{"text": "in flight"}"#,
     "--command-id",
     COMMAND_ID,
+    "--format",
+    "json",
 ];
 
 /// Events recorded with the in-flight command id.

@@ -456,3 +456,114 @@ fn conformance_reports_forged_system_events_and_early_deadlines() {
         ["engine_cause", "deadline_early"]
     );
 }
+
+/// A workflow whose `waiting` stage is due a year after it is entered, and
+/// whose `booked` stage is due at the time its `due` variable holds.
+const YEARLY: &str = r#"{
+  "id": "yearly", "title": "Due a year on",
+  "roles": [{"id": "clerk"}, {"id": "system"}],
+  "data": [{"id": "due", "type": "timestamp"}],
+  "stages": [
+    {"id": "draft", "kind": "initial"},
+    {"id": "waiting", "deadline": {"after": "P1Y", "event": "late"}},
+    {"id": "booked", "deadline": {"at_data": "due", "event": "late"}},
+    {"id": "done", "kind": "terminal"}
+  ],
+  "transitions": [
+    {"event": "wait", "from": "draft", "to": "waiting", "roles": ["clerk"]},
+    {"event": "book", "from": "draft", "to": "booked", "roles": ["clerk"]},
+    {"event": "late", "from": ["waiting", "booked"], "to": "done", "roles": ["system"]}
+  ]
+}"#;
+
+/// Issue #17: a deadline that cannot be computed at run time (here, a
+/// year after a time in the last year jiff can hold) refuses the command
+/// with a typed error and writes nothing, where it used to leave the
+/// instance silently without its deadline; a missing `at_data` time stays
+/// what the workflow language documents, no deadline.
+#[test]
+fn a_deadline_that_cannot_be_computed_refuses_the_command() {
+    use strive_store::{Actor, CommandError, CommandOptions, ManualClock};
+    let late: jiff::Timestamp = "9999-06-01T00:00:00Z".parse().expect("a time");
+    let clock = std::sync::Arc::new(ManualClock::new(late));
+    let engine = Engine::temporary_with(Options {
+        clock,
+        ..Options::default()
+    })
+    .expect("engine");
+    engine
+        .deploy(YEARLY, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    let clerk = Actor::new("li", &["clerk"]);
+    let start = |id: &str| {
+        engine
+            .start(
+                "yearly",
+                id,
+                &clerk,
+                Default::default(),
+                None,
+                CommandOptions::default(),
+            )
+            .expect("start")
+    };
+    let fire = |id: &str, event: &str| {
+        engine.fire(
+            id,
+            event,
+            &clerk,
+            serde_json::Value::Null,
+            CommandOptions::default(),
+        )
+    };
+    start("a");
+    let before = engine.last_gseq();
+    let refused = fire("a", "wait").expect_err("a deadline past the end of time");
+    assert!(
+        matches!(&refused, CommandError::Deadline { instance, .. } if instance == "a"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("outside the range of times"),
+        "{refused}"
+    );
+    assert_eq!(
+        engine.last_gseq(),
+        before,
+        "a refused command writes nothing"
+    );
+    let snapshot = engine.instance("a").expect("read").expect("a");
+    assert_eq!(snapshot.instance.stage, "draft");
+
+    start("b");
+    let booked = fire("b", "book").expect("no `due` time: no deadline, as documented");
+    assert_eq!(booked.stage, "booked");
+    let snapshot = engine.instance("b").expect("read").expect("b");
+    assert_eq!(snapshot.due, None);
+}
+
+/// Review of stop 18: a proof asked for outside the log is the caller's
+/// mistake, `StorageError::InvalidArgument`, not a damaged store.
+#[test]
+fn proofs_outside_the_log_are_invalid_arguments() {
+    use strive_store::StorageError;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("store");
+    make_campaign_store(&db);
+    let engine = Engine::open(&db, Options::default()).expect("open");
+    let size = engine.last_gseq();
+    let invalid = |result: Result<Vec<strive_core::Hash>, StorageError>| {
+        let error = result.expect_err("refused");
+        assert!(
+            matches!(error, StorageError::InvalidArgument { .. }),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("damaged"), "{error}");
+    };
+    invalid(engine.inclusion_proof(0, size));
+    invalid(engine.inclusion_proof(size + 1, size));
+    invalid(engine.inclusion_proof(1, size + 1));
+    invalid(engine.consistency_proof(size, size - 1));
+    invalid(engine.consistency_proof(1, size + 1));
+    assert!(engine.consistency_proof(1, size).is_ok());
+}

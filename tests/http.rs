@@ -842,6 +842,142 @@ fn metrics_count_commands_and_rejections() {
     assert!(answer.header("x-request-id").is_some(), "{answer:?}");
 }
 
+/// Grants over HTTP (issue #11): the server's engine enforces them, so a
+/// token's roles are only what its actor claims. The token's `admin` role
+/// bootstraps the first admin grant; after that only a granted admin
+/// changes grants, a role not granted is a 403 naming the missing grant,
+/// and an instance grant covers that instance only (and its descendants).
+/// The metrics show the commit groups and flushes the commands made.
+#[test]
+fn grants_over_http_authorize_the_roles_tokens_claim() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let options = Options {
+        enforce_grants: true,
+        ..Options::default()
+    };
+    let engine = Engine::open(dir.path(), options).expect("the store opens");
+    let tokens = TokenFile::beside(dir.path());
+    let admin = token(&tokens, "admin", &["admin"]);
+    let eve = token(&tokens, "eve", &["admin"]);
+    let author = token(&tokens, "li", &["author"]);
+    let server = serve(engine, dir.path(), Config::default());
+    let api = Api::new(&server);
+    let text = std::fs::read_to_string(root().join("workflows/document-approval.json"))
+        .expect("a workflow");
+    let definition: Value = serde_json::from_str(&text).expect("JSON");
+
+    assert_eq!(api.get("/v1/grants", &author).code(), "forbidden");
+    let refused = api.post("/v1/definitions", &admin, &definition);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "not_granted"),
+        "{refused:?}"
+    );
+    let first = api.post(
+        "/v1/grants",
+        &admin,
+        &json!({"actor": "admin", "role": "admin"}),
+    );
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(first.body["instance"], "@access");
+    // Claiming admin in a token is no longer enough.
+    let usurper = api.post(
+        "/v1/grants",
+        &eve,
+        &json!({"actor": "eve", "role": "admin"}),
+    );
+    assert_eq!(
+        (usurper.status, usurper.code()),
+        (403, "not_granted"),
+        "{usurper:?}"
+    );
+    assert_eq!(api.get("/v1/tokens", &eve).status, 403);
+    assert_eq!(api.post("/v1/definitions", &admin, &definition).status, 201);
+
+    let start = |id: &str| {
+        api.post(
+            "/v1/instances",
+            &author,
+            &json!({"workflow": "document-approval", "id": id}),
+        )
+    };
+    let ungranted = start("doc-1");
+    assert_eq!((ungranted.status, ungranted.code()), (403, "not_granted"));
+    assert_eq!(
+        ungranted.body["details"],
+        json!({"actor": "li", "role": "author", "on": "doc-1"})
+    );
+    let grant = json!({"actor": "li", "role": "author", "on": "doc-1"});
+    assert_eq!(api.post("/v1/grants", &admin, &grant).status, 201);
+    let again = api.post("/v1/grants", &admin, &grant);
+    assert_eq!((again.status, again.code()), (409, "already_granted"));
+    assert_eq!(start("doc-1").status, 201);
+    assert_eq!(start("doc-2").code(), "not_granted");
+    let held = api.get("/v1/grants", &admin);
+    assert_eq!(held.status, 200, "{held:?}");
+    let listed: Vec<(String, String, Value)> = held
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|g| {
+            (
+                g["actor"].to_string(),
+                g["role"].to_string(),
+                g["on"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("\"admin\"".to_owned(), "\"admin\"".to_owned(), Value::Null),
+            ("\"li\"".to_owned(), "\"author\"".to_owned(), json!("doc-1")),
+        ]
+    );
+    assert_eq!(api.post("/v1/grants/revoke", &admin, &grant).status, 200);
+    let gone = api.post("/v1/grants/revoke", &admin, &grant);
+    assert_eq!((gone.status, gone.code()), (404, "no_such_grant"));
+    let last = api.post(
+        "/v1/grants/revoke",
+        &admin,
+        &json!({"actor": "admin", "role": "admin"}),
+    );
+    assert_eq!((last.status, last.code()), (409, "last_admin"));
+    assert_eq!(
+        verify(&api, &admin)["report"]["problems"],
+        json!([]),
+        "every event's actor held its grant"
+    );
+
+    let metrics = api.get("/metrics", &admin).body;
+    let metrics = metrics.as_str().unwrap_or_default();
+    let groups = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strive_commit_group_size_count "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(groups >= 5, "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "strive_commit_group_size_bucket{{le=\"+Inf\"}} {groups}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strive_commit_group_size_bucket{le=\"1\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strive_flush_duration_seconds_count "),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("strive_flush_duration_seconds_count 0\n"),
+        "the accepted commands were flushed: {metrics}"
+    );
+}
+
 /// The OpenAPI document checked in is the one the code generates, and the
 /// server serves it.
 #[test]
@@ -889,6 +1025,10 @@ fn the_cli_talks_to_a_running_server() {
     let file = root().join("workflows/document-approval.json");
     let deployed = strive(&["--db", &db_text, "deploy", &file.display().to_string()]);
     assert!(deployed.status.success(), "{deployed:?}");
+    // `strive serve` enforces grants: the token says li acts as author,
+    // the grant says li may.
+    let granted = strive(&["--db", &db_text, "grant", "li", "author"]);
+    assert!(granted.status.success(), "{granted:?}");
     let issued = strive(&[
         "--db", &db_text, "token", "issue", "--actor", "li", "--roles", "author",
     ]);
@@ -935,13 +1075,13 @@ fn the_cli_talks_to_a_running_server() {
         &["list"],
         &["history", "doc-1"],
         &[
-            "--format",
-            "json",
             "fire",
             "doc-1",
             "approve",
             "--payload",
             "{}",
+            "--format",
+            "json",
         ],
         &["checkpoint"],
     ];
@@ -1073,6 +1213,13 @@ fn sigterm_drains_the_commands_in_flight() {
             &strive_store::Actor::new("admin", &["admin"]),
         )
         .expect("deploys");
+    // `strive serve` enforces grants.
+    engine
+        .grant(
+            &strive_store::Grant::everywhere("li", "author"),
+            &strive_store::Actor::new("admin", &["admin"]),
+        )
+        .expect("grants");
     drop(engine);
     let author = token(&TokenFile::beside(dir.path()), "li", &["author"]);
     let db = dir.path().display().to_string();

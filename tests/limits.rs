@@ -129,7 +129,7 @@ fn strive(db: &Path, args: &[&str]) -> Output {
 /// every event) and the instance's snapshot.
 fn cli_fingerprint(db: &Path) -> String {
     let checkpoint = strive(db, &["checkpoint"]);
-    let show = strive(db, &["--format", "json", "show", "s1"]);
+    let show = strive(db, &["show", "s1", "--format", "json"]);
     assert!(checkpoint.status.success() && show.status.success());
     format!(
         "{}{}",
@@ -321,7 +321,7 @@ fn ids_over_128_bytes_are_refused() {
     let started = strive(
         &db,
         &[
-            "--format", "json", "start", "stash", &long, "--actor", "li", "--role", "clerk",
+            "start", "stash", &long, "--actor", "li", "--role", "clerk", "--format", "json",
         ],
     );
     assert_eq!(started.status.code(), Some(1));
@@ -382,8 +382,6 @@ fn json_nested_10000_deep_is_refused_without_overflowing() {
     let fired = strive(
         &db,
         &[
-            "--format",
-            "json",
             "fire",
             "s1",
             "stash",
@@ -393,6 +391,8 @@ fn json_nested_10000_deep_is_refused_without_overflowing() {
             "clerk",
             "--payload",
             &deep,
+            "--format",
+            "json",
         ],
     );
     assert_eq!(fired.status.code(), Some(2), "{fired:?}");
@@ -400,7 +400,7 @@ fn json_nested_10000_deep_is_refused_without_overflowing() {
     let started = strive(
         &db,
         &[
-            "--format", "json", "start", "stash", "s2", "--actor", "li", "--role", "clerk",
+            "start", "stash", "s2", "--actor", "li", "--role", "clerk", "--format", "json",
             "--data", &deep,
         ],
     );

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 use strive_store::{
-    Actor, Backend, CommandError, CommandOptions, Engine, Entry, OpenError, Options, SledBackend,
-    StorageError, Write,
+    Actor, Backend, CommandError, CommandOptions, Engine, Hooked, Hooks, OpenError, Options,
+    SledBackend, StorageError,
 };
 
 use crate::cli::{deploy_and_start_o1, scenario};
@@ -248,24 +248,8 @@ fn the_state_is_rebuilt_from_the_log_alone() {
     let db = scenario_store(dir.path());
     let before = ok(&strive(&db, &["list", "--format", "json"]));
     let history = ok(&strive(&db, &["history", "o1", "--format", "json"]));
-    {
-        // Keep only the log (blocks `b`, tiles `r`) and the format record:
-        // every snapshot, index, idempotency record and definition goes.
-        let backend = SledBackend::open(&db).expect("raw open");
-        let state: Vec<Write> = backend
-            .range(&[], &[0xFF])
-            .map(|entry| entry.expect("read").0)
-            .filter(|key| {
-                !matches!(key[0], b'b' | b'r')
-                    && key.as_slice() != b"mformat"
-                    && key.as_slice() != b"mpartitions"
-            })
-            .map(|key| (key, None))
-            .collect();
-        assert!(state.len() > 10, "{} state records", state.len());
-        backend.apply(state).expect("write");
-        backend.flush().expect("flush");
-    }
+    // Every snapshot, index, idempotency record and definition goes.
+    crate::util::keep_only_the_log(&db);
     assert_eq!(ok(&strive(&db, &["list", "--format", "json"])), before);
     assert_eq!(
         ok(&strive(&db, &["history", "o1", "--format", "json"])),
@@ -379,52 +363,32 @@ fn proofs_come_from_the_stored_tree_and_verify() {
     }
 }
 
-/// A backend that fails its `n`th apply or flush, once, and counts them.
+/// Hooks that fail the `n`th apply or flush of the backend they wrap,
+/// once, and count them.
 struct Faulty {
-    inner: SledBackend,
     applies: AtomicU64,
     flushes: AtomicU64,
     fail_apply: u64,
     fail_flush: u64,
 }
 
-impl Backend for Faulty {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn range<'a>(
-        &'a self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
-        self.inner.range(start, end)
-    }
-
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
-        self.inner.last_in(start, end)
-    }
-
-    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+impl Hooks for Faulty {
+    fn before_apply(&self) -> Result<(), StorageError> {
         if self.applies.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_apply {
             return Err(StorageError::Backend {
                 message: "injected apply failure".to_owned(),
             });
         }
-        self.inner.apply(writes)
+        Ok(())
     }
 
-    fn flush(&self) -> Result<(), StorageError> {
+    fn before_flush(&self) -> Result<(), StorageError> {
         if self.flushes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_flush {
             return Err(StorageError::Backend {
                 message: "injected flush failure".to_owned(),
             });
         }
-        self.inner.flush()
-    }
-
-    fn size_on_disk(&self) -> Option<u64> {
-        self.inner.size_on_disk()
+        Ok(())
     }
 }
 
@@ -435,13 +399,13 @@ impl Backend for Faulty {
 fn survives_a_failure(fail_apply: u64, fail_flush: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("store");
-    let backend = Arc::new(Faulty {
-        inner: SledBackend::open(&db).expect("open"),
+    let faulty = Faulty {
         applies: AtomicU64::new(0),
         flushes: AtomicU64::new(0),
         fail_apply,
         fail_flush,
-    });
+    };
+    let backend = Arc::new(Hooked::new(SledBackend::open(&db).expect("open"), faulty));
     let engine = Engine::with_backend(backend.clone(), Some(db.clone()), Options::default())
         .expect("engine");
     deploy_and_start_o1(&engine);

@@ -28,6 +28,28 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// Deletes every state record of the closed store `db`, keeping only the
+/// log (blocks `b`, tiles `r`), the format record and the partition count,
+/// so that its next open rebuilds the state by deciding every logged
+/// command again.
+pub fn keep_only_the_log(db: &Path) {
+    use strive_store::{Backend, SledBackend, Write};
+    let backend = SledBackend::open(db).expect("raw open");
+    let state: Vec<Write> = backend
+        .range(&[], &[0xFF])
+        .map(|entry| entry.expect("read").0)
+        .filter(|key| {
+            !matches!(key[0], b'b' | b'r')
+                && key.as_slice() != b"mformat"
+                && key.as_slice() != b"mpartitions"
+        })
+        .map(|key| (key, None))
+        .collect();
+    assert!(!state.is_empty(), "a store has state records");
+    backend.apply(state).expect("write");
+    backend.flush().expect("flush");
+}
+
 /// Copies a directory tree (a closed store, say).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");

@@ -121,6 +121,7 @@ pub fn verify_bundle(
     let mut checkpoint: Option<Checkpoint> = None;
     let mut snapshots: Vec<(Instance, Option<Due>)> = Vec::new();
     let mut replayer = Replayer::new();
+    let mut access = crate::access::AccessCheck::default();
     let mut log = MerkleLog::new();
     let (mut complete, mut replay) = (false, true);
     let mut header_seen = false;
@@ -269,6 +270,11 @@ pub fn verify_bundle(
                 );
                 if replay {
                     problems.extend(replayer.apply(&hash, &event));
+                }
+                // Only a complete bundle has every ancestor's start event
+                // that an instance grant is checked through.
+                if complete && replay {
+                    problems.extend(access.event(&event));
                 }
             }
             "snapshot" => match (

@@ -96,9 +96,9 @@ impl Filter {
     }
 
     /// Whether an instance event (start or fire) is selected; deployments
-    /// never are (CSV and XES are logs of instances).
+    /// and grants never are (CSV and XES are logs of instances).
     pub fn matches(&self, event: &Event) -> bool {
-        event.kind != EventKind::Deploy
+        matches!(event.kind, EventKind::Start | EventKind::Fire)
             && self.workflow.as_ref().is_none_or(|w| *w == event.workflow)
             && self.instance.as_ref().is_none_or(|i| *i == event.instance)
             && self.since.is_none_or(|s| event.gseq >= s)
@@ -192,7 +192,12 @@ impl<W: Write> BundleWriter<W> {
     }
 
     fn selects(&mut self, event: &Event) -> bool {
-        if event.kind == EventKind::Deploy {
+        // Deployments and the access chain go into every bundle: replay
+        // and the access check need them.
+        if matches!(
+            event.kind,
+            EventKind::Deploy | EventKind::Grant | EventKind::Revoke
+        ) {
             return true;
         }
         if event.kind == EventKind::Start {
@@ -239,7 +244,7 @@ impl<W: Write> BundleWriter<W> {
     pub fn instances(&self) -> Vec<String> {
         self.heads
             .keys()
-            .filter(|s| !s.starts_with(strive_core::WORKFLOW_SUBJECT_PREFIX))
+            .filter(|s| !s.starts_with('@'))
             .cloned()
             .collect()
     }
@@ -368,6 +373,8 @@ impl<W: Write> CsvWriter<W> {
             EventKind::Deploy => "deploy",
             EventKind::Start => "start",
             EventKind::Fire => "fire",
+            EventKind::Grant => "grant",
+            EventKind::Revoke => "revoke",
         };
         let cause = event
             .cause

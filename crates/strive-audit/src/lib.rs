@@ -6,7 +6,8 @@
 //!
 //! It is pure: it reads events handed to it as `(stored hash, stored
 //! bytes)` and snapshots as [`strive_core::Instance`], and knows no store.
-//! The command-line tool feeds it from `strive-store`.
+//! With the feature `store`, the module `store` feeds it from a
+//! `strive_store::Engine`: the one piece the CLI and `strive serve` share.
 //!
 //! ```
 //! use serde_json::json;
@@ -51,14 +52,18 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod bundle;
 mod checkpoint;
 mod error;
 mod export;
 mod merkle;
+mod parallel;
 mod pnml;
 mod problem;
 mod replay;
+#[cfg(feature = "store")]
+pub mod store;
 mod verify;
 
 pub use bundle::{BundleError, BundleReport, verify_bundle};
@@ -72,7 +77,8 @@ pub use export::{
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
+pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
-pub use verify::{Report, Verifier, VerifyOptions, verify};
+pub use verify::{EventRun, PartitionSummary, Report, Verifier, VerifyOptions, verify};

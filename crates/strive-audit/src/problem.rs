@@ -51,6 +51,13 @@ pub enum ProblemCode {
     ProofInvalid,
     /// A bundle is malformed or incomplete.
     BundleMalformed,
+    /// An event's actor claims a role it held no grant of, globally or on
+    /// the instance or an ancestor, when it acted (issue #11).
+    NotGranted,
+    /// A grant or revocation in the access chain breaks the access rules
+    /// (not made by an admin, a grant made twice, a revocation of what is
+    /// not held) or does not carry a grant.
+    AccessRefused,
 }
 
 impl ProblemCode {
@@ -75,6 +82,8 @@ impl ProblemCode {
             ProblemCode::CheckpointInconsistent => "checkpoint_inconsistent",
             ProblemCode::ProofInvalid => "proof_invalid",
             ProblemCode::BundleMalformed => "bundle_malformed",
+            ProblemCode::NotGranted => "not_granted",
+            ProblemCode::AccessRefused => "access_refused",
         }
     }
 }

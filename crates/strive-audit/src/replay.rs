@@ -120,6 +120,10 @@ pub struct Replayer {
     /// Whether the events are an extract (a filtered bundle) whose
     /// instances' parents may be left out.
     extract: bool,
+    /// Every child id a transition spawned, when asked for: the parallel
+    /// verifier checks afterwards that each was started where it was
+    /// spawned (`parallel.rs`).
+    spawned: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Replayer {
@@ -164,6 +168,16 @@ impl Replayer {
         }
     }
 
+    /// Records, from now on, the id of every child a transition spawns.
+    pub(crate) fn record_spawns(&mut self) {
+        self.spawned.get_or_insert_with(Vec::new);
+    }
+
+    /// The ids of the children spawned since [`Replayer::record_spawns`].
+    pub(crate) fn spawned(&self) -> &[String] {
+        self.spawned.as_deref().unwrap_or_default()
+    }
+
     /// The replayed state of `instance`.
     pub fn instance(&self, instance: &str) -> Option<&Instance> {
         self.instances.get(instance)
@@ -182,6 +196,7 @@ impl Replayer {
     /// Whether `event` concerns what this replayer replays.
     pub fn concerns(&self, event: &Event) -> bool {
         match (&self.scope, event.kind) {
+            (_, EventKind::Grant | EventKind::Revoke) => false,
             (None, _) | (_, EventKind::Deploy) => true,
             (Some(scope), EventKind::Start) => {
                 scope.contains(&event.instance)
@@ -202,6 +217,8 @@ impl Replayer {
             EventKind::Deploy => self.deploy(event, &mut problems),
             EventKind::Start => self.start(hash, event, &mut problems),
             EventKind::Fire => self.fire(hash, event, &mut problems),
+            // Grants are checked by `access.rs`, not replayed.
+            EventKind::Grant | EventKind::Revoke => {}
         }
         problems
     }
@@ -647,6 +664,9 @@ impl Replayer {
         let cause = (event.instance.clone(), event.seq);
         if let Some(spawn) = &accepted.spawn {
             for child in &spawn.children {
+                if let Some(spawned) = &mut self.spawned {
+                    spawned.push(child.id.clone());
+                }
                 self.spawns.insert(
                     child.id.clone(),
                     Expected::Child {
@@ -793,7 +813,8 @@ impl Replayer {
     }
 }
 
-fn parent_of(event: &Event) -> Option<&str> {
+/// The parent a start event names.
+pub(crate) fn parent_of(event: &Event) -> Option<&str> {
     event.payload.get("parent").and_then(Value::as_str)
 }
 

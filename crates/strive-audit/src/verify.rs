@@ -5,12 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::ops::Range;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use strive_core::{
-    Due, Event, GENESIS, Instance, PartitionHead, StreamingProof, WORKFLOW_SUBJECT_PREFIX,
-    combined_head, event_digest,
+    Due, Event, GENESIS, Instance, PartitionHead, StreamingProof, combined_head, event_digest,
 };
 
 use crate::checkpoint::Checkpoint;
@@ -29,6 +29,10 @@ pub struct VerifyOptions {
     /// With several partitions, the number of events each partition's
     /// sequence counter says it holds, by partition (empty: unknown).
     pub expected_sizes: Vec<u64>,
+    /// The threads [`crate::verify_runs`] checks on: 0 for one per core,
+    /// 1 to verify sequentially on the caller's thread. The report is the
+    /// same either way.
+    pub jobs: usize,
 }
 
 /// One partition's Merkle log as verified.
@@ -87,6 +91,11 @@ pub struct Report {
     /// Today's root, raw.
     #[serde(skip)]
     pub root_hash: Hash,
+    /// The threads the events were checked on: 1 when verified
+    /// sequentially (asked for, or because the log holds a reference across
+    /// families of instances, see [`crate::verify_runs`]).
+    #[serde(skip)]
+    pub jobs: usize,
     /// With several partitions, each one's log (`size` and `root` above
     /// are then the total and the combined root, docs/audit.md).
     #[serde(skip_serializing_if = "at_most_one")]
@@ -126,203 +135,271 @@ impl fmt::Display for Report {
     }
 }
 
+/// Consecutive event records as a store holds them (one block of its
+/// log): each event's stored digest and its exact bytes, in one buffer.
+/// [`verify_runs`] reads a log as a sequence of these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventRun {
+    digests: Vec<Hash>,
+    data: Vec<u8>,
+    spans: Vec<Range<usize>>,
+}
+
+impl EventRun {
+    /// An empty run.
+    pub fn new() -> EventRun {
+        EventRun::default()
+    }
+
+    /// A run from its parts: one stored digest per event, and where in
+    /// `data` each event's bytes are. A digest without bytes (or bytes
+    /// without a digest, or a range outside `data`) is reported as an
+    /// unreadable event, never trusted.
+    pub fn from_parts(digests: Vec<Hash>, data: Vec<u8>, spans: Vec<Range<usize>>) -> EventRun {
+        EventRun {
+            digests,
+            data,
+            spans,
+        }
+    }
+
+    /// Appends an event record: its stored digest and exact bytes.
+    pub fn push(&mut self, digest: Hash, bytes: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.digests.push(digest);
+        self.spans.push(start..self.data.len());
+    }
+
+    /// The number of event records in the run.
+    pub fn len(&self) -> usize {
+        self.digests.len().max(self.spans.len())
+    }
+
+    /// Whether the run holds no event record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stored digest and exact bytes of the `index`th event, or why
+    /// they cannot be had.
+    pub(crate) fn get(&self, index: usize) -> Result<(&Hash, &[u8]), String> {
+        let digest = self.digests.get(index);
+        let bytes = self
+            .spans
+            .get(index)
+            .and_then(|span| self.data.get(span.clone()));
+        match (digest, bytes) {
+            (Some(digest), Some(bytes)) => Ok((digest, bytes)),
+            _ => Err(format!(
+                "event record {index} of a block of {} has no digest or no bytes",
+                self.len()
+            )),
+        }
+    }
+}
+
+/// The hash stored with an event: hex from a caller, raw from a block.
+#[derive(Clone, Copy)]
+pub(crate) enum Stored<'a> {
+    Hex(&'a str),
+    Digest(&'a Hash),
+}
+
+impl Stored<'_> {
+    fn matches(self, computed: &Hash, computed_hex: &str) -> bool {
+        match self {
+            Stored::Hex(hex) => hex == computed_hex,
+            Stored::Digest(digest) => digest == computed,
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Stored::Hex(hex) => hex.to_owned(),
+            Stored::Digest(digest) => hex::encode(digest),
+        }
+    }
+}
+
 /// The last event of a subject's chain.
-struct Link {
+pub(crate) struct Link {
     seq: u64,
     hash: String,
     at: Timestamp,
 }
 
-/// One partition's log as the verifier reads it.
-struct PartitionLog {
+/// The checks of one log stream (a partition's log) that need every event
+/// in order: the global sequence, the Merkle log, the counts. Cheap; the
+/// parallel verifier runs them on one thread.
+pub(crate) struct Stream {
+    /// The partition whose log this is, and whether the store has others
+    /// (then messages name it).
+    partition: u32,
+    several: bool,
     next_gseq: u64,
+    /// The grants as replayed so far: the access check needs every event
+    /// in log order, so it runs with the stream, not in a shard.
+    access: crate::access::AccessCheck,
     /// The Merkle root recomputed from the events in O(log N) memory, with
     /// the consistency proof from the `since` checkpoint's size.
     log: StreamingProof,
-}
-
-/// A streaming verifier. Feed every event in key order with
-/// [`Verifier::event`], then every snapshot with [`Verifier::snapshot`],
-/// then call [`Verifier::finish`]. A store of several partitions is fed
-/// partition by partition, from partition 0 (whose log holds the
-/// deployments), each started with [`Verifier::partition`].
-pub struct Verifier {
-    options: VerifyOptions,
-    /// The `since` checkpoint's partition heads, if it has readable ones.
-    since_heads: Vec<PartitionHead>,
-    /// Each partition's log so far, by partition.
-    logs: Vec<PartitionLog>,
-    /// The partition being fed.
-    current: usize,
-    chains: HashMap<String, Link>,
-    replayer: Replayer,
-    snapshots: HashSet<String>,
-    /// Set when a snapshot could not be read: which instances lack one is
-    /// then unknown.
-    snapshots_incomplete: bool,
-    problems: Vec<Problem>,
     events: u64,
     bytes: u64,
 }
 
-impl fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier")
-            .field("events", &self.events)
-            .field("problems", &self.problems.len())
-            .finish_non_exhaustive()
+impl Stream {
+    /// The stream of a store of one partition.
+    pub(crate) fn new(options: &VerifyOptions) -> Stream {
+        let since = options.since.as_ref().map_or(0, |since| since.size);
+        Stream::of_partition(0, false, since)
     }
-}
 
-impl Verifier {
-    /// A verifier with `options`.
-    pub fn new(options: VerifyOptions) -> Verifier {
-        let mut problems = Vec::new();
-        let since_heads = match options.since.as_ref().map(Checkpoint::heads) {
-            None => Vec::new(),
-            Some(Ok(heads)) => heads,
-            Some(Err(error)) => {
-                problems.push(Problem::new(
-                    ProblemCode::CheckpointInconsistent,
-                    error.to_string(),
-                ));
-                Vec::new()
-            }
-        };
-        let mut verifier = Verifier {
-            options,
-            since_heads,
-            logs: Vec::new(),
-            current: 0,
-            chains: HashMap::new(),
-            replayer: Replayer::new(),
-            snapshots: HashSet::new(),
-            snapshots_incomplete: false,
-            problems,
+    /// Partition `partition`'s stream; `since` is the size the `since`
+    /// checkpoint states for it.
+    pub(crate) fn of_partition(partition: u32, several: bool, since: u64) -> Stream {
+        Stream {
+            partition,
+            several,
+            next_gseq: 1,
+            access: Default::default(),
+            log: StreamingProof::new(since),
             events: 0,
             bytes: 0,
-        };
-        verifier.partition(0);
-        verifier
-    }
-
-    /// Starts partition `partition`'s log: the events fed from now on are
-    /// its, in order. Partitions are fed in order from 0; a store of one
-    /// partition needs no call.
-    pub fn partition(&mut self, partition: u32) {
-        while self.logs.len() <= partition as usize {
-            let index = self.logs.len();
-            let since = self.since_heads.get(index).map_or(0, |head| head.size);
-            self.logs.push(PartitionLog {
-                next_gseq: 1,
-                log: StreamingProof::new(since),
-            });
         }
-        self.current = partition as usize;
     }
 
-    fn log(&mut self) -> &mut PartitionLog {
-        let current = self.current;
-        &mut self.logs[current]
+    /// A decoded event: its stored hash against the hash of its bytes
+    /// (`computed`, in hex `hash`), then its global position; then it
+    /// enters the Merkle log. Problems go to `out`, in that order.
+    pub(crate) fn event(
+        &mut self,
+        stored: Stored<'_>,
+        (computed, hash): (&Hash, &str),
+        len: usize,
+        event: &Event,
+        out: &mut Vec<Problem>,
+    ) {
+        self.count(len);
+        let at = |code, message: String| {
+            Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
+        };
+        if !stored.matches(computed, hash) {
+            out.push(at(
+                ProblemCode::HashMismatch,
+                format!(
+                    "the stored hash is {}, but the stored bytes hash to {hash}: the event was altered",
+                    stored.hex()
+                ),
+            ));
+        }
+        if event.partition != self.partition {
+            out.push(at(
+                ProblemCode::SequenceOrder,
+                format!(
+                    "the event names partition {}, but it is in {}: it was moved between logs",
+                    event.partition,
+                    self.name()
+                ),
+            ));
+        }
+        // The partition's sequence: gapless from 1, each number once.
+        if event.gseq > self.next_gseq {
+            let missing = if event.gseq - self.next_gseq == 1 {
+                format!("event {} is missing", self.next_gseq)
+            } else {
+                format!("events {}..={} are missing", self.next_gseq, event.gseq - 1)
+            };
+            out.push(at(
+                ProblemCode::SequenceGap,
+                format!("{missing} from {}", self.name()),
+            ));
+            self.next_gseq = event.gseq + 1;
+        } else if event.gseq < self.next_gseq {
+            out.push(at(
+                ProblemCode::SequenceOrder,
+                format!(
+                    "global position {} comes after {}: the log was reordered or an event duplicated",
+                    event.gseq,
+                    self.next_gseq - 1
+                ),
+            ));
+        } else {
+            self.next_gseq += 1;
+        }
+        self.log.push(computed);
+        out.extend(self.access.event(event));
     }
 
-    /// "the global log", or with several partitions the current one's.
-    fn log_name(&self) -> String {
-        if self.logs.len() > 1 || self.current > 0 {
-            format!("partition {}'s log", self.current)
+    /// An event record whose bytes do not decode: it is in the log (it is
+    /// hashed and takes a position), but nothing else can be checked.
+    pub(crate) fn undecodable(&mut self, computed: &Hash, len: usize, error: &str) -> Problem {
+        let gseq = self.next_gseq;
+        self.count(len);
+        self.log.push(computed);
+        self.next_gseq += 1;
+        Problem::new(
+            ProblemCode::UnreadableEvent,
+            format!("the event record does not decode: {error}"),
+        )
+        .at_gseq(gseq)
+    }
+
+    /// An event record that could not even be read from the store. It is
+    /// not in the log we can hash; the sequence check reports the gap it
+    /// leaves.
+    pub(crate) fn unreadable(&self, what: impl fmt::Display) -> Problem {
+        Problem::new(ProblemCode::UnreadableEvent, what.to_string()).at_gseq(self.next_gseq)
+    }
+
+    /// "the global log", or with several partitions this one's.
+    fn name(&self) -> String {
+        if self.several {
+            format!("partition {}'s log", self.partition)
         } else {
             "the global log".to_owned()
         }
     }
 
-    /// Problems found so far.
-    pub fn problems(&self) -> &[Problem] {
-        &self.problems
+    fn count(&mut self, len: usize) {
+        self.events += 1;
+        self.bytes += len as u64 + 32;
+    }
+
+    /// An event that replay alone reads: counted and given the next
+    /// position, unchecked.
+    pub(crate) fn pass(&mut self, len: usize) {
+        self.count(len);
+        self.next_gseq += 1;
     }
 
     /// Events read so far.
-    pub fn events_read(&self) -> u64 {
+    pub(crate) fn events(&self) -> u64 {
         self.events
     }
+}
 
-    /// The next event record, as stored: its hash (hex) and exact bytes.
-    pub fn event(&mut self, stored_hash: &str, bytes: &[u8]) {
-        match Event::decode(bytes) {
-            Ok(event) => self.decoded_event(stored_hash, bytes, &event),
-            Err(error) => {
-                let gseq = self.log().next_gseq;
-                self.count(bytes);
-                self.log().log.push(&event_digest(bytes));
-                self.problems.push(
-                    Problem::new(
-                        ProblemCode::UnreadableEvent,
-                        format!("the event record does not decode: {error}"),
-                    )
-                    .at_gseq(gseq),
-                );
-                self.log().next_gseq += 1;
-            }
-        }
-    }
+/// The checks that follow subjects rather than the log's order: each
+/// subject's chain, and replay. The sequential verifier has one; the
+/// parallel one has a shard per worker, each with whole families of
+/// instances (an instance, its parent and its children together).
+#[derive(Default)]
+pub(crate) struct Shard {
+    chains: HashMap<String, Link>,
+    pub(crate) replayer: Replayer,
+}
 
-    /// The next event record when the caller has already decoded `bytes`
-    /// into `event` (the store does).
-    pub fn decoded_event(&mut self, stored_hash: &str, bytes: &[u8], event: &Event) {
-        self.count(bytes);
-        let digest = event_digest(bytes);
-        let hash = hex::encode(digest);
+impl Shard {
+    /// The event (decoded, its hash in hex) in its subject's chain, then
+    /// replayed. Problems go to `out`, in that order.
+    pub(crate) fn event(&mut self, hash: &str, event: &Event, out: &mut Vec<Problem>) {
         let at = |code, message: String| {
             Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
         };
-        if hash != stored_hash {
-            self.problems.push(at(
-                ProblemCode::HashMismatch,
-                format!(
-                    "the stored hash is {stored_hash}, but the stored bytes hash to {hash}: the event was altered"
-                ),
-            ));
-        }
-        if event.partition as usize != self.current {
-            self.problems.push(at(
-                ProblemCode::SequenceOrder,
-                format!(
-                    "the event names partition {}, but it is in {}: it was moved between logs",
-                    event.partition,
-                    self.log_name()
-                ),
-            ));
-        }
-        // The partition's sequence: gapless from 1, each number once.
-        let next = self.log().next_gseq;
-        if event.gseq > next {
-            let missing = if event.gseq - next == 1 {
-                format!("event {next} is missing")
-            } else {
-                format!("events {next}..={} are missing", event.gseq - 1)
-            };
-            self.problems.push(at(
-                ProblemCode::SequenceGap,
-                format!("{missing} from {}", self.log_name()),
-            ));
-            self.log().next_gseq = event.gseq + 1;
-        } else if event.gseq < next {
-            self.problems.push(at(
-                ProblemCode::SequenceOrder,
-                format!(
-                    "global position {} comes after {}: the log was reordered or an event duplicated",
-                    event.gseq,
-                    next - 1
-                ),
-            ));
-        } else {
-            self.log().next_gseq += 1;
-        }
-        self.log().log.push(&digest);
-        // The subject's chain.
-        match self.chains.get(&event.instance) {
+        match self.chains.get_mut(&event.instance) {
             None => {
                 if event.seq != 1 {
-                    self.problems.push(at(
+                    out.push(at(
                         ProblemCode::ChainBroken,
                         format!(
                             "the chain starts at #{}: events #1..#{} are missing",
@@ -331,21 +408,29 @@ impl Verifier {
                         ),
                     ));
                 } else if event.prev != GENESIS {
-                    self.problems.push(at(
+                    out.push(at(
                         ProblemCode::ChainBroken,
                         "the first event's prev must be 64 zeros".to_owned(),
                     ));
                 }
+                self.chains.insert(
+                    event.instance.clone(),
+                    Link {
+                        seq: event.seq,
+                        hash: hash.to_owned(),
+                        at: event.at,
+                    },
+                );
             }
             Some(link) => {
                 if event.seq != link.seq + 1 {
-                    self.problems.push(at(
+                    out.push(at(
                         ProblemCode::ChainBroken,
                         format!("#{} follows #{} in the chain", event.seq, link.seq),
                     ));
                 }
                 if event.prev != link.hash {
-                    self.problems.push(at(
+                    out.push(at(
                         ProblemCode::ChainBroken,
                         format!(
                             "prev is {}, but #{} hashes to {}",
@@ -354,46 +439,45 @@ impl Verifier {
                     ));
                 }
                 if event.at < link.at {
-                    self.problems.push(at(
+                    out.push(at(
                         ProblemCode::TimeBackwards,
                         format!("dated {}, before #{} at {}", event.at, link.seq, link.at),
                     ));
                 }
+                link.seq = event.seq;
+                hash.clone_into(&mut link.hash);
+                link.at = event.at;
             }
         }
-        self.chains.insert(
-            event.instance.clone(),
-            Link {
-                seq: event.seq,
-                hash: hash.clone(),
-                at: event.at,
-            },
-        );
-        let found = self.replayer.apply(&hash, event);
-        self.problems.extend(found);
+        out.extend(self.replayer.apply(hash, event));
     }
+}
 
-    /// An event record that could not even be read from the store.
-    pub fn unreadable(&mut self, what: impl fmt::Display) {
-        self.problems.push(
-            Problem::new(ProblemCode::UnreadableEvent, what.to_string())
-                .at_gseq(self.logs[self.current].next_gseq),
-        );
-        // The record is not in the log we can hash; the sequence check
-        // reports the gap it leaves.
-    }
+/// The snapshot checks, run after the last event: which snapshots were
+/// seen, and whether one could not be read.
+#[derive(Default)]
+pub(crate) struct Snapshots {
+    seen: HashSet<String>,
+    /// Set when a snapshot could not be read: which instances lack one is
+    /// then unknown.
+    incomplete: bool,
+}
 
-    fn count(&mut self, bytes: &[u8]) {
-        self.events += 1;
-        self.bytes += bytes.len() as u64 + 32;
-    }
-
-    /// The next instance snapshot and its pending deadline (call after the
-    /// last event).
-    pub fn snapshot(&mut self, stored: &Instance, due: Option<&Due>) {
-        self.snapshots.insert(stored.id.clone());
-        let Some(link) = self.chains.get(&stored.id) else {
-            self.problems.push(
+impl Snapshots {
+    /// Checks a stored snapshot against `shard`, the one holding its
+    /// instance's events (`None` when no shard has any).
+    pub(crate) fn check(
+        &mut self,
+        shard: Option<&Shard>,
+        stored: &Instance,
+        due: Option<&Due>,
+        out: &mut Vec<Problem>,
+    ) {
+        self.seen.insert(stored.id.clone());
+        let Some((link, shard)) =
+            shard.and_then(|shard| shard.chains.get(&stored.id).map(|link| (link, shard)))
+        else {
+            out.push(
                 Problem::new(
                     ProblemCode::SnapshotWithoutHistory,
                     "the store holds this instance but the log has none of its events".to_owned(),
@@ -403,7 +487,7 @@ impl Verifier {
             return;
         };
         if link.seq != stored.seq || link.hash != stored.head {
-            self.problems.push(
+            out.push(
                 Problem::new(
                     ProblemCode::HeadMismatch,
                     format!(
@@ -414,9 +498,9 @@ impl Verifier {
                 .on(&stored.id),
             );
         }
-        if let Some(replayed) = self.replayer.instance(&stored.id) {
+        if let Some(replayed) = shard.replayer.instance(&stored.id) {
             let mut found = differences(replayed, stored);
-            let expected = self.replayer.due(&stored.id);
+            let expected = shard.replayer.due(&stored.id);
             if expected != due {
                 let show = |due: Option<&Due>| {
                     due.map_or_else(
@@ -431,150 +515,366 @@ impl Verifier {
                 ));
             }
             if !found.is_empty() {
-                self.problems.push(
+                out.push(
                     Problem::new(ProblemCode::SnapshotMismatch, found.join("; ")).on(&stored.id),
                 );
             }
         }
     }
 
-    /// An instance snapshot that could not be read.
-    pub fn unreadable_snapshot(&mut self, what: impl fmt::Display) {
-        self.snapshots_incomplete = true;
-        self.problems.push(Problem::new(
+    /// A snapshot that could not be read.
+    pub(crate) fn unreadable(&mut self, what: impl fmt::Display) -> Problem {
+        self.incomplete = true;
+        Problem::new(
             ProblemCode::SnapshotMismatch,
             format!(
                 "a snapshot cannot be read, and the snapshots after it are not checked: {what}"
             ),
+        )
+    }
+}
+
+/// The checks that need the whole log, and the report: `problems` are
+/// those found so far, in order.
+pub(crate) fn finish(
+    options: &VerifyOptions,
+    streams: Vec<Stream>,
+    shards: &[Shard],
+    snapshots: &Snapshots,
+    mut problems: Vec<Problem>,
+) -> Report {
+    let mut missing: Vec<&String> = shards
+        .iter()
+        .flat_map(|shard| shard.chains.keys())
+        .filter(|id| !snapshots.incomplete && !id.starts_with('@') && !snapshots.seen.contains(*id))
+        .collect();
+    missing.sort();
+    for id in missing {
+        problems.push(
+            Problem::new(
+                ProblemCode::MissingSnapshot,
+                "the log holds events of this instance but the store has no snapshot of it"
+                    .to_owned(),
+            )
+            .on(id),
+        );
+    }
+    problems.extend(unmet(shards));
+    let partitions: Vec<PartitionSummary> = streams
+        .iter()
+        .map(|stream| {
+            let root = stream.log.root();
+            PartitionSummary {
+                partition: stream.partition,
+                size: stream.log.size(),
+                root: hex::encode(root),
+                root_hash: root,
+            }
+        })
+        .collect();
+    let (size, root) = combined_head(&heads(&partitions)).unwrap_or((0, strive_core::empty_root()));
+    check_sizes(options, size, &partitions, &mut problems);
+    let consistency_proof = check_since(options, &streams, &mut problems);
+    Report {
+        events: streams.iter().map(|s| s.events).sum(),
+        bytes: streams.iter().map(|s| s.bytes).sum(),
+        instances: instances(shards),
+        snapshots: snapshots.seen.len() as u64,
+        size,
+        root: hex::encode(root),
+        since: options.since.as_ref().map(|c| c.size),
+        consistency_proof,
+        problems,
+        root_hash: root,
+        jobs: shards.len(),
+        partitions,
+    }
+}
+
+/// The store's sequence counters against the logs' sizes.
+fn check_sizes(
+    options: &VerifyOptions,
+    size: u64,
+    partitions: &[PartitionSummary],
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(expected) = options.expected_size
+        && expected != size
+    {
+        problems.push(Problem::new(
+            ProblemCode::LogTruncated,
+            format!(
+                "the store's sequence counter says {expected} events, but the log holds {size}"
+            ),
         ));
     }
-
-    /// Runs the checks that need the whole log and returns the report.
-    pub fn finish(mut self) -> Report {
-        let mut missing: Vec<&String> = self
-            .chains
-            .keys()
-            .filter(|id| {
-                !self.snapshots_incomplete
-                    && !id.starts_with(WORKFLOW_SUBJECT_PREFIX)
-                    && !self.snapshots.contains(*id)
-            })
-            .collect();
-        missing.sort();
-        for id in missing {
-            self.problems.push(
-                Problem::new(
-                    ProblemCode::MissingSnapshot,
-                    "the log holds events of this instance but the store has no snapshot of it"
-                        .to_owned(),
-                )
-                .on(id),
-            );
-        }
-        self.problems.extend(self.replayer.unmet());
-        let partitions: Vec<PartitionSummary> = (0u32..)
-            .zip(&self.logs)
-            .map(|(partition, log)| {
-                let root = log.log.root();
-                PartitionSummary {
-                    partition,
-                    size: log.log.size(),
-                    root: hex::encode(root),
-                    root_hash: root,
-                }
-            })
-            .collect();
-        let (size, root) =
-            combined_head(&heads(&partitions)).unwrap_or((0, strive_core::empty_root()));
-        self.check_sizes(size, &partitions);
-        let consistency_proof = self.check_since(&partitions);
-        Report {
-            events: self.events,
-            bytes: self.bytes,
-            instances: self.replayer.instance_ids().count() as u64,
-            snapshots: self.snapshots.len() as u64,
-            size,
-            root: hex::encode(root),
-            since: self.options.since.as_ref().map(|c| c.size),
-            consistency_proof,
-            problems: self.problems,
-            root_hash: root,
-            partitions,
-        }
-    }
-
-    /// Compares the log's sizes with what the store's counters say.
-    fn check_sizes(&mut self, size: u64, partitions: &[PartitionSummary]) {
-        if let Some(expected) = self.options.expected_size
-            && expected != size
-        {
-            self.problems.push(Problem::new(
+    for (partition, &expected) in options.expected_sizes.iter().enumerate() {
+        let found = partitions.get(partition).map_or(0, |p| p.size);
+        if expected != found {
+            problems.push(Problem::new(
                 ProblemCode::LogTruncated,
                 format!(
-                    "the store's sequence counter says {expected} events, but the log holds {size}"
+                    "partition {partition}'s sequence counter says {expected} events, but its log holds {found}"
                 ),
             ));
         }
-        for (partition, &expected) in self.options.expected_sizes.iter().enumerate() {
-            let found = partitions.get(partition).map_or(0, |p| p.size);
-            if expected != found {
-                self.problems.push(Problem::new(
-                    ProblemCode::LogTruncated,
-                    format!(
-                        "partition {partition}'s sequence counter says {expected} events, but its log holds {found}"
-                    ),
-                ));
+    }
+}
+
+/// The `since` checkpoint's partition heads, or the problem that it has
+/// none that can be read.
+pub(crate) fn since_heads(options: &VerifyOptions) -> (Vec<PartitionHead>, Option<Problem>) {
+    match options.since.as_ref().map(Checkpoint::heads) {
+        None => (Vec::new(), None),
+        Some(Ok(heads)) => (heads, None),
+        Some(Err(error)) => (
+            Vec::new(),
+            Some(Problem::new(
+                ProblemCode::CheckpointInconsistent,
+                error.to_string(),
+            )),
+        ),
+    }
+}
+
+/// Checks each partition's log against the `since` checkpoint's head of
+/// it; returns the consistency proof (with one partition) when it holds.
+fn check_since(
+    options: &VerifyOptions,
+    streams: &[Stream],
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    options.since.as_ref()?;
+    let (since, _) = since_heads(options);
+    let mut proofs = Vec::new();
+    for old in &since {
+        let empty = StreamingProof::new(0);
+        let log = streams
+            .get(old.partition as usize)
+            .map_or(&empty, |stream| &stream.log);
+        let name = if since.len() > 1 {
+            format!("partition {}'s log", old.partition)
+        } else {
+            "the log".to_owned()
+        };
+        if let Some(proof) = consistency(old, log, &name, problems) {
+            proofs.push(proof);
+        }
+    }
+    match proofs.as_slice() {
+        [only] if since.len() == 1 => Some(only.clone()),
+        _ => None,
+    }
+}
+
+/// What the definitions imply but no shard's log holds, in the order of a
+/// single [`crate::Replayer::unmet`].
+pub(crate) fn unmet(shards: &[Shard]) -> Vec<Problem> {
+    let mut unmet: Vec<Problem> = shards
+        .iter()
+        .flat_map(|shard| shard.replayer.unmet())
+        .collect();
+    unmet.sort_by(|a, b| a.message.cmp(&b.message));
+    unmet
+}
+
+/// The instances the shards replayed.
+pub(crate) fn instances(shards: &[Shard]) -> u64 {
+    shards
+        .iter()
+        .map(|shard| shard.replayer.instance_ids().count() as u64)
+        .sum()
+}
+
+/// The consistency proof from `since` to the log, or the problem that
+/// there is none.
+fn consistency(
+    since: &PartitionHead,
+    log: &StreamingProof,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    let (size, root) = (log.size(), log.root());
+    if since.size > size {
+        problems.push(Problem::new(
+            ProblemCode::CheckpointInconsistent,
+            format!(
+                "the checkpoint covers {} events, but {name} holds only {size}: events were removed (a truncation, a deleted instance or an older backup)",
+                since.size
+            ),
+        ));
+        return None;
+    }
+    let proof = log.consistency_proof().unwrap_or_default();
+    match verify_consistency(since.size, &since.root, size, &root, &proof) {
+        Ok(()) => Some(proof.iter().map(hex::encode).collect()),
+        Err(_) => {
+            problems.push(Problem::new(
+                ProblemCode::CheckpointInconsistent,
+                format!(
+                    "{name} is not an extension of the checkpoint ({} events, root {}): some of its first {} events were altered, removed or reordered since",
+                    since.size,
+                    hex::encode(since.root),
+                    since.size
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// A streaming verifier. Feed every event in key order with
+/// [`Verifier::event`] (or whole blocks with [`Verifier::run`]), then every
+/// snapshot with [`Verifier::snapshot`], then call [`Verifier::finish`].
+/// This is the sequential verifier; [`verify_runs`] spreads the same
+/// checks over threads.
+pub struct Verifier {
+    options: VerifyOptions,
+    /// The `since` checkpoint's sizes, by partition.
+    since_sizes: Vec<u64>,
+    /// Each partition's stream so far, by partition; the last is fed.
+    streams: Vec<Stream>,
+    shard: Shard,
+    snapshots: Snapshots,
+    problems: Vec<Problem>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("events", &self.events_read())
+            .field("problems", &self.problems.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier with `options`.
+    pub fn new(options: VerifyOptions) -> Verifier {
+        let (heads, problem) = since_heads(&options);
+        let mut since_sizes: Vec<u64> = heads.iter().map(|head| head.size).collect();
+        if since_sizes.is_empty() {
+            since_sizes.push(options.since.as_ref().map_or(0, |since| since.size));
+        }
+        Verifier {
+            streams: vec![Stream::of_partition(0, false, since_sizes[0])],
+            since_sizes,
+            options,
+            shard: Shard::default(),
+            snapshots: Snapshots::default(),
+            problems: problem.into_iter().collect(),
+        }
+    }
+
+    /// Starts partition `partition`'s log: the events fed from now on are
+    /// its, in order. A store of several partitions is fed partition by
+    /// partition from 0 (whose log holds the deployments); a store of one
+    /// partition needs no call.
+    pub fn partition(&mut self, partition: u32) {
+        while self.streams.len() <= partition as usize {
+            let next = self.streams.len() as u32;
+            let since = self.since_sizes.get(next as usize).copied().unwrap_or(0);
+            self.streams.push(Stream::of_partition(next, true, since));
+        }
+        if partition > 0 {
+            self.streams[0].several = true;
+        }
+    }
+
+    /// The stream being fed: the last partition started.
+    fn stream(&mut self) -> &mut Stream {
+        let last = self.streams.len() - 1;
+        &mut self.streams[last]
+    }
+
+    /// Problems found so far.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// Events read so far.
+    pub fn events_read(&self) -> u64 {
+        self.streams.iter().map(Stream::events).sum()
+    }
+
+    /// The next event record, as stored: its hash (hex) and exact bytes.
+    pub fn event(&mut self, stored_hash: &str, bytes: &[u8]) {
+        self.stored(Stored::Hex(stored_hash), bytes);
+    }
+
+    /// The next event records: a block of the log.
+    pub fn run(&mut self, run: &EventRun) {
+        for index in 0..run.len() {
+            match run.get(index) {
+                Ok((digest, bytes)) => self.stored(Stored::Digest(digest), bytes),
+                Err(what) => self.unreadable(what),
             }
         }
     }
 
-    /// Checks each partition's log against the `since` checkpoint's head of
-    /// it; returns the consistency proof (with one partition) when it holds.
-    fn check_since(&mut self, partitions: &[PartitionSummary]) -> Option<Vec<String>> {
-        self.options.since.as_ref()?;
-        let mut proofs = Vec::new();
-        for old in &self.since_heads {
-            let index = old.partition as usize;
-            let (size, root) = partitions
-                .get(index)
-                .map_or((0, strive_core::empty_root()), |p| (p.size, p.root_hash));
-            let name = if self.since_heads.len() > 1 {
-                format!("partition {}'s log", old.partition)
-            } else {
-                "the log".to_owned()
-            };
-            if old.size > size {
-                self.problems.push(Problem::new(
-                    ProblemCode::CheckpointInconsistent,
-                    format!(
-                        "the checkpoint covers {} events, but {name} holds only {size}: events were removed (a truncation, a deleted instance or an older backup)",
-                        old.size
-                    ),
-                ));
-                continue;
+    fn stored(&mut self, stored: Stored<'_>, bytes: &[u8]) {
+        let computed = event_digest(bytes);
+        match Event::decode(bytes) {
+            Ok(event) => {
+                let hash = hex::encode(computed);
+                self.checked(stored, (&computed, &hash), bytes.len(), &event);
             }
-            let proof = self
-                .logs
-                .get(index)
-                .and_then(|l| l.log.consistency_proof())
-                .unwrap_or_default();
-            match verify_consistency(old.size, &old.root, size, &root, &proof) {
-                Ok(()) => proofs.push(proof),
-                Err(_) => self.problems.push(Problem::new(
-                    ProblemCode::CheckpointInconsistent,
-                    format!(
-                        "{name} is not an extension of the checkpoint ({} events, root {}): some of its first {} events were altered, removed or reordered since",
-                        old.size,
-                        hex::encode(old.root),
-                        old.size
-                    ),
-                )),
+            Err(error) => {
+                let problem = self
+                    .stream()
+                    .undecodable(&computed, bytes.len(), &error.to_string());
+                self.problems.push(problem);
             }
         }
-        match proofs.as_slice() {
-            [only] if self.since_heads.len() == 1 => Some(only.iter().map(hex::encode).collect()),
-            _ => None,
-        }
+    }
+
+    /// The next event record when the caller has already decoded `bytes`
+    /// into `event` (the store does).
+    pub fn decoded_event(&mut self, stored_hash: &str, bytes: &[u8], event: &Event) {
+        let computed = event_digest(bytes);
+        let hash = hex::encode(computed);
+        self.checked(
+            Stored::Hex(stored_hash),
+            (&computed, &hash),
+            bytes.len(),
+            event,
+        );
+    }
+
+    fn checked(&mut self, stored: Stored<'_>, hash: (&Hash, &str), len: usize, event: &Event) {
+        let last = self.streams.len() - 1;
+        self.streams[last].event(stored, hash, len, event, &mut self.problems);
+        self.shard.event(hash.1, event, &mut self.problems);
+    }
+
+    /// An event record that could not even be read from the store.
+    pub fn unreadable(&mut self, what: impl fmt::Display) {
+        let problem = self.stream().unreadable(what);
+        self.problems.push(problem);
+    }
+
+    /// The next instance snapshot and its pending deadline (call after the
+    /// last event).
+    pub fn snapshot(&mut self, stored: &Instance, due: Option<&Due>) {
+        self.snapshots
+            .check(Some(&self.shard), stored, due, &mut self.problems);
+    }
+
+    /// An instance snapshot that could not be read.
+    pub fn unreadable_snapshot(&mut self, what: impl fmt::Display) {
+        let problem = self.snapshots.unreadable(what);
+        self.problems.push(problem);
+    }
+
+    /// Runs the checks that need the whole log and returns the report.
+    pub fn finish(self) -> Report {
+        finish(
+            &self.options,
+            self.streams,
+            std::slice::from_ref(&self.shard),
+            &self.snapshots,
+            self.problems,
+        )
     }
 }
 

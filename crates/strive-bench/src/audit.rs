@@ -2,9 +2,13 @@
 //! (`strive-audit`) as the `strive audit` commands use it: replay
 //! (re-running the transition function over the recorded events and
 //! checking it reaches the recorded results), verify (hashes, sequence,
-//! chain links, Merkle log, replay, snapshots), XES export. Plus the
-//! integrity check alone (hashes and chain links) over the events as the
-//! engine reads them from their blocks (layout in `docs/storage.md`).
+//! chain links, Merkle log, replay, snapshots) through the very code of
+//! `strive audit verify` (`src/audit_cmd/source.rs`) on every core and on
+//! one, XES export. Plus the integrity check alone (hashes and chain links)
+//! over the blocks as the engine stores them (layout in `docs/storage.md`),
+//! and, for comparison, replay and verify through `Engine::events` as they
+//! read the log before issue #10 item 6 (one decoded `StoredEvent` at a
+//! time).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,21 +21,182 @@ use strive_audit::{Replayer, Verifier, VerifyOptions, XesWriter};
 use strive_store::{Engine, ListQuery, StoredEvent};
 
 use crate::Fallible;
+use crate::report::Report;
 
-/// Every stored event, with its stored hash and exact bytes, passed to
-/// `visit` in log order.
-pub fn scan(engine: &Engine, mut visit: impl FnMut(&StoredEvent) -> Fallible<()>) -> Fallible<()> {
-    for event in engine.events(1) {
-        visit(&event?)?;
+/// The audit rows, over the store at `path` (`dir` holds the export).
+pub fn rows(report: &mut Report, path: &Path, dir: &Path, repeats: usize) -> Fallible<()> {
+    let engine = Engine::open(path, strive_store::Options::default())?;
+    let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut stored_events = 0;
+    for _ in 0..repeats {
+        let checked = verify_integrity(&engine)?;
+        rates
+            .entry("integrity")
+            .or_default()
+            .push(checked.mb_per_s());
+    }
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    for _ in 0..repeats {
+        let (events, seconds) = replay(&engine, 0)?;
+        stored_events = events;
+        rates
+            .entry("replay")
+            .or_default()
+            .push(events as f64 / seconds);
+        let (events, seconds) = replay(&engine, 1)?;
+        rates
+            .entry("replay.seq")
+            .or_default()
+            .push(events as f64 / seconds);
+        let (events, seconds) = replay_events(&engine)?;
+        rates
+            .entry("replay.events")
+            .or_default()
+            .push(events as f64 / seconds);
+        let (events, seconds) = replay_core(&engine, 200_000)?;
+        rates
+            .entry("core")
+            .or_default()
+            .push(events as f64 / seconds);
+        let verified = verify(&engine, 0)?;
+        rates.entry("verify").or_default().push(verified.mb_per_s());
+        rates
+            .entry("verify.ev")
+            .or_default()
+            .push(verified.events as f64 / verified.seconds);
+        rates
+            .entry("verify.seq")
+            .or_default()
+            .push(verify(&engine, 1)?.mb_per_s());
+        rates
+            .entry("verify.events")
+            .or_default()
+            .push(verify_events(&engine)?.mb_per_s());
+        let out = dir.join("export.xes");
+        let (events, seconds) = export_xes(&engine, &out)?;
+        rates
+            .entry("xes")
+            .or_default()
+            .push(events as f64 / seconds);
+        std::fs::remove_file(out)?;
+    }
+    drop(engine);
+    let mut take = |key: &str| rates.remove(key).unwrap_or_default();
+    let s = "audit";
+    report.add(
+        "audit.replay",
+        s,
+        "replay: read blocks + decode + re-run (every core)",
+        "ev/s",
+        take("replay"),
+    );
+    report.note(format!(
+        "strive_audit::replay_runs over Engine::blocks, {jobs} threads, {stored_events} events"
+    ));
+    report.add(
+        "audit.replay.seq",
+        s,
+        "replay: read blocks + decode + re-run (one core)",
+        "ev/s",
+        take("replay.seq"),
+    );
+    report.add(
+        "audit.replay.events",
+        s,
+        "replay over Engine::events (before #10.6)",
+        "ev/s",
+        take("replay.events"),
+    );
+    report.note("one decoded StoredEvent at a time, as replay read the log before");
+    report.add(
+        "audit.replay_core",
+        s,
+        "replay: re-run only (decoded)",
+        "ev/s",
+        take("core"),
+    );
+    report.note("strive_audit::Replayer over up to 200k events decoded beforehand");
+    report.add(
+        "audit.verify.mb",
+        s,
+        "verify (strive audit verify, every core)",
+        "MB/s",
+        take("verify"),
+    );
+    report.note(format!(
+        "--jobs 0 ({jobs} threads): hashes, gseq, chains, Merkle log, replay, snapshots"
+    ));
+    report.add(
+        "audit.verify.events",
+        s,
+        "verify (strive audit verify, every core)",
+        "ev/s",
+        take("verify.ev"),
+    );
+    report.add(
+        "audit.verify.seq.mb",
+        s,
+        "verify --jobs 1 (one core)",
+        "MB/s",
+        take("verify.seq"),
+    );
+    report.add(
+        "audit.verify.before.mb",
+        s,
+        "verify over Engine::events (before #10.6)",
+        "MB/s",
+        take("verify.events"),
+    );
+    report.note("Verifier::decoded_event per StoredEvent, one core");
+    report.add(
+        "audit.integrity.mb",
+        s,
+        "integrity only: hashes + chain links",
+        "MB/s",
+        take("integrity"),
+    );
+    report.note("SHA-256 of every stored event and its chain link over the blocks, no decode");
+    report.add(
+        "audit.export.xes",
+        s,
+        "export XES (strive_audit::XesWriter)",
+        "ev/s",
+        take("xes"),
+    );
+    Ok(())
+}
+
+/// Every stored event, with its stored digest and exact bytes, passed to
+/// `visit` in log order, read a block at a time (`Engine::blocks`).
+pub fn scan(
+    engine: &Engine,
+    mut visit: impl FnMut(&[u8; 32], &[u8]) -> Fallible<()>,
+) -> Fallible<()> {
+    for block in engine.blocks(0, 1) {
+        for (digest, bytes) in block?.events() {
+            visit(digest, bytes)?;
+        }
     }
     Ok(())
 }
 
-/// Replay as `strive audit` does it: every event read from the store in
-/// global order, decoded, and re-run through the core's transition function
-/// by [`strive_audit::Replayer`], which checks that it reaches the recorded
+/// Replay from the store's blocks on `jobs` threads (0: one per core)
+/// through [`strive_audit::replay_runs`]: every event decoded and re-run
+/// through the core's transition function, which must reach the recorded
 /// result. Returns (events, seconds).
-pub fn replay(engine: &Engine) -> Fallible<(u64, f64)> {
+pub fn replay(engine: &Engine, jobs: usize) -> Fallible<(u64, f64)> {
+    let start = Instant::now();
+    let report = strive_audit::replay_runs(|| strive_audit::store::runs(engine, 0), jobs);
+    if let Some(problem) = report.problems.first() {
+        return Err(format!("replay found a problem: {problem:?}").into());
+    }
+    Ok((report.events, start.elapsed().as_secs_f64()))
+}
+
+/// Replay as it read the log before issue #10 item 6: every event through
+/// `Engine::events` (decoded into a `StoredEvent`, its digest in hex).
+/// Returns (events, seconds).
+pub fn replay_events(engine: &Engine) -> Fallible<(u64, f64)> {
     let start = Instant::now();
     let mut replayer = Replayer::new();
     let mut events = 0u64;
@@ -61,11 +226,26 @@ pub fn replay_core(engine: &Engine, limit: usize) -> Fallible<(u64, f64)> {
     Ok((decoded.len() as u64, start.elapsed().as_secs_f64()))
 }
 
-/// What `strive audit verify` does (`src/audit_cmd/source.rs`): every event
-/// read and decoded in global order and fed to [`strive_audit::Verifier`]
-/// (hash, global sequence, chain link, Merkle log, replay), then every
-/// snapshot compared with its replayed state.
-pub fn verify_full(engine: &Engine) -> Fallible<Verified> {
+/// What `strive audit verify` does, through its own code
+/// (`strive_audit::store::verify`): the log's blocks checked on `jobs` threads
+/// (0: one per core; hashes, global sequence, chain links, Merkle log,
+/// replay), then every snapshot compared with its replayed state.
+pub fn verify(engine: &Engine, jobs: usize) -> Fallible<Verified> {
+    let start = Instant::now();
+    let report = strive_audit::store::verify(
+        engine,
+        VerifyOptions {
+            jobs,
+            ..VerifyOptions::default()
+        },
+        |_| {},
+    );
+    Verified::of(&report, start)
+}
+
+/// Verify as it read the log before issue #10 item 6: every event through
+/// `Engine::events`, fed to [`strive_audit::Verifier`] on one thread.
+pub fn verify_events(engine: &Engine) -> Fallible<Verified> {
     let start = Instant::now();
     let mut verifier = Verifier::new(VerifyOptions {
         expected_size: Some(engine.last_gseq()),
@@ -91,14 +271,7 @@ pub fn verify_full(engine: &Engine) -> Fallible<Verified> {
         }
     }
     let report = verifier.finish();
-    if !report.ok() {
-        return Err(format!("verify found problems: {:?}", report.problems.first()).into());
-    }
-    Ok(Verified {
-        events: report.events,
-        bytes: report.bytes,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Verified::of(&report, start)
 }
 
 /// The fields of an event's head that chain links need.
@@ -165,6 +338,25 @@ pub struct Verified {
     pub seconds: f64,
 }
 
+impl Verified {
+    /// The figures of a verification that started at `start`, which must
+    /// have found nothing.
+    fn of(report: &strive_audit::Report, start: Instant) -> Fallible<Verified> {
+        if !report.ok() {
+            return Err(format!("verify found problems: {:?}", report.problems.first()).into());
+        }
+        Ok(Verified {
+            events: report.events,
+            bytes: report.bytes,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds
+    }
+}
+
 /// The integrity check alone: recomputes every event's hash over its
 /// stored bytes and checks every chain link (`prev` is the subject's
 /// previous hash, `seq` counts up), reading only the head of each event.
@@ -172,10 +364,9 @@ pub fn verify_integrity(engine: &Engine) -> Fallible<Verified> {
     let start = Instant::now();
     let mut heads: HashMap<String, ([u8; 32], u64)> = HashMap::new();
     let (mut events, mut total) = (0u64, 0u64);
-    scan(engine, |stored| {
-        let bytes = stored.bytes.as_slice();
+    scan(engine, |stored, bytes| {
         let digest = strive_core::event_digest(bytes);
-        if hex::encode(digest) != stored.hash {
+        if digest != *stored {
             return Err(format!("event {}: hash mismatch", events + 1).into());
         }
         let parsed;

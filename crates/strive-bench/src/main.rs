@@ -461,8 +461,8 @@ fn run(config: &Config) -> Fallible<Report> {
             let engine = strive_store::Engine::open(&path, strive_store::Options::default())?;
             let mut encoded = 0u64;
             let mut stored_events = 0u64;
-            audit::scan(&engine, |stored| {
-                encoded += stored.bytes.len() as u64;
+            audit::scan(&engine, |_, bytes| {
+                encoded += bytes.len() as u64;
                 stored_events += 1;
                 Ok(())
             })?;
@@ -539,82 +539,7 @@ fn run(config: &Config) -> Fallible<Report> {
         && let Some(path) = &largest
     {
         progress("audit");
-        let s = "audit";
-        let mut replayed = Vec::new();
-        let mut core = Vec::new();
-        let mut verify_mb = Vec::new();
-        let mut verify_ev = Vec::new();
-        let mut integrity_mb = Vec::new();
-        let mut exported = Vec::new();
-        let mut stored_events = 0;
-        let engine = strive_store::Engine::open(path, strive_store::Options::default())?;
-        for _ in 0..repeats {
-            let checked = audit::verify_integrity(&engine)?;
-            integrity_mb.push(checked.bytes as f64 / 1e6 / checked.seconds);
-        }
-        for _ in 0..repeats {
-            let (events, seconds) = audit::replay(&engine)?;
-            stored_events = events;
-            replayed.push(events as f64 / seconds);
-            let (events, seconds) = audit::replay_core(&engine, 200_000)?;
-            core.push(events as f64 / seconds);
-            let verified = audit::verify_full(&engine)?;
-            verify_mb.push(verified.bytes as f64 / 1e6 / verified.seconds);
-            verify_ev.push(verified.events as f64 / verified.seconds);
-            let out = dir.join("export.xes");
-            let (events, seconds) = audit::export_xes(&engine, &out)?;
-            exported.push(events as f64 / seconds);
-            std::fs::remove_file(out)?;
-        }
-        drop(engine);
-        report.add(
-            "audit.replay",
-            s,
-            "replay: read + decode + re-run",
-            "ev/s",
-            replayed,
-        );
-        report.note(format!(
-            "strive_audit::Replayer over Engine::events, {stored_events} events"
-        ));
-        report.add(
-            "audit.replay_core",
-            s,
-            "replay: re-run only (decoded)",
-            "ev/s",
-            core,
-        );
-        report.note("strive_audit::Replayer over up to 200k events decoded beforehand");
-        report.add(
-            "audit.verify.mb",
-            s,
-            "verify (strive audit verify)",
-            "MB/s",
-            verify_mb,
-        );
-        report.note("hashes, gseq, chains, Merkle log, replay, snapshots");
-        report.add(
-            "audit.verify.events",
-            s,
-            "verify (strive audit verify)",
-            "ev/s",
-            verify_ev,
-        );
-        report.add(
-            "audit.integrity.mb",
-            s,
-            "integrity only: hashes + chain links",
-            "MB/s",
-            integrity_mb,
-        );
-        report.note("SHA-256 of every stored event and its chain link, no decode");
-        report.add(
-            "audit.export.xes",
-            s,
-            "export XES (strive_audit::XesWriter)",
-            "ev/s",
-            exported,
-        );
+        audit::rows(&mut report, path, dir, repeats)?;
     }
 
     if let Some((organisations, members)) = config.demo

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use strive_core::Command;
 use strive_store::{
-    Actor, Backend, CommandOptions, Durability, Engine, Entry, Options, SledBackend, StorageError,
-    Write,
+    Actor, CommandOptions, Durability, Engine, Hooked, Hooks, Options, SledBackend, StorageError,
 };
 
 use crate::Fallible;
@@ -75,44 +74,18 @@ pub fn prepare(path: &Path, instances: usize) -> Fallible<()> {
 }
 
 /// sled 0.34's `flush` writes its log with `sync_file_range`, which
-/// neither flushes the drive's write cache nor the file's metadata. This
-/// backend adds an `fdatasync` of sled's log file after every flush: what
-/// a commit that survives power loss costs on this disk. Bench only.
+/// neither flushes the drive's write cache nor the file's metadata. These
+/// hooks add an `fdatasync` of sled's log file after every flush: what a
+/// commit that survives power loss costs on this disk. Bench only.
 struct Synced {
-    inner: SledBackend,
     log: std::fs::File,
 }
 
-impl Backend for Synced {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn range<'a>(
-        &'a self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
-        self.inner.range(start, end)
-    }
-
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
-        self.inner.last_in(start, end)
-    }
-
-    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
-        self.inner.apply(writes)
-    }
-
-    fn flush(&self) -> Result<(), StorageError> {
-        self.inner.flush()?;
+impl Hooks for Synced {
+    fn after_flush(&self) -> Result<(), StorageError> {
         self.log.sync_data().map_err(|e| StorageError::Backend {
             message: e.to_string(),
         })
-    }
-
-    fn size_on_disk(&self) -> Option<u64> {
-        self.inner.size_on_disk()
     }
 }
 
@@ -150,7 +123,7 @@ pub fn fire(
         let inner = SledBackend::open(&path)?;
         let log = std::fs::File::open(path.join("db"))?;
         Engine::with_backend(
-            std::sync::Arc::new(Synced { inner, log }),
+            std::sync::Arc::new(Hooked::new(inner, Synced { log })),
             Some(path.clone()),
             options,
         )?

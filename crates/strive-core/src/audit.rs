@@ -14,7 +14,8 @@
 //! ```
 //!
 //! `prev` in each event is the hash of the previous event of the same
-//! subject (an instance, or `@workflow/<id>` for deployments), or 64 zeros
+//! subject (an instance, `@workflow/<id>` for deployments, or `@access`
+//! for grants and revocations), or 64 zeros
 //! for the first. Definitions are hashed over their canonical JSON with the
 //! tag `strive/definition/v1`.
 
@@ -46,6 +47,12 @@ pub enum EventKind {
     Start,
     /// An event was fired on an instance.
     Fire,
+    /// A role was granted, in the access chain (`@access`). The payload is
+    /// the [`crate::Grant`].
+    Grant,
+    /// A grant was revoked, in the access chain. The payload is the
+    /// [`crate::Grant`].
+    Revoke,
 }
 
 /// The event that caused this one, when one command writes several events
@@ -72,7 +79,8 @@ pub struct Event {
     /// what they were before partitions existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub partition: u32,
-    /// The subject: an instance id, or `@workflow/<id>` for deployments.
+    /// The subject: an instance id, `@workflow/<id>` for deployments, or
+    /// `@access` for grants.
     pub instance: String,
     /// The position in the subject's chain, from 1.
     pub seq: u64,

@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
 mod audit;
 mod definition;
 mod diagnostic;
@@ -60,6 +61,9 @@ mod tlog;
 mod types;
 mod validate;
 
+pub use access::{
+    ACCESS_SUBJECT, ADMIN_ROLE, Access, AccessError, AccessView, Change, Grant, Held,
+};
 pub use audit::{
     Cause, DEFINITION_TAG, EVENT_FORMAT, EVENT_TAG, Event, EventKind, GENESIS,
     WORKFLOW_SUBJECT_PREFIX, canonical_definition, definition_hash, event_digest, event_hash,

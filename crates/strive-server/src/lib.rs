@@ -30,9 +30,6 @@ mod model;
 mod openapi;
 mod problem;
 mod routes;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../../../src/audit_cmd/source.rs"]
-mod source;
 mod state;
 mod tokens;
 
@@ -48,8 +45,8 @@ use tokio::sync::watch;
 
 pub use model::{
     CheckpointBody, DefinitionBody, DeployRequest, DueBody, EventBody, EventPage, ExportFormat,
-    FireRequest, InstanceBody, InstancePage, IssueRequest, IssuedBody, OutcomeBody, ReplayBody,
-    ReportFormatParam, StartRequest, TokenBody, VerifyJob,
+    FireRequest, GrantBody, GrantRequest, InstanceBody, InstancePage, IssueRequest, IssuedBody,
+    OutcomeBody, ReplayBody, ReportFormatParam, StartRequest, TokenBody, VerifyJob,
 };
 pub use openapi::openapi_json;
 pub use problem::{Problem, ProblemDetails};

@@ -1,13 +1,14 @@
 //! Prometheus metrics in the text exposition format: commands by kind and
-//! result, rejections by code, and request latency. The engine exposes no
-//! commit group sizes or flush latencies through its public API, so those
-//! are not here (docs/http.md).
+//! result, rejections by code, request latency, and the engine's own commit
+//! group sizes and flush latencies (`Engine::stats`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use strive_store::EngineStats;
 
 /// The upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -60,9 +61,10 @@ impl Metrics {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// The text exposition format.
-    pub(crate) fn render(&self, last_gseq: u64) -> String {
+    /// The text exposition format, with the engine's `stats`.
+    pub(crate) fn render(&self, last_gseq: u64, stats: &EngineStats) -> String {
         let mut out = String::new();
+        engine_histograms(&mut out, stats);
         let _ = writeln!(
             out,
             "# HELP strive_commands_total Commands by kind and result."
@@ -99,26 +101,18 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP strive_http_request_duration_seconds Time to the response's head."
-        );
-        let _ = writeln!(out, "# TYPE strive_http_request_duration_seconds histogram");
-        for (bound, count) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "strive_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
+        Histogram {
+            name: "strive_http_request_duration_seconds",
+            help: "Time to the response's head.",
+            buckets: BUCKETS
+                .iter()
+                .zip(&self.buckets)
+                .map(|(bound, count)| (bound.to_string(), count.load(Ordering::Relaxed)))
+                .collect(),
+            count: self.count.load(Ordering::Relaxed),
+            sum: (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6).to_string(),
         }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "strive_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "strive_http_request_duration_seconds_sum {sum}");
-        let _ = writeln!(out, "strive_http_request_duration_seconds_count {count}");
+        .write(&mut out);
         let _ = writeln!(
             out,
             "# HELP strive_log_events The global log's last position."
@@ -127,6 +121,58 @@ impl Metrics {
         let _ = writeln!(out, "strive_log_events {last_gseq}");
         out
     }
+}
+
+/// A histogram to write: cumulative buckets by upper bound, the count of
+/// observations (the `+Inf` bucket) and their sum.
+struct Histogram<'a> {
+    name: &'a str,
+    help: &'a str,
+    buckets: Vec<(String, u64)>,
+    count: u64,
+    sum: String,
+}
+
+impl Histogram<'_> {
+    fn write(&self, out: &mut String) {
+        let name = self.name;
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, count) in &self.buckets {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+/// The engine's commit group sizes and flush latencies, as histograms.
+fn engine_histograms(out: &mut String, stats: &EngineStats) {
+    Histogram {
+        name: "strive_commit_group_size",
+        help: "Commands per commit group (one batch, one flush).",
+        buckets: stats
+            .group_size_buckets
+            .iter()
+            .map(|(bound, count)| (bound.to_string(), *count))
+            .collect(),
+        count: stats.groups,
+        sum: stats.commands.to_string(),
+    }
+    .write(out);
+    Histogram {
+        name: "strive_flush_duration_seconds",
+        help: "Time the store took to make a commit group durable.",
+        buckets: stats
+            .flush_seconds_buckets
+            .iter()
+            .map(|(bound, count)| (bound.to_string(), *count))
+            .collect(),
+        count: stats.flushes,
+        sum: stats.flush_seconds_sum.to_string(),
+    }
+    .write(out);
 }
 
 #[cfg(test)]
@@ -139,12 +185,21 @@ mod tests {
         metrics.request(200, Duration::from_micros(1500));
         metrics.request(412, Duration::from_millis(30));
         metrics.command("fire", "conflict");
-        let text = metrics.render(7);
+        let engine = strive_store::Engine::temporary().expect("an engine");
+        let text = metrics.render(7, &engine.stats());
         assert!(text.contains("le=\"0.002\"} 1\n"), "{text}");
         assert!(text.contains("le=\"0.05\"} 2\n"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("strive_rejections_total{code=\"conflict\"} 1"));
         assert!(text.contains("strive_commands_total{kind=\"fire\",result=\"conflict\"} 1"));
         assert!(text.contains("strive_log_events 7"));
+        assert!(
+            text.contains("strive_commit_group_size_count 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strive_flush_duration_seconds_bucket{le=\"+Inf\"} 0\n"),
+            "{text}"
+        );
     }
 }

@@ -473,3 +473,66 @@ pub struct IssuedBody {
     /// Its record.
     pub record: TokenBody,
 }
+
+/// Asks for a grant, or its revocation: `actor` holds `role` everywhere, or
+/// on the instance `on` and its descendants.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct GrantRequest {
+    /// Who holds the role.
+    pub actor: String,
+    /// The role.
+    pub role: String,
+    /// Only on this instance and its descendants; everywhere when absent.
+    #[serde(default)]
+    pub on: Option<String>,
+}
+
+impl From<GrantRequest> for strive_store::Grant {
+    fn from(r: GrantRequest) -> strive_store::Grant {
+        strive_store::Grant {
+            actor: r.actor,
+            role: r.role,
+            on: r.on,
+        }
+    }
+}
+
+/// A grant held, with when and by whom it was made.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantBody {
+    /// Who holds the role.
+    pub actor: String,
+    /// The role.
+    pub role: String,
+    /// The instance it is limited to (with its descendants); everywhere
+    /// when null.
+    pub on: Option<String>,
+    /// The log position of the grant event.
+    pub since: u64,
+    /// When it was granted.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+    /// The admin who granted it.
+    pub by: String,
+}
+
+impl From<strive_store::GrantInfo> for GrantBody {
+    fn from(g: strive_store::GrantInfo) -> GrantBody {
+        GrantBody {
+            actor: g.grant.actor,
+            role: g.grant.role,
+            on: g.grant.on,
+            since: g.since,
+            at: g.at,
+            by: g.by,
+        }
+    }
+}
+
+/// Which grants to list.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GrantsParams {
+    /// Only this actor's.
+    pub actor: Option<String>,
+}

@@ -10,16 +10,18 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::model;
 use crate::problem::ProblemDetails;
-use crate::routes::{admin, audit, commands, queries, stream};
+use crate::routes::{admin, audit, commands, grants, queries, stream};
 
 /// What each status means, for the problem responses.
 fn meaning(status: u16) -> &'static str {
     match status {
         400 => "bad request: a malformed body, header or parameter, or an input over a limit",
         401 => "no valid bearer token: missing, unknown, expired or revoked",
-        403 => "the token's actor lacks a role this needs",
-        404 => "no such instance, workflow, job or token",
-        409 => "the instance exists already, or the Idempotency-Key was used for another command",
+        403 => "the token's actor lacks a role this needs, or a grant of a role it acts in",
+        404 => "no such instance, workflow, job, token or grant",
+        409 => {
+            "the instance exists already, the Idempotency-Key was used for another command, or the grant is held already (or is the last admin's)"
+        }
         412 => "the instance is not at the expected sequence (If-Match)",
         413 => "the body is larger than the server's limit",
         422 => "the workflow definition refused the command (or the definition is invalid)",
@@ -72,6 +74,10 @@ problem_set!(
     QueryProblems = [400, 401, 404, 429, 500, 503]
 );
 problem_set!(
+    /// What changing and listing grants can answer besides success.
+    GrantProblems = [400, 401, 403, 404, 409, 413, 429, 500, 503]
+);
+problem_set!(
     /// What token management can answer besides success.
     AdminProblems = [400, 401, 403, 404, 413, 429, 500, 503]
 );
@@ -82,7 +88,8 @@ problem_set!(
         title = "strive",
         description = "An embedded workflow engine with a verifiable audit trail, over HTTP. \
             Every request but /healthz and /readyz carries a bearer token; the token's actor \
-            and roles act, never a field of the body. Errors are RFC 9457 problem details \
+            and roles act, never a field of the body, and the grants recorded in the audit log \
+            authorize those roles. Errors are RFC 9457 problem details \
             with the engine's stable codes.",
         license(name = "MIT OR Apache-2.0")
     ),
@@ -91,7 +98,8 @@ problem_set!(
         commands::start, queries::list, queries::show, commands::fire, queries::history,
         audit::replay, queries::events, stream::stream, audit::start_verify, audit::verify_job,
         audit::checkpoint, audit::export, audit::report, audit::pledges,
-        admin::issue, admin::tokens, admin::revoke, admin::openapi,
+        admin::issue, admin::tokens, admin::revoke, grants::grant, grants::grants,
+        grants::revoke, admin::openapi,
         admin::healthz, admin::readyz, admin::metrics,
     ),
     components(schemas(
@@ -99,7 +107,7 @@ problem_set!(
         model::DefinitionBody, model::EventBody, model::EventPage, model::StartRequest,
         model::FireRequest, model::DeployRequest, model::ReplayBody, model::CheckpointBody,
         model::VerifyJob, model::ExportFormat, model::ReportFormatParam, model::IssueRequest,
-        model::TokenBody, model::IssuedBody,
+        model::TokenBody, model::IssuedBody, model::GrantRequest, model::GrantBody,
     )),
     modifiers(&Bearer),
     security(("bearer" = []))

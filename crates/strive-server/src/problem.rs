@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
-use strive_store::{CommandError, DeployError, Rejection, StorageError};
+use strive_store::{AccessError, CommandError, DeployError, Rejection, StorageError};
 use utoipa::ToSchema;
 
 use crate::tokens::TokenError;
@@ -142,6 +142,18 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             CommandError::ReservedActor { .. } => (S::FORBIDDEN, "reserved_actor"),
             CommandError::NotDue { .. } => (S::CONFLICT, "not_due"),
             CommandError::Confusable { .. } => (S::CONFLICT, "confusable_id"),
+            // The definition cannot give the stage it enters a deadline
+            // from this data at this time: the request's content is wrong.
+            CommandError::Deadline { .. } => (S::UNPROCESSABLE_ENTITY, "deadline"),
+            CommandError::NotGranted { .. } => (S::FORBIDDEN, "not_granted"),
+            CommandError::Access { reason } => match reason {
+                AccessError::NotAdmin { .. } => (S::FORBIDDEN, "not_admin"),
+                AccessError::AlreadyGranted { .. } => (S::CONFLICT, "already_granted"),
+                AccessError::NotGranted { .. } => (S::NOT_FOUND, "no_such_grant"),
+                AccessError::LastAdmin { .. } => (S::CONFLICT, "last_admin"),
+                AccessError::Reserved { .. } => (S::FORBIDDEN, "reserved_actor"),
+                _ => (S::FORBIDDEN, "access_refused"),
+            },
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
             _ => (S::INTERNAL_SERVER_ERROR, "command"),
         },
@@ -149,6 +161,7 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             DeployError::Invalid { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_definition"),
             DeployError::Compile { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_definition"),
             DeployError::Storage(error) => status_of(EngineError::Storage(error)),
+            DeployError::NotGranted { .. } => (S::FORBIDDEN, "not_granted"),
             _ => (S::INTERNAL_SERVER_ERROR, "deploy"),
         },
         EngineError::Storage(error) => match error {
@@ -156,6 +169,9 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             StorageError::Poisoned { .. } => (S::SERVICE_UNAVAILABLE, "storage_poisoned"),
             StorageError::Closed => (S::SERVICE_UNAVAILABLE, "closed"),
             StorageError::Corrupt { .. } => (S::INTERNAL_SERVER_ERROR, "corrupt"),
+            // A caller's argument outside the log: the request is wrong,
+            // not the store.
+            StorageError::InvalidArgument { .. } => (S::BAD_REQUEST, "invalid_argument"),
             _ => (S::INTERNAL_SERVER_ERROR, "storage"),
         },
         EngineError::Token(error) => match error {
@@ -176,8 +192,12 @@ fn details(error: EngineError<'_>) -> Option<Value> {
             CommandError::Conflict {
                 expected, actual, ..
             } => Some(serde_json::json!({"expected": expected, "actual": actual})),
+            CommandError::NotGranted { missing } => serde_json::to_value(missing).ok(),
             _ => None,
         },
+        EngineError::Deploy(DeployError::NotGranted { missing }) => {
+            serde_json::to_value(missing).ok()
+        }
         EngineError::Deploy(DeployError::Invalid { diagnostics }) => {
             serde_json::to_value(diagnostics).ok()
         }
@@ -225,6 +245,14 @@ mod tests {
             event: "e".to_owned(),
             reason: Box::new(reason),
         }
+    }
+
+    fn grant() -> strive_core::Grant {
+        strive_core::Grant::everywhere("li", "admin")
+    }
+
+    fn access(reason: AccessError) -> CommandError {
+        CommandError::Access { reason }
     }
 
     /// Every variant of every engine error family, with the status it must
@@ -319,6 +347,40 @@ mod tests {
                 },
                 409,
             ),
+            (
+                CommandError::NotDue {
+                    instance: "i".to_owned(),
+                    due: jiff::Timestamp::UNIX_EPOCH,
+                    now: jiff::Timestamp::UNIX_EPOCH,
+                },
+                409,
+            ),
+            (
+                CommandError::Deadline {
+                    instance: "i".to_owned(),
+                    reason: strive_core::DeadlineError {
+                        stage: "s".to_owned(),
+                        reason: "r",
+                    },
+                },
+                422,
+            ),
+            (
+                CommandError::NotGranted {
+                    missing: strive_core::Grant::on("li", "chief", "org-1"),
+                },
+                403,
+            ),
+            (
+                access(AccessError::NotAdmin {
+                    actor: "eve".to_owned(),
+                }),
+                403,
+            ),
+            (access(AccessError::AlreadyGranted { grant: grant() }), 409),
+            (access(AccessError::NotGranted { grant: grant() }), 404),
+            (access(AccessError::LastAdmin { grant: grant() }), 409),
+            (access(AccessError::Reserved { grant: grant() }), 403),
             (CommandError::Storage(backend.clone()), 503),
         ];
         for (error, status) in commands {
@@ -341,6 +403,7 @@ mod tests {
                 422,
             ),
             (DeployError::Storage(StorageError::Closed), 503),
+            (DeployError::NotGranted { missing: grant() }, 403),
         ];
         for (error, status) in deploys {
             assert_eq!(Problem::from(error.clone()).status, status, "{error:?}");
@@ -360,6 +423,13 @@ mod tests {
                     message: "m".to_owned(),
                 },
                 500,
+            ),
+            (
+                StorageError::InvalidArgument {
+                    argument: "tree size",
+                    message: "m".to_owned(),
+                },
+                400,
             ),
         ];
         for (error, status) in storage {

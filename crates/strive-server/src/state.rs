@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use strive_store::{Actor, Engine};
+use strive_store::{Actor, CommandError, Engine, Grant};
 use tokio::sync::watch;
 
 use crate::Config;
@@ -78,12 +78,24 @@ impl Caller {
         self.0.actor()
     }
 
-    /// Refuses callers without the admin role.
-    pub(crate) fn require_admin(&self) -> Result<(), Problem> {
-        if self.0.has_role(ADMIN_ROLE) {
+    /// Refuses callers without the admin role. The token's `admin` role is
+    /// only the bootstrap (issue #11): when the engine enforces grants and
+    /// an admin is granted, the token's actor must hold a global `admin`
+    /// grant too.
+    pub(crate) fn require_admin(&self, state: &State) -> Result<(), Problem> {
+        if !self.0.has_role(ADMIN_ROLE) {
+            return Err(Problem::forbidden(ADMIN_ROLE));
+        }
+        if !state.engine.enforces_grants() {
+            return Ok(());
+        }
+        let admin = Actor::new(self.0.actor.clone(), &[ADMIN_ROLE]);
+        if state.engine.may_administer(&admin)? {
             Ok(())
         } else {
-            Err(Problem::forbidden(ADMIN_ROLE))
+            Err(Problem::from(CommandError::NotGranted {
+                missing: Grant::everywhere(admin.id, ADMIN_ROLE),
+            }))
         }
     }
 }

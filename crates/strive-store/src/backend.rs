@@ -160,3 +160,77 @@ impl Backend for SledBackend {
         self.db.size_on_disk().ok()
     }
 }
+
+/// What a [`Hooked`] backend runs around the writes of the backend it
+/// wraps. Each hook defaults to doing nothing; an error from a `before_`
+/// hook fails the call without reaching the inner backend.
+pub trait Hooks: Send + Sync + 'static {
+    /// Runs before every [`Backend::apply`].
+    fn before_apply(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Runs before every [`Backend::flush`].
+    fn before_flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Runs after every [`Backend::flush`] that succeeded.
+    fn after_flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// A backend that delegates every call to `inner` and runs `hooks` around
+/// its writes: the one wrapper behind the tests' injected failures and the
+/// benchmark's extra `fdatasync`, so neither restates the trait method by
+/// method.
+pub struct Hooked<B, H> {
+    inner: B,
+    hooks: H,
+}
+
+impl<B: Backend, H: Hooks> Hooked<B, H> {
+    /// `inner`, with `hooks` around its writes.
+    pub fn new(inner: B, hooks: H) -> Hooked<B, H> {
+        Hooked { inner, hooks }
+    }
+
+    /// The hooks (to read what they counted, say).
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+}
+
+impl<B: Backend, H: Hooks> Backend for Hooked<B, H> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
+        self.inner.range(start, end)
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
+        self.inner.last_in(start, end)
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        self.hooks.before_apply()?;
+        self.inner.apply(writes)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.hooks.before_flush()?;
+        self.inner.flush()?;
+        self.hooks.after_flush()
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.inner.size_on_disk()
+    }
+}

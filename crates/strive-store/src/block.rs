@@ -170,8 +170,31 @@ pub(crate) fn digests(value: &[u8], key: &str) -> Result<Vec<[u8; 32]>, StorageE
         .collect())
 }
 
+/// A block decompressed but not cut into events: its digests, its raw
+/// payload, and where in the payload each event's exact bytes are. The bulk
+/// reader (`scan.rs`) hands this on as is, so reading the log costs one
+/// allocation per block rather than one per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawBlock {
+    pub(crate) digests: Vec<[u8; 32]>,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) spans: Vec<std::ops::Range<usize>>,
+}
+
 /// Decodes a whole block value.
 pub(crate) fn decode(value: &[u8], key: &str) -> Result<Block, StorageError> {
+    let RawBlock {
+        digests,
+        raw,
+        spans,
+    } = decode_raw(value, key)?;
+    let events = spans.into_iter().map(|span| raw[span].to_vec()).collect();
+    Ok(Block { digests, events })
+}
+
+/// Decompresses a block value and finds its events' bytes, checking that
+/// the lengths account for the payload exactly.
+pub(crate) fn decode_raw(value: &[u8], key: &str) -> Result<RawBlock, StorageError> {
     let (n, codec, raw_len) = header(value, key)?;
     let digests = digests(value, key)?;
     let payload = value.get(HEADER + 32 * n..).unwrap_or_default();
@@ -191,23 +214,31 @@ pub(crate) fn decode(value: &[u8], key: &str) -> Result<Block, StorageError> {
             ),
         ));
     }
-    let mut events = Vec::with_capacity(n);
-    let mut rest = raw.as_slice();
+    let mut spans = Vec::with_capacity(n);
+    let mut at = 0usize;
     for _ in 0..n {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt(key, "the block ends inside an event's length"))?;
-        let len = u32::from_be_bytes(*len) as usize;
-        let (bytes, tail) = tail
-            .split_at_checked(len)
+        let len = raw
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| corrupt(key, "the block ends inside an event's length"))?
+            as usize;
+        let start = at + 4;
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end <= raw.len())
             .ok_or_else(|| corrupt(key, "the block ends inside an event"))?;
-        events.push(bytes.to_vec());
-        rest = tail;
+        spans.push(start..end);
+        at = end;
     }
-    if !rest.is_empty() {
+    if at != raw.len() {
         return Err(corrupt(key, "the block has bytes after its last event"));
     }
-    Ok(Block { digests, events })
+    Ok(RawBlock {
+        digests,
+        raw,
+        spans,
+    })
 }
 
 fn header(value: &[u8], key: &str) -> Result<(usize, Codec, usize), StorageError> {

@@ -116,6 +116,7 @@ impl Engine {
         if self.partitions() > 1 {
             writes.push(crate::engine::partitions_record(self.partitions()));
         }
+        writes.extend(crate::guard::clock_mark(backend)?);
         // Each partition's log up to its durable position, read for the
         // other partitions first and for partition 0 last: a deployment is
         // durable before any event that uses it is, so partition 0's copy

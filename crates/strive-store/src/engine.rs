@@ -44,6 +44,7 @@ struct Inner {
     requests: Mutex<Option<Vec<Sender<Request>>>>,
     writers: Mutex<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
+    enforce_grants: bool,
 }
 
 impl Drop for Inner {
@@ -76,6 +77,19 @@ impl Engine {
         Engine::with_backend(Arc::new(backend), Some(path.to_owned()), options)
     }
 
+    /// Opens the existing store at `path` for a command that reads it:
+    /// never creates one. A path that is not a store is refused, and so is
+    /// a store whose files hold no records at all, not even the format
+    /// record every store gets when first opened (issue #17): checked on
+    /// the backend the engine then runs on, so the store is opened once.
+    pub fn open_existing(path: impl AsRef<Path>, options: Options) -> Result<Engine, OpenError> {
+        let path = path.as_ref();
+        crate::probe::require_store(path)?;
+        let backend = SledBackend::open(path)?;
+        crate::probe::require_records(&backend, path)?;
+        Engine::with_backend(Arc::new(backend), Some(path.to_owned()), options)
+    }
+
     /// An engine over a temporary store that disappears when the engine is
     /// dropped. For tests and demos.
     pub fn temporary() -> Result<Engine, OpenError> {
@@ -97,12 +111,14 @@ impl Engine {
     ) -> Result<Engine, OpenError> {
         let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
         let partitions = check_format(&*backend, &shown, options.partitions)?;
+        crate::guard::record_clock(&*backend, &*options.clock)?;
         let opened = (0..partitions)
             .map(|p| open_partition(&*backend, p))
             .collect::<Result<Vec<_>, _>>()?;
         let heads = opened.iter().map(|o| (o.last, o.tree.clone())).collect();
         let shared = Arc::new(Shared::new(heads));
         load_definitions(&*backend, &shared)?;
+        let enforce_grants = options.enforce_grants;
         // Partition 0 first: its log holds the deployments the others use.
         let mut damaged = None;
         let mut writers = Vec::with_capacity(opened.len());
@@ -150,6 +166,7 @@ impl Engine {
                 requests: Mutex::new(Some(senders)),
                 writers: Mutex::new(handles),
                 path,
+                enforce_grants,
             }),
         })
     }
@@ -159,8 +176,14 @@ impl Engine {
         self.inner.path.as_deref()
     }
 
+    /// Whether the engine refuses commands whose actors lack grants
+    /// ([`Options::enforce_grants`]).
+    pub fn enforces_grants(&self) -> bool {
+        self.inner.enforce_grants
+    }
+
     /// Sends a command to `partition`'s writer and waits for its answer.
-    fn send<T>(
+    pub(crate) fn send<T>(
         &self,
         partition: u32,
         make: impl FnOnce(mpsc::SyncSender<T>) -> Request,
@@ -440,7 +463,7 @@ impl Engine {
     // -- queries ------------------------------------------------------------
 
     /// The state records under `prefix`, as of the last applied group.
-    fn scan<'a>(
+    pub(crate) fn scan<'a>(
         &'a self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<crate::backend::Entry, StorageError>> + use<'a> {
@@ -458,7 +481,7 @@ impl Engine {
             .range(&*self.inner.backend, start, end)
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.shared.memtables.get(&*self.inner.backend, key)
     }
 
@@ -764,8 +787,14 @@ impl Engine {
             .collect()
     }
 
+    /// Whether the store ever ran on a manual clock (a simulation): its
+    /// times are then the simulation's (issue #17). `verify` says so.
+    pub fn ran_on_manual_clock(&self) -> Result<bool, StorageError> {
+        crate::guard::ran_on_manual_clock(&*self.inner.backend)
+    }
     /// The RFC 9162 inclusion proof of the event at `gseq` in partition 0's
-    /// tree of `size` events, in O(log N) reads.
+    /// tree of `size` events, in O(log N) reads. Arguments outside the log
+    /// are [`StorageError::InvalidArgument`].
     pub fn inclusion_proof(&self, gseq: u64, size: u64) -> Result<Vec<Hash>, StorageError> {
         self.inclusion_proof_in(0, gseq, size)
     }
@@ -780,9 +809,11 @@ impl Engine {
     ) -> Result<Vec<Hash>, StorageError> {
         self.check_size(partition, size)?;
         if gseq == 0 || gseq > size {
-            return Err(StorageError::Corrupt {
-                key: format!("event {gseq}"),
-                message: format!("no such event in a log of {size}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "event position",
+                message: format!(
+                    "the tree of {size} events has no event {gseq}; give a position from 1 to {size}"
+                ),
             });
         }
         self.with_tree(partition, |tree, tiles| {
@@ -791,7 +822,9 @@ impl Engine {
     }
 
     /// The RFC 9162 proof that partition 0's tree of `old` events is a
-    /// prefix of its tree of `new` events, in O(log N) reads.
+    /// prefix of its tree of `new` events, in O(log N) reads. Sizes outside
+    /// the log, or an old size above the new one, are
+    /// [`StorageError::InvalidArgument`].
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
         self.consistency_proof_in(0, old, new)
     }
@@ -806,9 +839,11 @@ impl Engine {
     ) -> Result<Vec<Hash>, StorageError> {
         self.check_size(partition, new)?;
         if old > new {
-            return Err(StorageError::Corrupt {
-                key: "consistency proof".to_owned(),
-                message: format!("the old size {old} is larger than the new size {new}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "tree size",
+                message: format!(
+                    "the old size {old} is larger than the new size {new}; give old <= new"
+                ),
             });
         }
         self.with_tree(partition, |tree, tiles| {
@@ -875,9 +910,11 @@ impl Engine {
         self.check_partition(partition)?;
         let last = self.last_gseq_in(partition);
         if size > last {
-            return Err(StorageError::Corrupt {
-                key: "tree size".to_owned(),
-                message: format!("the log holds {last} durable events, not {size}"),
+            return Err(StorageError::InvalidArgument {
+                argument: "tree size",
+                message: format!(
+                    "the log holds {last} durable events, not {size}; give a size up to {last}"
+                ),
             });
         }
         Ok(())
@@ -940,6 +977,11 @@ impl Engine {
             partition: partition.min(self.partitions() - 1),
             next: from.max(1),
         }
+    }
+
+    /// Commit group sizes and flush latencies since the engine was opened.
+    pub fn stats(&self) -> crate::stats::EngineStats {
+        self.inner.shared.stats.snapshot()
     }
 
     /// Bytes the store occupies on disk, when known.

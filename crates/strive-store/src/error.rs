@@ -31,6 +31,15 @@ pub enum StorageError {
     },
     /// The engine was shut down.
     Closed,
+    /// A caller's argument is outside what the store holds (a proof asked
+    /// for a tree larger than the log, say): the request is wrong, the
+    /// store is fine.
+    InvalidArgument {
+        /// The argument, as the caller named it.
+        argument: &'static str,
+        /// What is wrong with it and what would do.
+        message: String,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -49,6 +58,9 @@ impl fmt::Display for StorageError {
                 readable(cause)
             ),
             StorageError::Closed => f.write_str("the engine is shut down; open it again"),
+            StorageError::InvalidArgument { argument, message } => {
+                write!(f, "invalid {argument}: {message}")
+            }
         }
     }
 }
@@ -272,6 +284,12 @@ pub enum DeployError {
     },
     /// The storage layer failed.
     Storage(StorageError),
+    /// The engine enforces grants, and the deploying actor does not hold
+    /// a global grant of a role it claims (issue #11). Nothing was stored.
+    NotGranted {
+        /// The grant that is missing.
+        missing: strive_core::Grant,
+    },
 }
 
 impl fmt::Display for DeployError {
@@ -292,6 +310,7 @@ impl fmt::Display for DeployError {
                 write!(f, "workflow {workflow} cannot run: {message}")
             }
             DeployError::Storage(error) => error.fmt(f),
+            DeployError::NotGranted { missing } => not_granted(f, missing),
         }
     }
 }
@@ -409,6 +428,31 @@ pub enum CommandError {
         /// The existing instance it can be mistaken for.
         existing: String,
     },
+    /// The deadline of the stage the command would enter cannot be
+    /// computed at run time: its duration carries it past the end of the
+    /// supported range of times, or its `at_data` variable holds no time
+    /// (issue #17). Nothing was written. A missing (or null) `at_data`
+    /// time is no error: the stage then has no deadline.
+    Deadline {
+        /// The instance.
+        instance: String,
+        /// Why the deadline cannot be computed.
+        reason: strive_core::DeadlineError,
+    },
+    /// The engine enforces grants, and the actor does not hold a grant of
+    /// a role it claims, globally or on the instance or one of its
+    /// ancestors (issue #11). Nothing was written.
+    NotGranted {
+        /// The grant that is missing: on the instance acted on, or global
+        /// for a subject that is not an instance.
+        missing: strive_core::Grant,
+    },
+    /// A grant or revocation was refused by the access rules (issue #11).
+    /// Nothing was written.
+    Access {
+        /// Why.
+        reason: strive_core::AccessError,
+    },
 }
 
 impl CommandError {
@@ -498,7 +542,35 @@ impl fmt::Display for CommandError {
                 strive_core::id::escape(instance),
                 strive_core::id::escape(existing)
             ),
+            CommandError::Deadline { instance, reason } => write!(
+                f,
+                "{}: {reason}; the command would leave it without its deadline, so it is \
+                 refused. Give the deadline's variable a time within the supported range, or \
+                 deploy a version whose deadline stays within it",
+                strive_core::id::escape(instance)
+            ),
+            CommandError::NotGranted { missing } => not_granted(f, missing),
+            CommandError::Access { reason } => reason.fmt(f),
         }
+    }
+}
+
+/// The message of a missing grant: which, and the command that records it.
+fn not_granted(f: &mut fmt::Formatter<'_>, missing: &strive_core::Grant) -> fmt::Result {
+    let actor = strive_core::id::escape(&missing.actor);
+    let role = strive_core::id::escape(&missing.role);
+    match &missing.on {
+        Some(on) => write!(
+            f,
+            "{actor} acts as `{role}` but holds no grant of it on {on}, its ancestors or \
+             everywhere; an admin can grant it: strive grant {actor} {role} --on {on}",
+            on = strive_core::id::escape(on)
+        ),
+        None => write!(
+            f,
+            "{actor} acts as `{role}` but holds no global grant of it; an admin can grant it: \
+             strive grant {actor} {role}"
+        ),
     }
 }
 
@@ -509,6 +581,8 @@ impl std::error::Error for CommandError {
                 Some(reason.as_ref())
             }
             CommandError::Storage(error) => Some(error),
+            // `Deadline` and `Access` print their reason in their own
+            // message, so they do not chain it as a source as well.
             _ => None,
         }
     }

@@ -5,13 +5,16 @@
 //! - the `system` actor and the `system` role are the engine's: deadline,
 //!   notification and spawn events come only from the engine, so no caller
 //!   may claim either;
-//! - a deadline fires only once the engine's clock has reached it.
+//! - a deadline fires only once the engine's clock has reached it;
+//! - a store that ever ran on a manual clock (a simulation) says so, for
+//!   good: its times are the simulation's, not the world's.
 
 use std::borrow::Cow;
 
 use strive_core::{Actor, SYSTEM_ROLE, id};
 
-use crate::error::CommandError;
+use crate::backend::{Backend, Write};
+use crate::error::{CommandError, StorageError};
 
 /// `actor` in canonical form, if a caller may act as it.
 pub(crate) fn caller(actor: &Actor) -> Result<Actor, CommandError> {
@@ -89,6 +92,43 @@ pub(crate) fn due_by(key: &[u8], instance: &str, now: jiff::Timestamp) -> Result
         }),
         _ => Ok(()),
     }
+}
+
+/// The meta record marking a store that ran on a manual clock.
+const MANUAL_CLOCK: &str = "clock";
+
+/// Records, once and for good, that the store behind `backend` runs on a
+/// manual clock when `clock` is one: a simulation may name any time, so
+/// an auditor must be able to tell its store from one kept by the system
+/// clock (issue #17). A store opened on the system clock is left as it is.
+pub(crate) fn record_clock(
+    backend: &dyn Backend,
+    clock: &dyn crate::records::Clock,
+) -> Result<(), StorageError> {
+    if !clock.is_manual() || ran_on_manual_clock(backend)? {
+        return Ok(());
+    }
+    backend.apply(vec![(
+        crate::keys::meta(MANUAL_CLOCK),
+        Some(b"manual".to_vec()),
+    )])?;
+    backend.flush()
+}
+
+/// Whether the store behind `backend` ever ran on a manual clock.
+pub(crate) fn ran_on_manual_clock(backend: &dyn Backend) -> Result<bool, StorageError> {
+    Ok(backend.get(&crate::keys::meta(MANUAL_CLOCK))?.is_some())
+}
+
+/// The writes that carry the manual-clock mark into a copy of the store
+/// (`strive backup`), so that a copy never hides it.
+pub(crate) fn clock_mark(backend: &dyn Backend) -> Result<Vec<Write>, StorageError> {
+    let key = crate::keys::meta(MANUAL_CLOCK);
+    Ok(backend
+        .get(&key)?
+        .map(|value| (key, Some(value)))
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]

@@ -42,8 +42,23 @@ pub(crate) const BY_WORKFLOW: u8 = b'f';
 pub(crate) const CHILD: u8 = b'p';
 /// Confusable skeletons: `s` + workflow + 0 + skeleton + 0 -> instance id.
 pub(crate) const SKELETON: u8 = b's';
+/// Grants held (issue #11): `g` + actor + 0 + role + 0 + instance (empty
+/// for a global grant) + 0 -> when and by whom it was granted.
+pub(crate) const GRANT: u8 = b'g';
+/// The head of the access chain (`@access`): the single key `a` -> its
+/// last sequence number, hash and time, and the count of global admin
+/// grants.
+pub(crate) const ACCESS: u8 = b'a';
 /// Children counts: `n` + parent + 0 + child workflow + 0 + stage -> u64.
 pub(crate) const CHILD_COUNT: u8 = b'n';
+
+/// The key of a grant.
+pub(crate) fn grant(grant: &strive_core::Grant) -> Vec<u8> {
+    key(
+        GRANT,
+        &[&grant.actor, &grant.role, grant.on.as_deref().unwrap_or("")],
+    )
+}
 
 /// The metadata key holding the store format version.
 pub(crate) fn meta(name: &str) -> Vec<u8> {

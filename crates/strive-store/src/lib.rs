@@ -40,6 +40,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod backend;
 mod block;
 mod convert;
@@ -56,10 +57,13 @@ pub mod probe;
 #[doc(hidden)]
 pub mod raw;
 mod records;
+mod scan;
 mod state;
+mod stats;
 mod writer;
 
-pub use backend::{Backend, Entry, SledBackend, Write};
+pub use access::GrantInfo;
+pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
@@ -68,7 +72,9 @@ pub use records::{
     ManualClock, Options, Outcome, PARTITIONS_VAR, Page, STORE_FORMAT, Snapshot, StoredEvent,
     SystemClock,
 };
-pub use strive_core::{Actor, Event, EventKind, Instance, Rejection};
+pub use scan::{Blocks, ScannedBlock};
+pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
+pub use strive_core::{AccessError, Actor, Event, EventKind, Grant, Instance, Rejection};
 
 /// Marks a point where the crash tests can stop the process
 /// (`strive_store::failpoints`); compiles to nothing without the

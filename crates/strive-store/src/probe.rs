@@ -10,6 +10,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::backend::Backend;
 use crate::error::OpenError;
 
 /// What is at a path given as a store.
@@ -69,12 +70,9 @@ pub fn require_store(path: &Path) -> Result<(), OpenError> {
 /// every store gets when it is first opened: its files were overwritten or
 /// truncated, and the backend reads them as empty (issue #17). A reading
 /// command would otherwise verify it as an empty log that "holds".
-///
-/// This opens the backend once more before the engine opens it; storage
-/// format 2 should make the check part of opening for reading.
-pub fn require_records(path: &Path) -> Result<(), OpenError> {
-    use crate::backend::Backend;
-    let backend = crate::backend::SledBackend::open(path)?;
+/// [`Engine::open_existing`](crate::Engine::open_existing) checks it on the
+/// backend it then runs on.
+pub(crate) fn require_records(backend: &dyn Backend, path: &Path) -> Result<(), OpenError> {
     if backend.range(&[], &[0xFF]).next().is_none() {
         return Err(OpenError::NotAStore {
             path: path.to_owned(),

@@ -193,6 +193,14 @@ pub enum Durability {
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// Whether this clock is set by hand (a simulation or a test) rather
+    /// than following the world's time. A store opened for writing with
+    /// such a clock records that it did, for good (issue #17), and only
+    /// such a store lets `tick --now` name a time ahead of the world's.
+    fn is_manual(&self) -> bool {
+        false
+    }
 }
 
 /// The system clock.
@@ -238,6 +246,10 @@ impl Clock for ManualClock {
         let micros = self.micros.load(std::sync::atomic::Ordering::SeqCst);
         Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
     }
+
+    fn is_manual(&self) -> bool {
+        true
+    }
 }
 
 /// How an engine is opened.
@@ -253,6 +265,12 @@ pub struct Options {
     /// (docs/storage.md, "Partitions"). A store keeps the number it was
     /// created with: opening an existing store ignores this.
     pub partitions: u32,
+    /// Refuse a command whose actor does not hold a grant (recorded with
+    /// [`crate::Engine::grant`]) for every role it claims, globally or on
+    /// the instance or one of its ancestors: `CommandError::NotGranted`,
+    /// `DeployError::NotGranted`. Off by default: the embedding service's
+    /// word on an actor's roles is taken as it is (issue #11).
+    pub enforce_grants: bool,
 }
 
 /// The most partitions a store may have. Each has its own writer thread,
@@ -267,6 +285,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             max_batch: 1024,
             partitions: default_partitions(),
+            enforce_grants: false,
         }
     }
 }
@@ -293,6 +312,7 @@ impl std::fmt::Debug for Options {
             .field("durability", &self.durability)
             .field("max_batch", &self.max_batch)
             .field("partitions", &self.partitions)
+            .field("enforce_grants", &self.enforce_grants)
             .finish_non_exhaustive()
     }
 }

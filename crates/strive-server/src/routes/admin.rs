@@ -36,11 +36,14 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
     "ready\n".into_response()
 }
 
-/// Prometheus metrics: commands, rejections by code, request latency.
+/// Prometheus metrics: commands, rejections by code, request latency,
+/// commit group sizes and flush latency.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "the text exposition format", body = String, content_type = "text/plain"), QueryProblems))]
 pub(crate) async fn metrics(State(state): State<Shared>, _caller: Caller) -> Response {
-    let text = state.metrics.render(state.engine.last_gseq());
+    let text = state
+        .metrics
+        .render(state.engine.last_gseq(), &state.engine.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -64,7 +67,7 @@ pub(crate) async fn issue(
     caller: Caller,
     JsonBody(body): JsonBody<IssueRequest>,
 ) -> Result<Response, Problem> {
-    caller.require_admin()?;
+    caller.require_admin(&state)?;
     let expires_at = body
         .expires_at
         .as_deref()
@@ -96,7 +99,7 @@ pub(crate) async fn tokens(
     State(state): State<Shared>,
     caller: Caller,
 ) -> Result<Json<Vec<TokenBody>>, Problem> {
-    caller.require_admin()?;
+    caller.require_admin(&state)?;
     let records = state
         .tokens
         .read()
@@ -114,7 +117,7 @@ pub(crate) async fn revoke(
     caller: Caller,
     P(id): P<String>,
 ) -> Result<Json<TokenBody>, Problem> {
-    caller.require_admin()?;
+    caller.require_admin(&state)?;
     let worker = state.clone();
     let record = blocking(move || {
         let record = worker.token_file.revoke(&id, jiff::Timestamp::now())?;

@@ -1,7 +1,7 @@
 //! The auditor's and the campaign's reads: replay, verification as a job,
 //! checkpoint, streamed exports, the report and the pledges. The work is
 //! strive-audit's and strive-campaign's, fed through `Engine`'s public API
-//! as `strive verify` feeds it (`crate::source` is the binary's own file).
+//! by `strive_audit::store`, the very code the CLI runs.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,9 +14,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use strive_audit::{At, BundleWriter, Checkpoint, CsvWriter, Filter, MerkleLog, XesWriter};
+use strive_audit::{At, Checkpoint, Filter, store};
 use strive_campaign::{CampaignError, RenderOptions, Report, ReportFormat, ReportOptions};
-use strive_store::{Engine, ListQuery, StorageError};
+use strive_store::Engine;
 use tokio::sync::mpsc;
 
 use crate::model::{
@@ -53,8 +53,10 @@ pub(crate) async fn replay(
 }
 
 fn replayed(engine: &Engine, id: &str, at: At) -> Result<ReplayBody, Problem> {
-    let events = engine.events(1).map(|item| item.map(|e| (e.hash, e.bytes)));
-    let result = strive_audit::replay(events, id, at).map_err(|e| match e {
+    // The one replay `strive replay` runs: only the deployments and the
+    // instance's and its descendants' chains (issue #10), checked against
+    // the snapshot at the end.
+    let result = store::replay(engine, id, at).map_err(|e| match e {
         strive_audit::ReplayError::NotFound { .. } => {
             Problem::new(StatusCode::NOT_FOUND, "unknown_instance", e.to_string())
         }
@@ -65,27 +67,15 @@ fn replayed(engine: &Engine, id: &str, at: At) -> Result<ReplayBody, Problem> {
         ),
         _ => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()),
     })?;
-    let mut problems: Vec<Value> = result
-        .problems
-        .iter()
-        .filter_map(|p| serde_json::to_value(p).ok())
-        .collect();
-    let mut matches = None;
-    if at == At::End {
-        let differences = match engine.instance(id)? {
-            Some(snapshot) => strive_audit::differences(&result.instance, &snapshot.instance),
-            None => vec!["the store has no snapshot of it".to_owned()],
-        };
-        matches = Some(differences.is_empty());
-        if !differences.is_empty() {
-            problems.push(json!({"code": "snapshot_mismatch", "subject": id, "message": differences.join("; ")}));
-        }
-    }
     Ok(ReplayBody {
-        instance: serde_json::to_value(&result.instance).unwrap_or(Value::Null),
-        gseq: result.gseq,
-        matches_snapshot: matches,
-        problems,
+        instance: serde_json::to_value(&result.replayed.instance).unwrap_or(Value::Null),
+        gseq: result.replayed.gseq,
+        matches_snapshot: result.matches_snapshot,
+        problems: result
+            .problems
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
     })
 }
 
@@ -145,7 +135,7 @@ pub(crate) async fn start_verify(
     let engine = state.engine.clone();
     let worker = job.clone();
     tokio::task::spawn_blocking(move || {
-        let report = crate::source::verify(&engine, Default::default(), |read| {
+        let report = strive_audit::store::verify(&engine, Default::default(), |read| {
             worker.read.store(read, Ordering::Relaxed);
         });
         let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -212,15 +202,10 @@ pub(crate) async fn checkpoint(
         return Err(Problem::bad_request("origin must be one non-empty line"));
     }
     let engine = state.engine.clone();
-    let log = blocking(move || {
-        let mut log = MerkleLog::new();
-        for item in engine.events(1) {
-            log.push(strive_core::event_digest(&item?.bytes));
-        }
-        Ok::<_, Problem>(log)
-    })
-    .await?;
-    let checkpoint = Checkpoint::new(origin, log.size(), log.root());
+    // The stored Merkle tiles give the root in O(log N) reads, as
+    // `strive checkpoint` reads it; verification recomputes it.
+    let head = blocking(move || engine.tree_head().map_err(Problem::from)).await?;
+    let checkpoint = Checkpoint::new(origin, head.size, head.root);
     let note = checkpoint.to_note(None);
     Ok(Json(CheckpointBody {
         root: hex::encode(checkpoint.root),
@@ -289,7 +274,19 @@ pub(crate) async fn export(
             sender,
             buffer: Vec::with_capacity(1 << 16),
         };
-        if let Err(error) = write_export(&engine, sink, format, &filter) {
+        let format = match format {
+            ExportFormat::Jsonl => store::Format::Jsonl,
+            ExportFormat::Csv => store::Format::Csv,
+            ExportFormat::Xes => store::Format::Xes,
+        };
+        let export = store::Export {
+            format,
+            filter: &filter,
+            origin: "strive",
+            key: None,
+            from: None,
+        };
+        if let Err(error) = store::export(&engine, sink, &export) {
             // The head is sent already: the body ends early, and the
             // bundle's missing summary line tells a reader it is cut.
             tracing::warn!(%error, "the export stopped");
@@ -310,114 +307,6 @@ pub(crate) async fn export(
         Body::from_stream(body),
     )
         .into_response())
-}
-
-/// Why an export stopped.
-#[derive(Debug)]
-enum ExportError {
-    Write(std::io::Error),
-    Storage(StorageError),
-}
-
-impl std::fmt::Display for ExportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExportError::Write(e) => write!(f, "cannot send the export: {e}"),
-            ExportError::Storage(e) => e.fmt(f),
-        }
-    }
-}
-
-impl From<std::io::Error> for ExportError {
-    fn from(e: std::io::Error) -> ExportError {
-        ExportError::Write(e)
-    }
-}
-
-impl From<StorageError> for ExportError {
-    fn from(e: StorageError) -> ExportError {
-        ExportError::Storage(e)
-    }
-}
-
-fn write_export(
-    engine: &Engine,
-    mut sink: Chunks,
-    format: ExportFormat,
-    filter: &Filter,
-) -> Result<(), ExportError> {
-    match format {
-        ExportFormat::Jsonl => {
-            let mut bundle = BundleWriter::new(sink, filter.clone())?;
-            for item in engine.events(1) {
-                let stored = item?;
-                bundle.event(&stored.hash, &stored.bytes, &stored.event)?;
-            }
-            for id in bundle.instances() {
-                if let Some(snapshot) = engine.instance(&id)? {
-                    bundle.snapshot(&snapshot.instance, snapshot.due.as_ref())?;
-                }
-            }
-            let (mut sink, _, _) = bundle.finish("strive", None, None)?;
-            sink.flush()?;
-        }
-        ExportFormat::Csv => {
-            let mut csv = CsvWriter::new(sink)?;
-            for item in engine.events(filter.since.unwrap_or(1)) {
-                let stored = item?;
-                if filter.matches(&stored.event) {
-                    csv.row(&stored.hash, &stored.event)?;
-                }
-            }
-            csv.finish()?.0.flush()?;
-        }
-        ExportFormat::Xes => {
-            let name = filter.workflow.as_deref().unwrap_or("strive");
-            let mut xes = XesWriter::new(&mut sink, name)?;
-            for_each_instance(engine, filter, |id| {
-                let history = crate::routes::queries::history_all(engine, id)?;
-                let events: Vec<_> = history
-                    .iter()
-                    .filter(|e| filter.matches(&e.event))
-                    .map(|e| (e.hash.as_str(), &e.event))
-                    .collect();
-                if let (false, Some(snapshot)) = (events.is_empty(), engine.instance(id)?) {
-                    xes.trace(&snapshot.instance, events)?;
-                }
-                Ok(())
-            })?;
-            xes.finish()?;
-            sink.flush()?;
-        }
-    }
-    Ok(())
-}
-
-/// Calls `each` with every instance id the filter names, in id order.
-fn for_each_instance(
-    engine: &Engine,
-    filter: &Filter,
-    mut each: impl FnMut(&str) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
-    if let Some(id) = &filter.instance {
-        return each(id);
-    }
-    let mut after = None;
-    loop {
-        let page = engine.list(&ListQuery {
-            workflow: filter.workflow.clone(),
-            after: after.take(),
-            limit: Some(512),
-            ..ListQuery::default()
-        })?;
-        for snapshot in &page.items {
-            each(&snapshot.instance.id)?;
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
-        }
-    }
 }
 
 fn campaign_problem(error: CampaignError) -> Problem {

@@ -30,7 +30,7 @@ pub(crate) async fn deploy(
     caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
-    caller.require_admin()?;
+    caller.require_admin(&state)?;
     let texts = definition_texts(&body)?;
     let engine = state.engine.clone();
     let actor = caller.actor();

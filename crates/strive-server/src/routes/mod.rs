@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod commands;
+pub(crate) mod grants;
 pub(crate) mod queries;
 pub(crate) mod stream;
 
@@ -59,6 +60,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/pledges", get(audit::pledges))
         .route("/tokens", post(admin::issue).get(admin::tokens))
         .route("/tokens/{id}", axum::routing::delete(admin::revoke))
+        .route("/grants", post(grants::grant).get(grants::grants))
+        .route("/grants/revoke", post(grants::revoke))
         .route("/openapi.json", get(admin::openapi));
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
         let id = request

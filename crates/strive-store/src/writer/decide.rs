@@ -60,6 +60,12 @@ pub(crate) enum Cmd {
         key: Vec<u8>,
         instance: String,
     },
+    /// A grant or revocation (`access.rs`).
+    Access {
+        change: strive_core::Change,
+        grant: strive_core::Grant,
+        actor: Actor,
+    },
 }
 
 /// What deciding a command produced.
@@ -81,8 +87,23 @@ impl Decided {
 
 /// Decides `cmd` at `clock`. A refused command leaves `txn` as it found it,
 /// except a deadline, which is consumed even when its event is refused.
-pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp) -> Decided {
+/// With `enforce_grants`, a command whose actor lacks a grant for a role it
+/// claims is refused first.
+pub(crate) fn decide(
+    txn: &mut Txn<'_>,
+    cmd: Cmd,
+    clock: Timestamp,
+    enforce_grants: bool,
+) -> Decided {
+    if enforce_grants && let Some(refused) = super::access::refuse(txn, &cmd) {
+        return refused;
+    }
     let decided = match cmd {
+        Cmd::Access {
+            change,
+            grant,
+            actor,
+        } => Decided::Command(super::access::change(txn, change, &grant, &actor, clock)),
         Cmd::Deploy { items, actor } => Decided::Deploy(deploy(txn, items, &actor, clock)),
         Cmd::Start {
             workflow,
@@ -443,7 +464,7 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
     let due = if instance.finished {
         None
     } else {
-        compiled.deadline(&instance.stage, cmd.now, &instance.data)
+        due_of(&compiled, &instance, cmd.now)?
     };
     index_new(txn, &instance, due.as_ref())?;
     let outcome = Outcome {
@@ -669,12 +690,28 @@ fn move_stage(
     let due = if next.finished {
         None
     } else {
-        compiled.deadline(&next.stage, now, &next.data)
+        due_of(compiled, next, now)?
     };
     if let Some(new) = &due {
         txn.put(keys::deadline(new.at.as_microsecond(), id), Vec::new());
     }
     Ok(due)
+}
+
+/// The deadline `instance` gets on entering its stage at `now`. One that
+/// cannot be computed refuses the command (issue #17) rather than leave the
+/// instance silently without it; a missing `at_data` time is no deadline.
+fn due_of(
+    compiled: &Workflow,
+    instance: &Instance,
+    now: Timestamp,
+) -> Result<Option<Due>, CommandError> {
+    compiled
+        .checked_deadline(&instance.stage, now, &instance.data)
+        .map_err(|reason| CommandError::Deadline {
+            instance: instance.id.clone(),
+            reason,
+        })
 }
 
 /// A child's notification of its parent, fired as the engine.

@@ -12,6 +12,8 @@
 //!
 //! - `txn.rs`: the overlay one command is decided in;
 //! - `decide.rs`: deploy, start, fire, deadlines;
+//! - `access.rs`: grants and revocations, and refusing commands whose
+//!   actor lacks a grant (when the engine enforces grants);
 //! - `pipeline.rs`: the flusher that makes groups durable and answers;
 //! - `recover.rs`: re-deciding recorded events (recovery, upgrade, import).
 //!
@@ -20,6 +22,7 @@
 //! partition's sequence is gapless: numbers are taken only by accepted
 //! commands, inside the batch that records them.
 
+mod access;
 mod decide;
 mod pipeline;
 pub(crate) mod recover;
@@ -41,6 +44,9 @@ use crate::log::{BlockCache, Tiles};
 use crate::records::{DefinitionInfo, Options, Outcome};
 use crate::state::{Memtables, Writes};
 
+pub(crate) use access::{
+    GrantRecord, Read as AccessRead, View as AccessStore, scope as access_scope,
+};
 pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
 use decide::{Decided, decide};
 use pipeline::{Finish, Flusher, Job};
@@ -108,6 +114,8 @@ pub(crate) struct Shared {
     /// look-alike skeleton, a command id) claimed by a writer's group that
     /// is not applied yet, with the partition and the value it writes.
     claims: Mutex<HashMap<Vec<u8>, Claim>>,
+    /// Group sizes and flush latencies, for [`crate::Engine::stats`].
+    pub(crate) stats: crate::stats::Stats,
 }
 
 impl Shared {
@@ -134,6 +142,7 @@ impl Shared {
             poisoned: Mutex::new(None),
             blocks: BlockCache::default(),
             claims: Mutex::new(HashMap::new()),
+            stats: crate::stats::Stats::default(),
         }
     }
 
@@ -458,7 +467,7 @@ impl Writer {
             partition: self.partition,
             claims: Vec::new(),
         };
-        let decided = decide(&mut txn, cmd, clock);
+        let decided = decide(&mut txn, cmd, clock, self.options.enforce_grants);
         self.next_position = txn.next_position;
         let writes = std::mem::take(&mut txn.writes);
         let instances = std::mem::take(&mut txn.instances);

@@ -55,7 +55,12 @@ impl Flusher {
             // The crash tests stop here: the group is applied, not flushed.
             crate::fail_point!("group-before-flush");
             let flushed = match self.durability {
-                Durability::Flushed => self.backend.flush(),
+                Durability::Flushed => {
+                    let started = std::time::Instant::now();
+                    let flushed = self.backend.flush();
+                    self.shared.stats.flush(started.elapsed());
+                    flushed
+                }
                 Durability::Buffered => Ok(()),
             };
             match flushed {
@@ -71,6 +76,7 @@ impl Flusher {
                 }
             }
         }
+        self.shared.stats.group(job.finishes.len());
         for finish in job.finishes {
             finish(job.failure.as_ref());
         }

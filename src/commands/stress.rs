@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Map, Value, json};
 use strive_store::{Actor, CommandError, CommandOptions, Durability, Engine, OpenError, Options};
 
-use crate::commands::Failure;
+use crate::failure::Failure;
 
 /// A ring that never finishes: a -go-> b -back-> a, and `note` anywhere.
 const RING: &str = r#"{

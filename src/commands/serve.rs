@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use strive_server::{Config, TokenFile, TokenRecord, TokenRequest};
 
-use crate::commands::Failure;
+use crate::cli::{TextOrJson, is_json};
+use crate::failure::{Failure, Outcome};
 use crate::output;
 
 /// `strive serve`'s options.
@@ -46,22 +47,47 @@ pub enum TokenCommand {
         /// When it expires: an RFC 3339 time, or a span from now such as 30d or 12h.
         #[arg(long)]
         expires: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Revokes a token by its id; it stops working within a second.
     Revoke {
         /// The token's id (from `issue` or `list`).
         id: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Lists the tokens (ids, actors, roles, expiry; never the secrets).
-    List,
+    List {
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
+    },
 }
 
-type Outcome = Result<ExitCode, Failure>;
+impl TokenCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            TokenCommand::Issue { format, .. }
+            | TokenCommand::Revoke { format, .. }
+            | TokenCommand::List { format } => is_json(*format),
+        }
+    }
+}
 
 /// `strive serve`: serves the store until SIGINT or SIGTERM.
 pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
-    // The server writes: it may create the store, as `deploy` may.
-    let engine = crate::commands::open_for_writing(db)?;
+    // The server writes: it may create the store, as `deploy` may. It
+    // enforces the recorded grants: tokens say who acts, grants which
+    // roles it may act in (issue #11).
+    let options = strive_store::Options {
+        enforce_grants: true,
+        ..strive_store::Options::default()
+    };
+    let engine = crate::files::open_or_create(db, options)?;
     let tokens = TokenFile::beside(db);
     let none = tokens.load().map_err(token_failure)?.is_empty();
     let config = Config {
@@ -104,6 +130,7 @@ pub fn token(db: &Path, command: &TokenCommand, json: bool) -> Outcome {
             actor,
             roles,
             expires,
+            ..
         } => {
             let expires_at = expires.as_deref().map(|t| expiry(t, now)).transpose()?;
             let request = TokenRequest {
@@ -127,7 +154,7 @@ pub fn token(db: &Path, command: &TokenCommand, json: bool) -> Outcome {
                 output::line(issued.token);
             }
         }
-        TokenCommand::Revoke { id } => {
+        TokenCommand::Revoke { id, .. } => {
             let record = file.revoke(id, now).map_err(token_failure)?;
             if json {
                 output::json(&strive_server::TokenBody::from(record));
@@ -135,7 +162,7 @@ pub fn token(db: &Path, command: &TokenCommand, json: bool) -> Outcome {
                 output::line(format!("revoked token {} of {}", record.id, record.actor));
             }
         }
-        TokenCommand::List => {
+        TokenCommand::List { .. } => {
             let records = file.load().map_err(token_failure)?;
             if json {
                 let bodies: Vec<_> = records

@@ -1,7 +1,7 @@
 //! The campaign's commands (issue #5): `demo`, `report` and `pledges`.
 //! Glue: the simulation, the report and the public list of pledges are in
 //! `strive-campaign`; the demo's verification is the auditor's own
-//! (`audit_cmd::source::verify`), so the demo checks its store exactly as
+//! (`strive_audit::store::verify`), so the demo checks its store exactly as
 //! `strive verify` would.
 
 use std::path::{Path, PathBuf};
@@ -18,9 +18,9 @@ use strive_campaign::{
 };
 use strive_store::{Durability, ManualClock, Options};
 
-use crate::audit_cmd::source;
-use crate::cli::{Cli, Format};
-use crate::commands::{Failure, open};
+use crate::cli::{Cli, ReportFormat as ReportFormatArg, TextOrJson, is_json};
+use crate::commands::open;
+use crate::failure::{Failure, Outcome};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +44,9 @@ pub enum CampaignCommand {
         /// At most this many rows per table of the printed report; 0 for all.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// The campaign report: stage counts, overdue units, commended units
     /// with their scores, open rectification items. --format text, json,
@@ -62,6 +65,9 @@ pub enum CampaignCommand {
         /// At most this many rows per table in text and HTML; 0 for all.
         #[arg(long, default_value_t = 0)]
         limit: usize,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<ReportFormatArg>,
     },
     /// Every published plan and pledge, as the masses see them (no scores,
     /// no evaluators). --format text, json, csv or html.
@@ -72,10 +78,23 @@ pub enum CampaignCommand {
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<ReportFormatArg>,
     },
 }
 
-type Outcome = Result<ExitCode, Failure>;
+impl CampaignCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            CampaignCommand::Demo { format, .. } => is_json(*format),
+            CampaignCommand::Report { format, .. } | CampaignCommand::Pledges { format, .. } => {
+                *format == Some(ReportFormatArg::Json)
+            }
+        }
+    }
+}
 
 pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
     match command {
@@ -85,6 +104,7 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
             seed,
             concurrency,
             limit,
+            ..
         } => {
             let options = DemoOptions::new(*organisations, *members)
                 .with_seed(*seed)
@@ -97,8 +117,9 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
             out,
             as_of,
             limit,
+            format,
         } => {
-            let format = report_format(cli.format, "report")?;
+            let format = report_format(*format);
             let mut options = ReportOptions::default();
             if let Some(workflow) = workflow {
                 options = options.workflow(workflow.clone());
@@ -111,8 +132,12 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
             let text = report.render(format, &RenderOptions::limit(*limit));
             emit(&text, out.as_deref(), json)
         }
-        CampaignCommand::Pledges { organisation, out } => {
-            let format = report_format(cli.format, "pledges")?;
+        CampaignCommand::Pledges {
+            organisation,
+            out,
+            format,
+        } => {
+            let format = report_format(*format);
             let engine = open(&cli.db)?;
             let pledges =
                 strive_campaign::pledges(&engine, organisation.as_deref()).map_err(failure)?;
@@ -172,7 +197,7 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
 
     let verify_started = Instant::now();
     let bar = progress_bar(engine.last_gseq(), "核验 Verifying");
-    let verification = source::verify(&engine, VerifyOptions::default(), |read| {
+    let verification = strive_audit::store::verify(&engine, VerifyOptions::default(), |read| {
         if let Some(bar) = &bar {
             bar.set_position(read);
         }
@@ -326,15 +351,12 @@ fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn report_format(format: Option<Format>, command: &str) -> Result<ReportFormat, Failure> {
+fn report_format(format: Option<ReportFormatArg>) -> ReportFormat {
     match format {
-        None | Some(Format::Text) => Ok(ReportFormat::Text),
-        Some(Format::Json) => Ok(ReportFormat::Json),
-        Some(Format::Csv) => Ok(ReportFormat::Csv),
-        Some(Format::Html) => Ok(ReportFormat::Html),
-        Some(other) => Err(Failure::usage(format!(
-            "{command} writes --format text, json, csv or html, not {other:?}"
-        ))),
+        None | Some(ReportFormatArg::Text) => ReportFormat::Text,
+        Some(ReportFormatArg::Json) => ReportFormat::Json,
+        Some(ReportFormatArg::Csv) => ReportFormat::Csv,
+        Some(ReportFormatArg::Html) => ReportFormat::Html,
     }
 }
 

@@ -1,5 +1,5 @@
-//! The store's own commands: `upgrade` (format 1 to 2), `backup` and
-//! `import` (issue #10).
+//! The store's own commands: `init` (issue #17), `upgrade` (format 1 to
+//! 2), `backup` and `import` (issue #10).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use strive_audit::Checkpoint;
 use strive_store::{Converted, Engine, Options, StorageError};
 
-use crate::cli::Cli;
-use crate::commands::{Failure, open};
+use crate::cli::{Cli, TextOrJson, is_json};
+use crate::commands::open;
+use crate::failure::{Failure, Outcome};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +25,9 @@ pub enum StoreCommand {
         old: PathBuf,
         /// Where to make the new store (must not exist, or be empty).
         new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Copies the store's log to a new store while the engine may run; the
     /// copy rebuilds (and so checks) its state from the log when first
@@ -31,6 +35,9 @@ pub enum StoreCommand {
     Backup {
         /// Where to make the copy (must not exist, or be empty).
         dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Builds a new store (`--db`) from a complete audit bundle, refusing a
     /// bundle that does not verify.
@@ -41,18 +48,30 @@ pub enum StoreCommand {
         /// bundle is checked against its own checkpoint.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
 }
 
-type Outcome = Result<ExitCode, Failure>;
+impl StoreCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            StoreCommand::Upgrade { format, .. }
+            | StoreCommand::Backup { format, .. }
+            | StoreCommand::Import { format, .. } => is_json(*format),
+        }
+    }
+}
 
 pub fn run(cli: &Cli, command: &StoreCommand, json: bool) -> Outcome {
     match command {
-        StoreCommand::Upgrade { old, new } => upgrade(old, new, json),
-        StoreCommand::Backup { dir } => backup(&cli.db, dir, json),
-        StoreCommand::Import { bundle, checkpoint } => {
-            import(&cli.db, bundle, checkpoint.as_deref(), json)
-        }
+        StoreCommand::Upgrade { old, new, .. } => upgrade(old, new, json),
+        StoreCommand::Backup { dir, .. } => backup(&cli.db, dir, json),
+        StoreCommand::Import {
+            bundle, checkpoint, ..
+        } => import(&cli.db, bundle, checkpoint.as_deref(), json),
     }
 }
 
@@ -193,4 +212,45 @@ fn bundle_events(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `strive init`: creates an empty store where nothing else is.
+pub(crate) fn init(db: &Path, partitions: u32, json: bool) -> Outcome {
+    if !(1..=strive_store::MAX_PARTITIONS).contains(&partitions) {
+        return Err(Failure::usage(format!(
+            "--partitions {partitions}: a store has 1 to {} partitions; choose a number in \
+             that range (about one per core the writers may use)",
+            strive_store::MAX_PARTITIONS
+        )));
+    }
+    match strive_store::probe::require_store_or_room(db) {
+        Ok(strive_store::probe::Place::Store) => {
+            return Err(Failure::new(
+                "store_exists",
+                format!("{} is a strive store already; nothing to do", db.display()),
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let options = strive_store::Options {
+        partitions,
+        ..strive_store::Options::default()
+    };
+    drop(crate::files::open_or_create(db, options)?);
+    if json {
+        output::json(&json!({"created": db.display().to_string(), "partitions": partitions}));
+    } else {
+        let noun = if partitions == 1 {
+            "partition"
+        } else {
+            "partitions"
+        };
+        output::line(format!(
+            "created an empty strive store at {} ({partitions} {noun}); deploy workflows with `strive deploy --db {} FILE...`",
+            db.display(),
+            db.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }

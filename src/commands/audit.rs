@@ -1,8 +1,7 @@
 //! The auditor's commands (issue #4): replay, verify, checkpoint, keygen,
 //! export, export-model and verify-bundle. Glue: the work is in
-//! `strive-audit`; `source` feeds it from the store.
-
-pub(crate) mod source;
+//! `strive-audit`, whose `store` module feeds it from the store (the same
+//! code `strive serve` runs).
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -13,15 +12,19 @@ use std::time::Instant;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use strive_audit::{
-    At, BundleWriter, Checkpoint, CsvWriter, Filter, Problem, SigningKey, VerifierKey,
-    VerifyOptions, XesWriter,
+    At, Checkpoint, Filter, Problem, SigningKey, VerifierKey, VerifyOptions, store,
 };
-use strive_store::{Engine, ListQuery, Snapshot};
+use strive_store::Engine;
 
-use crate::cli::{Cli, Format};
-use crate::commands::{Failure, open};
+use crate::cli::{Cli, ExportFormat, ModelFormat, TextOrJson, is_json};
+use crate::commands::open;
+use crate::failure::{Failure, Outcome};
 use crate::files::OutFile;
 use crate::output;
+
+/// What `verify` says of a store that ran on a manual clock.
+const MANUAL_CLOCK_NOTE: &str = "note: this store ran on a manual clock (a simulation): its \
+     event times are the simulation's, and deadlines fired when the simulation said, not the world";
 
 /// The origin checkpoints name when `--origin` is not given.
 const DEFAULT_ORIGIN: &str = "strive";
@@ -39,6 +42,9 @@ pub enum AuditCommand {
         /// Stop at this time (RFC 3339, or a date for the end of that day, UTC).
         #[arg(long)]
         at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Checks the whole store: hashes, chains, the global sequence, heads,
     /// replay against snapshots, conformance and the Merkle root; exit 1
@@ -50,6 +56,13 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long, requires = "since")]
         public_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
+        /// Threads to verify on: 0 for one per core, 1 for sequentially
+        /// (the report is the same).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
     },
     /// Prints a checkpoint of the log (origin, size, root), optionally signed.
     Checkpoint {
@@ -59,6 +72,9 @@ pub enum AuditCommand {
         /// The log's name in the checkpoint.
         #[arg(long, default_value = DEFAULT_ORIGIN)]
         origin: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Makes an Ed25519 key pair for signing checkpoints: FILE and FILE.pub.
     Keygen {
@@ -69,31 +85,12 @@ pub enum AuditCommand {
         /// key's fingerprint when absent, so that two keys never share one.
         #[arg(long)]
         name: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
     /// Streams events out: --format jsonl (the audit bundle, default), csv or xes.
-    Export {
-        /// Only instances of this workflow.
-        #[arg(long)]
-        workflow: Option<String>,
-        /// Only this instance.
-        #[arg(long)]
-        instance: Option<String>,
-        /// Only events from this global position on.
-        #[arg(long)]
-        since: Option<u64>,
-        /// Write here instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Sign the bundle's checkpoint with this key.
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// The log's name in the bundle's checkpoint.
-        #[arg(long, default_value = DEFAULT_ORIGIN)]
-        origin: String,
-        /// Add a consistency proof from this earlier checkpoint to the bundle.
-        #[arg(long)]
-        from_checkpoint: Option<PathBuf>,
-    },
+    Export(ExportArgs),
     /// Writes a workflow definition as a PNML Petri net.
     ExportModel {
         /// The workflow.
@@ -101,6 +98,9 @@ pub enum AuditCommand {
         /// The version; the latest when absent.
         #[arg(long)]
         version: Option<u32>,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: Option<ModelFormat>,
     },
     /// Checks an exported JSONL bundle without the database.
     VerifyBundle {
@@ -112,10 +112,54 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
     },
 }
 
-type Outcome = Result<ExitCode, Failure>;
+/// `strive export`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Only instances of this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only this instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Only events from this global position on.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sign the bundle's checkpoint with this key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The log's name in the bundle's checkpoint.
+    #[arg(long, default_value = DEFAULT_ORIGIN)]
+    pub origin: String,
+    /// Add a consistency proof from this earlier checkpoint to the bundle.
+    #[arg(long)]
+    pub from_checkpoint: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+}
+
+impl AuditCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            AuditCommand::Replay { format, .. }
+            | AuditCommand::Verify { format, .. }
+            | AuditCommand::Checkpoint { format, .. }
+            | AuditCommand::Keygen { format, .. }
+            | AuditCommand::VerifyBundle { format, .. } => is_json(*format),
+            AuditCommand::Export(_) | AuditCommand::ExportModel { .. } => false,
+        }
+    }
+}
 
 pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
     match command {
@@ -123,94 +167,32 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             instance,
             at_seq,
             at,
+            ..
         } => replay(&cli.db, instance, *at_seq, at.as_deref(), json),
-        AuditCommand::Verify { since, public_key } => match crate::client::Remote::from_cli(cli)? {
-            Some(remote) => crate::client::verify(&remote, json),
-            None => verify(&cli.db, since.as_deref(), public_key.as_deref(), json),
-        },
-        AuditCommand::Checkpoint { key, origin } => checkpoint(cli, key.as_deref(), origin, json),
-        AuditCommand::Keygen { out, name } => keygen(out, name.as_deref(), json),
-        AuditCommand::Export {
-            workflow,
-            instance,
+        AuditCommand::Verify {
             since,
-            out,
-            key,
-            origin,
-            from_checkpoint,
-        } => {
-            let filter = Filter {
-                workflow: workflow.clone(),
-                instance: instance.clone(),
-                since: *since,
-            };
-            let signing = key.as_deref().map(read_signing_key).transpose()?;
-            check_origin(origin)?;
-            let from = from_checkpoint
-                .as_deref()
-                .map(|p| read_checkpoint(p, None))
-                .transpose()?;
-            let engine = open(&cli.db)?;
-            if engine.partitions() > 1 {
-                // Bundles do not speak of partitions yet (issue #10 item 5).
-                return Err(Failure::new(
-                    "unsupported",
-                    format!(
-                        "{} has {} partitions, and export writes bundles of one-partition stores \
-                         only for now; use `strive backup` to copy it, `strive verify` and \
-                         `strive checkpoint` to audit it",
-                        cli.db.display(),
-                        engine.partitions()
-                    ),
-                ));
-            }
-            check_filter(&engine, &filter)?;
-            if let (Some(from), Some(path)) = (&from, from_checkpoint) {
-                check_earlier(from, path, origin, engine.last_gseq())?;
-            }
-            let mut file = out.as_deref().map(OutFile::create).transpose()?;
-            let sink: Box<dyn Write + '_> = match &mut file {
-                Some(file) => Box::new(file),
-                None => Box::new(output::stream()),
-            };
-            let started = Instant::now();
-            let (events, what) = match cli.format {
-                None | Some(Format::Jsonl) => export_bundle(
-                    &engine,
-                    sink,
-                    filter,
-                    origin,
-                    signing.as_ref(),
-                    from.as_ref(),
-                )?,
-                Some(Format::Csv) => (export_csv(&engine, sink, &filter)?, "csv"),
-                Some(Format::Xes) => (export_xes(&engine, sink, &filter)?, "xes"),
-                Some(other) => {
-                    return Err(Failure::usage(format!(
-                        "export writes --format jsonl, csv or xes, not {other:?}"
-                    )));
-                }
-            };
-            if let Some(file) = file {
-                file.commit(true, 0o644)?;
-            }
-            tracing::info!(
-                events,
-                format = what,
-                seconds = started.elapsed().as_secs_f64(),
-                "exported"
-            );
-            Ok(ExitCode::SUCCESS)
+            public_key,
+            jobs,
+            ..
+        } => match crate::client::Remote::from_cli(cli)? {
+            Some(remote) => crate::client::verify(&remote, json),
+            None => verify(
+                &cli.db,
+                since.as_deref(),
+                public_key.as_deref(),
+                *jobs,
+                json,
+            ),
+        },
+        AuditCommand::Checkpoint { key, origin, .. } => {
+            checkpoint(cli, key.as_deref(), origin, json)
         }
-        AuditCommand::ExportModel { workflow, version } => {
-            match cli.format {
-                None | Some(Format::Pnml) => {}
-                Some(other) => {
-                    return Err(Failure::usage(format!(
-                        "export-model writes --format pnml, not {other:?}"
-                    )));
-                }
-            }
+        AuditCommand::Keygen { out, name, .. } => keygen(out, name.as_deref(), json),
+        AuditCommand::Export(args) => export(&cli.db, args),
+        AuditCommand::ExportModel {
+            workflow, version, ..
+        } => {
+            // PNML is the one format (`--format pnml` may still be said).
             let engine = open(&cli.db)?;
             let version = match version {
                 Some(version) => *version,
@@ -239,8 +221,82 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             file,
             checkpoint,
             public_key,
+            ..
         } => verify_bundle(file, checkpoint, public_key.as_deref(), json),
     }
+}
+
+/// `strive export`: the store's events as a bundle, CSV or XES, to a file
+/// (written whole through a rename) or stdout.
+fn export(db: &Path, args: &ExportArgs) -> Outcome {
+    let ExportArgs {
+        workflow,
+        instance,
+        since,
+        out,
+        key,
+        origin,
+        from_checkpoint,
+        format,
+    } = args;
+    let filter = Filter {
+        workflow: workflow.clone(),
+        instance: instance.clone(),
+        since: *since,
+    };
+    let signing = key.as_deref().map(read_signing_key).transpose()?;
+    check_origin(origin)?;
+    let from = from_checkpoint
+        .as_deref()
+        .map(|p| read_checkpoint(p, None))
+        .transpose()?;
+    let engine = open(db)?;
+    if engine.partitions() > 1 {
+        // Bundles do not speak of partitions yet (issue #10 item 5).
+        return Err(Failure::new(
+            "unsupported",
+            format!(
+                "{} has {} partitions, and export writes bundles of one-partition stores \
+                 only for now; use `strive backup` to copy it, `strive verify` and \
+                 `strive checkpoint` to audit it",
+                db.display(),
+                engine.partitions()
+            ),
+        ));
+    }
+    check_filter(&engine, &filter)?;
+    if let (Some(from), Some(path)) = (&from, from_checkpoint) {
+        check_earlier(&engine, from, path, origin)?;
+    }
+    let format = match format {
+        None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
+        Some(ExportFormat::Csv) => store::Format::Csv,
+        Some(ExportFormat::Xes) => store::Format::Xes,
+    };
+    let mut file = out.as_deref().map(OutFile::create).transpose()?;
+    let sink: Box<dyn Write + '_> = match &mut file {
+        Some(file) => Box::new(file),
+        None => Box::new(output::stream()),
+    };
+    let started = Instant::now();
+    let export = store::Export {
+        format,
+        filter: &filter,
+        origin,
+        key: signing.as_ref(),
+        from: from.as_ref(),
+    };
+    let events = store::export(&engine, sink, &export).map_err(export_failure)?;
+    if let Some(file) = file {
+        file.commit(true, 0o644)?;
+    }
+    tracing::info!(
+        events,
+        format = format.name(),
+        seconds = started.elapsed().as_secs_f64(),
+        "exported"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn io_failure(what: &str, error: std::io::Error) -> Failure {
@@ -277,9 +333,17 @@ fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Refuses a `--from-checkpoint` of another log (its origin differs) or
-/// from this log's future (it is larger than the log).
-fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Result<(), Failure> {
+/// Refuses a `--from-checkpoint` of another log (its origin differs, or
+/// its root is not this log's root at its size) or from this log's future
+/// (it is larger than the log). The root is compared through a consistency
+/// proof from the stored tiles, in O(log N) reads.
+fn check_earlier(
+    engine: &Engine,
+    from: &Checkpoint,
+    path: &Path,
+    origin: &str,
+) -> Result<(), Failure> {
+    let head = engine.tree_head().map_err(corrupt)?;
     let problem = if from.origin != origin {
         format!(
             "is a checkpoint of the log `{}`, not of `{}`; pass --origin {} if that is this log",
@@ -287,9 +351,16 @@ fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Res
             strive_core::id::escape(origin),
             strive_core::id::escape(&from.origin)
         )
-    } else if from.size > size {
+    } else if from.size > head.size {
         format!(
-            "has {} events, but this log has only {size}: it is not an earlier checkpoint of this store",
+            "has {} events, but this log has only {}: it is not an earlier checkpoint of this store",
+            from.size, head.size
+        )
+    } else if !extends(engine, from, &head)? {
+        format!(
+            "has the root of another log: this store's first {} events do not hash to it, so \
+             it is not an earlier checkpoint of this store (or the store was rewritten since; \
+             `strive verify --since` says which)",
             from.size
         )
     } else {
@@ -299,6 +370,22 @@ fn check_earlier(from: &Checkpoint, path: &Path, origin: &str, size: u64) -> Res
         "checkpoint",
         format!("{} {problem}", path.display()),
     ))
+}
+
+/// Whether the log with `head` extends the checkpoint `from` (no larger).
+fn extends(
+    engine: &Engine,
+    from: &Checkpoint,
+    head: &strive_store::TreeHead,
+) -> Result<bool, Failure> {
+    let proof = match from.size {
+        0 => Vec::new(),
+        size => engine.consistency_proof(size, head.size)?,
+    };
+    Ok(
+        strive_core::verify_consistency(from.size, &from.root, head.size, &head.root, &proof)
+            .is_ok(),
+    )
 }
 
 fn unknown_workflow(workflow: &str) -> Failure {
@@ -379,35 +466,17 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
         (None, None) => At::End,
     };
     let engine = open(db)?;
-    let events = scoped_events(&engine, instance)?
-        .into_iter()
-        .map(|e| Ok::<_, strive_store::StorageError>((e.hash, e.bytes)));
-    let replayed = strive_audit::replay(events, instance, at).map_err(|e| {
+    let store::Replay {
+        replayed,
+        matches_snapshot: matches,
+        problems,
+    } = store::replay(&engine, instance, at).map_err(|e| {
         let kind = match e {
             strive_audit::ReplayError::NotFound { .. } => "unknown_instance",
             _ => "replay",
         };
         Failure::new(kind, e.to_string())
     })?;
-    let mut problems = replayed.problems.clone();
-    // The whole history must give the stored snapshot.
-    let mut matches = None;
-    if at == At::End {
-        let differences = match engine.instance(instance)? {
-            Some(snapshot) => strive_audit::differences(&replayed.instance, &snapshot.instance),
-            None => vec!["the store has no snapshot of it".to_owned()],
-        };
-        matches = Some(differences.is_empty());
-        if !differences.is_empty() {
-            problems.push(
-                Problem::new(
-                    strive_audit::ProblemCode::SnapshotMismatch,
-                    differences.join("; "),
-                )
-                .on(instance),
-            );
-        }
-    }
     let i = &replayed.instance;
     if json {
         output::json(&json!({
@@ -444,54 +513,16 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     })
 }
 
-/// The events a replay of `instance` reads, in log order: every deployment
-/// (definitions), the instance's own history and its descendants' (guards
-/// may read children), each read through its chain, so replaying one
-/// instance costs its own events, not the whole log (issue #10).
-fn scoped_events(
-    engine: &Engine,
-    instance: &str,
-) -> Result<Vec<strive_store::StoredEvent>, Failure> {
-    let mut events = Vec::new();
-    for workflow in engine.workflows()? {
-        let subject = format!(
-            "{}{}",
-            strive_core::WORKFLOW_SUBJECT_PREFIX,
-            workflow.workflow
-        );
-        events.extend(engine.history(&subject).map_err(corrupt)?);
-    }
-    let mut pending = vec![instance.to_owned()];
-    while let Some(id) = pending.pop() {
-        events.extend(engine.history(&id).map_err(corrupt)?);
-        let mut after = None;
-        loop {
-            let page = engine.list(&ListQuery {
-                parent: Some(id.clone()),
-                after: after.take(),
-                limit: Some(512),
-                ..ListQuery::default()
-            })?;
-            pending.extend(page.items.into_iter().map(|s| s.instance.id));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-    }
-    events.sort_by_key(|e| e.event.gseq);
-    Ok(events)
-}
-
-fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Outcome {
+fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, jobs: usize, json: bool) -> Outcome {
     let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
     let engine = open(db)?;
     let bar = output::progress(engine.total_events(), "verifying");
     let started = Instant::now();
-    let report = source::verify(
+    let report = store::verify(
         &engine,
         VerifyOptions {
             since,
+            jobs,
             ..VerifyOptions::default()
         },
         |read| {
@@ -504,15 +535,21 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, json: bool) -> Ou
         bar.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
+    // A simulation's times are its own (issue #17): the auditor is told.
+    let manual = engine.ran_on_manual_clock()?;
     if json {
         let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.insert("ok".to_owned(), json!(report.ok()));
             map.insert("seconds".to_owned(), json!(seconds));
+            map.insert("manual_clock".to_owned(), json!(manual));
         }
         output::json(&value);
     } else {
         print_problems(&report.problems);
+        if manual {
+            output::line(MANUAL_CLOCK_NOTE);
+        }
         output::line(format!(
             "{report} ({:.1} MB in {seconds:.2} s)",
             report.bytes as f64 / 1e6
@@ -610,117 +647,17 @@ fn corrupt(error: strive_store::StorageError) -> Failure {
     )
 }
 
-fn write_failure(error: std::io::Error) -> Failure {
-    output::quiet_on_closed_pipe(&error);
-    io_failure("cannot write the export", error)
-}
-
-fn export_bundle(
-    engine: &Engine,
-    sink: Box<dyn Write + '_>,
-    filter: Filter,
-    origin: &str,
-    key: Option<&SigningKey>,
-    from: Option<&Checkpoint>,
-) -> Result<(u64, &'static str), Failure> {
-    let prover = Box::new(StoreProver(engine.clone()));
-    let mut writer = BundleWriter::with_prover(sink, filter, prover).map_err(write_failure)?;
-    for item in engine.events(1) {
-        let stored = item.map_err(corrupt)?;
-        writer
-            .event(&stored.hash, &stored.bytes, &stored.event)
-            .map_err(write_failure)?;
-    }
-    strive_store::fail_point!("export-middle");
-    for id in writer.instances() {
-        if let Some(snapshot) = engine.instance(&id)? {
-            writer
-                .snapshot(&snapshot.instance, snapshot.due.as_ref())
-                .map_err(write_failure)?;
+/// An export that stopped: a closed pipe ends quietly, as every
+/// command's output does; a store that cannot be read says where to look.
+fn export_failure(error: store::ExportError) -> Failure {
+    match error {
+        store::ExportError::Write(error) => {
+            output::quiet_on_closed_pipe(&error);
+            io_failure("cannot write the export", error)
         }
+        store::ExportError::Storage(error) => corrupt(error),
+        other => Failure::new("export", other.to_string()),
     }
-    let (_, _, summary) = writer.finish(origin, key, from).map_err(write_failure)?;
-    Ok((summary.events, "jsonl"))
-}
-
-/// The store's Merkle tiles as a bundle's source of proofs (O(log N) reads
-/// each), so an export never holds the tree.
-struct StoreProver(Engine);
-
-impl strive_audit::Prover for StoreProver {
-    fn inclusion(&self, index: u64, size: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
-        self.0
-            .inclusion_proof(index + 1, size)
-            .map_err(std::io::Error::other)
-    }
-
-    fn consistency(&self, old: u64, new: u64) -> std::io::Result<Vec<strive_audit::Hash>> {
-        self.0
-            .consistency_proof(old, new)
-            .map_err(std::io::Error::other)
-    }
-}
-
-fn export_csv(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
-    let mut writer = CsvWriter::new(sink).map_err(write_failure)?;
-    for item in engine.events(filter.since.unwrap_or(1)) {
-        let stored = item.map_err(corrupt)?;
-        if filter.matches(&stored.event) {
-            writer
-                .row(&stored.hash, &stored.event)
-                .map_err(write_failure)?;
-        }
-    }
-    Ok(writer.finish().map_err(write_failure)?.1)
-}
-
-/// XES groups events by trace, so it walks instances (in id order) and
-/// reads one history at a time.
-fn export_xes(engine: &Engine, sink: Box<dyn Write + '_>, filter: &Filter) -> Result<u64, Failure> {
-    let name = filter.workflow.as_deref().unwrap_or("strive");
-    let mut writer = XesWriter::new(sink, name).map_err(write_failure)?;
-    let mut trace = |snapshot: &Snapshot| -> Result<(), Failure> {
-        let history = engine.history(&snapshot.instance.id).map_err(corrupt)?;
-        let events: Vec<(&str, &strive_core::Event)> = history
-            .iter()
-            .filter(|e| filter.matches(&e.event))
-            .map(|e| (e.hash.as_str(), &e.event))
-            .collect();
-        // With --since, an instance with nothing new gets no empty trace.
-        if events.is_empty() {
-            return Ok(());
-        }
-        writer
-            .trace(&snapshot.instance, events)
-            .map_err(write_failure)
-    };
-    match &filter.instance {
-        Some(id) => {
-            let snapshot = engine
-                .instance(id)?
-                .ok_or_else(|| Failure::new("unknown_instance", format!("no instance `{id}`")))?;
-            trace(&snapshot)?;
-        }
-        None => {
-            let mut after = None;
-            loop {
-                let page = engine.list(&ListQuery {
-                    workflow: filter.workflow.clone(),
-                    after: after.take(),
-                    limit: Some(512),
-                    ..ListQuery::default()
-                })?;
-                for snapshot in &page.items {
-                    trace(snapshot)?;
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-        }
-    }
-    Ok(writer.finish().map_err(write_failure)?.1)
 }
 
 fn verify_bundle(file: &Path, checkpoint: &Path, key: Option<&Path>, json: bool) -> Outcome {

@@ -1,0 +1,208 @@
+//! The access check of verification (issue #11): replays the access chain
+//! (`@access`) alongside the log and checks each event's actor against the
+//! grants held when it acted, by the core's rules (`strive_core::access`),
+//! the very ones the engine's writer applies.
+//!
+//! What it checks, from the first grant in the log on (a log without
+//! grants predates access control and is not checked; docs/audit.md):
+//!
+//! - every grant and revocation was made by an admin and was a real change
+//!   (`access_refused` otherwise);
+//! - every other event's actor held a grant of each role it claims,
+//!   globally, or on the instance or one of its ancestors for instance
+//!   events (`not_granted` otherwise). The engine's `system` actor needs
+//!   none.
+//!
+//! It reports events without a grant whether or not the store enforced
+//! grants when they were written: a store that records grants says who may
+//! act, and an auditor must see an event outside them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use strive_core::access::{self, Access, Change, Grant};
+use strive_core::{ACCESS_SUBJECT, Event, EventKind};
+
+use crate::problem::{Problem, ProblemCode};
+
+/// How many ancestors a scope walk follows: a bound against a cycle in a
+/// forged log, far above any real tree.
+const MAX_ANCESTORS: usize = 1024;
+
+/// The grants as replayed so far, and each instance's parent.
+#[derive(Debug, Default)]
+pub(crate) struct AccessCheck {
+    access: Access,
+    parents: HashMap<String, Option<String>>,
+    /// Set at the first grant: from there on every event is checked.
+    active: bool,
+}
+
+impl AccessCheck {
+    /// Checks the next event of the log, in global order, and applies it
+    /// if it changes grants.
+    pub(crate) fn event(&mut self, event: &Event) -> Vec<Problem> {
+        let here = |code, message: String| {
+            Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
+        };
+        if let Some(change) = Change::of(event.kind) {
+            self.active = true;
+            return self
+                .change(change, event)
+                .err()
+                .map(|message| here(ProblemCode::AccessRefused, message))
+                .into_iter()
+                .collect();
+        }
+        let parent = match event.kind {
+            EventKind::Start => {
+                let parent = event
+                    .payload
+                    .get("parent")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                self.parents.insert(event.instance.clone(), parent.clone());
+                parent
+            }
+            _ => self.parents.get(&event.instance).cloned().flatten(),
+        };
+        if !self.active {
+            return Vec::new();
+        }
+        let scope = match event.kind {
+            EventKind::Deploy => Vec::new(),
+            _ => self.scope(&event.instance, parent),
+        };
+        let Ok(missing) = access::missing(&self.access, &event.actor, &scope);
+        missing
+            .map(|grant| {
+                here(
+                    ProblemCode::NotGranted,
+                    format!("the actor held no grant of the role it acted in: {grant} was missing"),
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Checks and applies a grant or revocation; the problem's message if
+    /// it breaks the rules. A refused change is applied all the same, as
+    /// recorded, so one bad grant is reported once, not at every event
+    /// that relies on it.
+    fn change(&mut self, change: Change, event: &Event) -> Result<(), String> {
+        if event.instance != ACCESS_SUBJECT {
+            return Err(format!(
+                "a {} event belongs to the access chain `{ACCESS_SUBJECT}`",
+                change.name()
+            ));
+        }
+        let grant: Grant = serde_json::from_value(event.payload.clone())
+            .map_err(|e| format!("its payload is not a grant: {e}"))?;
+        let Ok(checked) = access::check_change(&self.access, change, &grant, &event.actor);
+        self.access
+            .apply(change, &grant, event.gseq, &event.actor.id);
+        checked.map_err(|reason| format!("the engine would have refused it: {reason}"))
+    }
+
+    /// `first` and its ancestors as the log has them, nearest first.
+    fn scope(&self, first: &str, mut parent: Option<String>) -> Vec<String> {
+        let mut scope = vec![first.to_owned()];
+        while let Some(id) = parent.take() {
+            if scope.len() > MAX_ANCESTORS || scope.contains(&id) {
+                break;
+            }
+            parent = self.parents.get(&id).cloned().flatten();
+            scope.push(id);
+        }
+        scope
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use strive_core::{Actor, GENESIS};
+
+    use super::*;
+
+    fn event(gseq: u64, instance: &str, kind: EventKind, actor: Actor, payload: Value) -> Event {
+        Event {
+            v: 1,
+            gseq,
+            partition: 0,
+            instance: instance.into(),
+            seq: 1,
+            prev: GENESIS.into(),
+            kind,
+            workflow: String::new(),
+            version: 0,
+            definition_hash: String::new(),
+            from: None,
+            event: String::new(),
+            transition: None,
+            to: String::new(),
+            actor,
+            at: "2026-05-01T08:00:00Z".parse().expect("time"),
+            command_id: None,
+            payload,
+            effects: vec![],
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn events_are_checked_from_the_first_grant_on() {
+        let mut check = AccessCheck::default();
+        let li = Actor::new("li", &["secretary"]);
+        let start = |gseq, id: &str, parent: Option<&str>| {
+            event(
+                gseq,
+                id,
+                EventKind::Start,
+                li.clone(),
+                json!({"data": {}, "parent": parent}),
+            )
+        };
+        // Before any grant: not checked.
+        assert!(check.event(&start(1, "org-1", None)).is_empty());
+        assert!(check.event(&start(2, "org-2", None)).is_empty());
+        let root = Actor::new("root", &["admin"]);
+        let grant = |gseq, payload| {
+            event(
+                gseq,
+                ACCESS_SUBJECT,
+                EventKind::Grant,
+                root.clone(),
+                payload,
+            )
+        };
+        assert!(
+            check
+                .event(&grant(
+                    3,
+                    json!({"actor": "root", "role": "admin", "on": null})
+                ))
+                .is_empty()
+        );
+        assert!(
+            check
+                .event(&grant(
+                    4,
+                    json!({"actor": "li", "role": "secretary", "on": "org-1"})
+                ))
+                .is_empty()
+        );
+        assert!(check.event(&start(5, "m-1", Some("org-1"))).is_empty());
+        let sibling = check.event(&start(6, "m-2", Some("org-2")));
+        assert_eq!(sibling.len(), 1);
+        assert_eq!(sibling[0].code, ProblemCode::NotGranted);
+        // A grant twice is refused, and so is a payload that is no grant.
+        let twice = check.event(&grant(
+            7,
+            json!({"actor": "li", "role": "secretary", "on": "org-1"}),
+        ));
+        assert_eq!(twice[0].code, ProblemCode::AccessRefused);
+        let junk = check.event(&grant(8, json!({"who": "li"})));
+        assert_eq!(junk[0].code, ProblemCode::AccessRefused);
+    }
+}

@@ -1,0 +1,375 @@
+//! Feeding the toolkit from a strive store (feature `store`), through
+//! `strive_store::Engine`'s public API only: verification, the events a
+//! replay reads, and the exports. `strive` (the CLI) and `strive serve`
+//! both call these, so an auditor gets the same answer from either, and
+//! the tamper tests run the very code `strive verify` runs.
+//!
+//! The rest of the toolkit knows no store; this module is the one place
+//! that does, and only when the feature is on.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use strive_store::{Engine, ListQuery, Snapshot, StorageError, StoredEvent};
+
+use crate::EventRun;
+use crate::checkpoint::{Checkpoint, SigningKey};
+use crate::export::{BundleWriter, CsvWriter, Filter, Prover, XesWriter};
+use crate::merkle::Hash;
+use crate::problem::{Problem, ProblemCode};
+use crate::replay::{At, ReplayError, Replayed};
+use crate::verify::{Report, Verifier, VerifyOptions};
+
+/// How many snapshots to read per page.
+const PAGE: usize = 512;
+
+/// Every snapshot in id order (only `workflow`'s when given), a page at a
+/// time. A page that cannot be read ends the walk with its error: the
+/// store gives no way to skip one corrupt record (see `Engine::list`).
+pub fn snapshots<'a>(
+    engine: &'a Engine,
+    workflow: Option<&str>,
+) -> impl Iterator<Item = Result<Snapshot, StorageError>> + 'a {
+    let workflow = workflow.map(str::to_owned);
+    let mut after: Option<String> = None;
+    let mut page: std::vec::IntoIter<Snapshot> = Vec::new().into_iter();
+    let mut done = false;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(snapshot) = page.next() {
+                return Some(Ok(snapshot));
+            }
+            if done {
+                return None;
+            }
+            let query = ListQuery {
+                workflow: workflow.clone(),
+                after: after.clone(),
+                limit: Some(PAGE),
+                ..ListQuery::default()
+            };
+            match engine.list(&query) {
+                Ok(next) => {
+                    done = next.next.is_none();
+                    after = next.items.last().map(|s| s.instance.id.clone());
+                    if after.is_none() {
+                        done = true;
+                    }
+                    page = next.items.into_iter();
+                }
+                Err(error) => {
+                    done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    })
+}
+
+/// The blocks of `partition`'s log, as the verifier reads them.
+pub fn runs(
+    engine: &Engine,
+    partition: u32,
+) -> impl Iterator<Item = Result<EventRun, StorageError>> + '_ {
+    engine.blocks(partition, 1).map(|block| {
+        block.map(|block| {
+            let (digests, data, spans) = block.into_parts();
+            EventRun::from_parts(digests, data, spans)
+        })
+    })
+}
+
+/// Verifies the store behind `engine`: every event record in log order,
+/// block by block (on `options.jobs` threads), then every snapshot.
+/// `progress` is called with the number of events read after each block.
+/// A store of several partitions is verified partition by partition from
+/// partition 0 (whose log holds the deployments), sequentially.
+pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
+    let partitions = engine.partitions();
+    let options = VerifyOptions {
+        expected_size: Some(engine.total_events()),
+        expected_sizes: if partitions > 1 {
+            (0..partitions).map(|p| engine.last_gseq_in(p)).collect()
+        } else {
+            Vec::new()
+        },
+        ..options
+    };
+    let snapshots = snapshots(engine, None).map(|item| item.map(|s| (s.instance, s.due)));
+    if partitions == 1 {
+        return crate::verify_runs(|| runs(engine, 0), snapshots, options, progress);
+    }
+    let mut verifier = Verifier::new(options);
+    for partition in 0..partitions {
+        verifier.partition(partition);
+        for run in runs(engine, partition) {
+            match run {
+                Ok(run) => verifier.run(&run),
+                Err(error) => verifier.unreadable(error),
+            }
+            progress(verifier.events_read());
+        }
+    }
+    for item in snapshots {
+        match item {
+            Ok((snapshot, due)) => verifier.snapshot(&snapshot, due.as_ref()),
+            Err(error) => verifier.unreadable_snapshot(error),
+        }
+    }
+    verifier.finish()
+}
+
+/// The events a replay of `instance` reads, in log order: every deployment
+/// (definitions), the instance's own history and its descendants' (guards
+/// may read children), each read through its chain, so replaying one
+/// instance costs its own events, not the whole log (issue #10).
+pub fn scoped_events(engine: &Engine, instance: &str) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut events = Vec::new();
+    for workflow in engine.workflows()? {
+        let subject = format!(
+            "{}{}",
+            strive_core::WORKFLOW_SUBJECT_PREFIX,
+            workflow.workflow
+        );
+        events.extend(engine.history(&subject)?);
+    }
+    let mut pending = vec![instance.to_owned()];
+    while let Some(id) = pending.pop() {
+        events.extend(engine.history(&id)?);
+        let mut after = None;
+        loop {
+            let page = engine.list(&ListQuery {
+                parent: Some(id.clone()),
+                after: after.take(),
+                limit: Some(PAGE),
+                ..ListQuery::default()
+            })?;
+            pending.extend(page.items.into_iter().map(|s| s.instance.id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.gseq);
+    Ok(events)
+}
+
+/// One instance replayed from the store, and at the end compared with
+/// its stored snapshot.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The instance as its events give it.
+    pub replayed: Replayed,
+    /// At the end of the history: whether it equals the stored snapshot.
+    pub matches_snapshot: Option<bool>,
+    /// The replay's problems, a snapshot that differs included.
+    pub problems: Vec<Problem>,
+}
+
+/// Replays `instance` from its own events (and its definitions' and
+/// descendants', [`scoped_events`]) up to `at`; replayed to the end, it
+/// must equal the stored snapshot, or a `snapshot_mismatch` problem says
+/// how it differs.
+pub fn replay(engine: &Engine, instance: &str, at: At) -> Result<Replay, ReplayError> {
+    let source = |e: StorageError| ReplayError::Source {
+        message: e.to_string(),
+    };
+    let events = scoped_events(engine, instance)
+        .map_err(source)?
+        .into_iter()
+        .map(|e| Ok::<_, StorageError>((e.hash, e.bytes)));
+    let replayed = crate::replay::replay(events, instance, at)?;
+    let mut problems = replayed.problems.clone();
+    let mut matches_snapshot = None;
+    if at == At::End {
+        let differences = match engine.instance(instance).map_err(source)? {
+            Some(snapshot) => crate::replay::differences(&replayed.instance, &snapshot.instance),
+            None => vec!["the store has no snapshot of it".to_owned()],
+        };
+        matches_snapshot = Some(differences.is_empty());
+        if !differences.is_empty() {
+            problems.push(
+                Problem::new(ProblemCode::SnapshotMismatch, differences.join("; ")).on(instance),
+            );
+        }
+    }
+    Ok(Replay {
+        replayed,
+        matches_snapshot,
+        problems,
+    })
+}
+
+/// The formats a store exports to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// The JSONL audit bundle (`docs/audit.md`).
+    Jsonl,
+    /// One CSV row per instance event.
+    Csv,
+    /// An IEEE 1849 XES event log, one trace per instance.
+    Xes,
+}
+
+impl Format {
+    /// The format's name, as `--format` and the logs give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Xes => "xes",
+        }
+    }
+}
+
+/// What to export and how to seal it.
+#[derive(Debug, Clone, Copy)]
+pub struct Export<'a> {
+    /// The format.
+    pub format: Format,
+    /// Which events.
+    pub filter: &'a Filter,
+    /// The log's name in a bundle's checkpoint.
+    pub origin: &'a str,
+    /// The key that signs a bundle's checkpoint.
+    pub key: Option<&'a SigningKey>,
+    /// An earlier checkpoint a bundle proves the log extends.
+    pub from: Option<&'a Checkpoint>,
+}
+
+/// Why an export stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Writing the output failed (a closed pipe, a full disk, a client
+    /// that left).
+    Write(io::Error),
+    /// Reading the store failed.
+    Storage(StorageError),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Write(e) => write!(f, "cannot write the export: {e}"),
+            ExportError::Storage(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Write(e) => Some(e),
+            ExportError::Storage(e) => Some(e),
+        }
+    }
+}
+
+impl From<io::Error> for ExportError {
+    fn from(e: io::Error) -> ExportError {
+        ExportError::Write(e)
+    }
+}
+
+impl From<StorageError> for ExportError {
+    fn from(e: StorageError) -> ExportError {
+        ExportError::Storage(e)
+    }
+}
+
+/// Streams the store's events to `out` as `export` says, then flushes it.
+/// Returns how many events were written. Nothing holds the log in memory:
+/// a bundle's proofs come from the store's Merkle tiles.
+pub fn export<W: Write>(
+    engine: &Engine,
+    mut out: W,
+    export: &Export<'_>,
+) -> Result<u64, ExportError> {
+    let events = match export.format {
+        Format::Jsonl => bundle(engine, &mut out, export)?,
+        Format::Csv => csv(engine, &mut out, export.filter)?,
+        Format::Xes => xes(engine, &mut out, export.filter)?,
+    };
+    out.flush()?;
+    Ok(events)
+}
+
+fn bundle<W: Write>(engine: &Engine, out: W, export: &Export<'_>) -> Result<u64, ExportError> {
+    let prover = Box::new(StoreProver(engine.clone()));
+    let mut writer = BundleWriter::with_prover(out, export.filter.clone(), prover)?;
+    for item in engine.events(1) {
+        let stored = item?;
+        writer.event(&stored.hash, &stored.bytes, &stored.event)?;
+    }
+    strive_store::fail_point!("export-middle");
+    for id in writer.instances() {
+        if let Some(snapshot) = engine.instance(&id)? {
+            writer.snapshot(&snapshot.instance, snapshot.due.as_ref())?;
+        }
+    }
+    let (_, _, summary) = writer.finish(export.origin, export.key, export.from)?;
+    Ok(summary.events)
+}
+
+/// The store's Merkle tiles as a bundle's source of proofs (O(log N) reads
+/// each), so an export never holds the tree.
+struct StoreProver(Engine);
+
+impl Prover for StoreProver {
+    fn inclusion(&self, index: u64, size: u64) -> io::Result<Vec<Hash>> {
+        self.0
+            .inclusion_proof(index + 1, size)
+            .map_err(io::Error::other)
+    }
+
+    fn consistency(&self, old: u64, new: u64) -> io::Result<Vec<Hash>> {
+        self.0.consistency_proof(old, new).map_err(io::Error::other)
+    }
+}
+
+fn csv<W: Write>(engine: &Engine, out: W, filter: &Filter) -> Result<u64, ExportError> {
+    let mut writer = CsvWriter::new(out)?;
+    for item in engine.events(filter.since.unwrap_or(1)) {
+        let stored = item?;
+        if filter.matches(&stored.event) {
+            writer.row(&stored.hash, &stored.event)?;
+        }
+    }
+    Ok(writer.finish()?.1)
+}
+
+/// XES groups events by trace, so it walks the instances the filter names
+/// (in id order) and reads one history at a time.
+fn xes<W: Write>(engine: &Engine, out: W, filter: &Filter) -> Result<u64, ExportError> {
+    let name = filter.workflow.as_deref().unwrap_or("strive");
+    let mut writer = XesWriter::new(out, name)?;
+    let mut trace = |snapshot: &Snapshot| -> Result<(), ExportError> {
+        let history = engine.history(&snapshot.instance.id)?;
+        let events: Vec<(&str, &strive_core::Event)> = history
+            .iter()
+            .filter(|e| filter.matches(&e.event))
+            .map(|e| (e.hash.as_str(), &e.event))
+            .collect();
+        // With --since, an instance with nothing new gets no empty trace.
+        if !events.is_empty() {
+            writer.trace(&snapshot.instance, events)?;
+        }
+        Ok(())
+    };
+    match &filter.instance {
+        Some(id) => {
+            if let Some(snapshot) = engine.instance(id)? {
+                trace(&snapshot)?;
+            }
+        }
+        None => {
+            for snapshot in snapshots(engine, filter.workflow.as_deref()) {
+                trace(&snapshot?)?;
+            }
+        }
+    }
+    Ok(writer.finish()?.1)
+}
