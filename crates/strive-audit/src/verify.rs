@@ -137,7 +137,7 @@ impl fmt::Display for Report {
 
 /// Consecutive event records as a store holds them (one block of its
 /// log): each event's stored digest and its exact bytes, in one buffer.
-/// [`verify_runs`] reads a log as a sequence of these.
+/// [`verify_runs`](crate::verify_runs) reads a log as a sequence of these.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventRun {
     digests: Vec<Hash>,
@@ -726,7 +726,7 @@ fn consistency(
 /// A streaming verifier. Feed every event in key order with
 /// [`Verifier::event`] (or whole blocks with [`Verifier::run`]), then every
 /// snapshot with [`Verifier::snapshot`], then call [`Verifier::finish`].
-/// This is the sequential verifier; [`verify_runs`] spreads the same
+/// This is the sequential verifier; [`verify_runs`](crate::verify_runs) spreads the same
 /// checks over threads.
 pub struct Verifier {
     options: VerifyOptions,
