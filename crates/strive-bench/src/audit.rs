@@ -3,7 +3,7 @@
 //! (re-running the transition function over the recorded events and
 //! checking it reaches the recorded results), verify (hashes, sequence,
 //! chain links, Merkle log, replay, snapshots) through the very code of
-//! `strive audit verify` (`src/audit_cmd/source.rs`) on every core and on
+//! `strive verify` (`strive_audit::store::verify`) on every core and on
 //! one, XES export. Plus the integrity check alone (hashes and chain links)
 //! over the blocks as the engine stores them (layout in `docs/storage.md`),
 //! and, for comparison, replay and verify through `Engine::events` as they
