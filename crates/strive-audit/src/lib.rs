@@ -2,7 +2,7 @@
 //! the core's transition function; verification of a whole store; the
 //! global RFC 6962 Merkle log and its checkpoints (C2SP format, optionally
 //! Ed25519-signed); and exports that auditors' tools read (a JSONL audit
-//! bundle, CSV, XES, PNML).
+//! bundle, CSV, XES, OCEL 2.0, PNML).
 //!
 //! It is pure: it reads events handed to it as `(stored hash, stored
 //! bytes)` and snapshots as [`strive_core::Instance`], and knows no store.
@@ -58,6 +58,7 @@ mod checkpoint;
 mod error;
 mod export;
 mod merkle;
+mod ocel;
 mod parallel;
 mod pnml;
 mod problem;
@@ -77,6 +78,9 @@ pub use export::{
     xml_escape,
 };
 pub use merkle::{Hash, MerkleLog, ProofError, empty_root, verify_consistency, verify_inclusion};
+pub use ocel::{
+    CAUSE, Mapping, MappingError, ObjectId, OcelSummary, OcelWriter, PARENT, Relation, SUBJECT,
+};
 pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
