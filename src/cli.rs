@@ -78,6 +78,8 @@ pub enum ExportFormat {
     Csv,
     /// An IEEE 1849 XES event log.
     Xes,
+    /// An OCEL 2.0 object-centric event log (JSON).
+    Ocel,
 }
 
 /// `export-model --format`.

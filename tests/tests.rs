@@ -14,6 +14,7 @@ mod hostile;
 mod http;
 mod limits;
 mod model;
+mod ocel;
 mod partitions;
 mod storage;
 mod util;

@@ -19,7 +19,7 @@ use strive_store::Engine;
 use crate::cli::{Cli, ExportFormat, ModelFormat, TextOrJson, is_json};
 use crate::commands::open;
 use crate::failure::{Failure, Outcome};
-use crate::files::OutFile;
+use crate::files::{MAX_SMALL_FILE, OutFile, read_bounded};
 use crate::output;
 
 /// What `verify` says of a store that ran on a manual clock.
@@ -145,6 +145,10 @@ pub struct ExportArgs {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: Option<ExportFormat>,
+    /// With `--format ocel`: which objects each event concerns (a JSON
+    /// mapping, docs/audit.md "OCEL 2.0"); the campaign's by default.
+    #[arg(long, value_name = "FILE")]
+    pub ocel_map: Option<PathBuf>,
 }
 
 impl AuditCommand {
@@ -226,7 +230,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
     }
 }
 
-/// `strive export`: the store's events as a bundle, CSV or XES, to a file
+/// `strive export`: the store's events as a bundle, CSV, XES or OCEL, to a file
 /// (written whole through a rename) or stdout.
 fn export(db: &Path, args: &ExportArgs) -> Outcome {
     let ExportArgs {
@@ -238,11 +242,18 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
         origin,
         from_checkpoint,
         format,
+        ocel_map,
     } = args;
     let filter = Filter {
         workflow: workflow.clone(),
         instance: instance.clone(),
         since: *since,
+    };
+    let format = match format {
+        None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
+        Some(ExportFormat::Csv) => store::Format::Csv,
+        Some(ExportFormat::Xes) => store::Format::Xes,
+        Some(ExportFormat::Ocel) => return export_ocel(db, args, &filter),
     };
     let signing = key.as_deref().map(read_signing_key).transpose()?;
     check_origin(origin)?;
@@ -250,6 +261,12 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
         .as_deref()
         .map(|p| read_checkpoint(p, None))
         .transpose()?;
+    if ocel_map.is_some() {
+        return Err(Failure::new(
+            "usage",
+            "--ocel-map goes with --format ocel only".to_owned(),
+        ));
+    }
     let engine = open(db)?;
     if engine.partitions() > 1 {
         // Bundles do not speak of partitions yet (issue #10 item 5).
@@ -268,11 +285,6 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
     if let (Some(from), Some(path)) = (&from, from_checkpoint) {
         check_earlier(&engine, from, path, origin)?;
     }
-    let format = match format {
-        None | Some(ExportFormat::Jsonl) => store::Format::Jsonl,
-        Some(ExportFormat::Csv) => store::Format::Csv,
-        Some(ExportFormat::Xes) => store::Format::Xes,
-    };
     let mut file = out.as_deref().map(OutFile::create).transpose()?;
     let sink: Box<dyn Write + '_> = match &mut file {
         Some(file) => Box::new(file),
@@ -313,6 +325,54 @@ fn check_origin(origin: &str) -> Result<(), Failure> {
 
 /// Refuses an export filter that names a workflow or instance the store
 /// does not have: an empty export would look like a quiet history.
+/// `strive export --format ocel`: an OCEL 2.0 log of the store's instance
+/// events, every partition's, with the campaign's object mapping unless
+/// `--ocel-map` names another. A bundle's options (a key, a checkpoint to
+/// extend) do not apply to it and are refused.
+fn export_ocel(db: &Path, args: &ExportArgs, filter: &Filter) -> Outcome {
+    if args.key.is_some() || args.from_checkpoint.is_some() {
+        return Err(Failure::new(
+            "usage",
+            "--key and --from-checkpoint seal audit bundles; OCEL logs are not sealed \
+             (export a bundle beside it to prove its events)"
+                .to_owned(),
+        ));
+    }
+    let text = match &args.ocel_map {
+        Some(path) => read_bounded(path, MAX_SMALL_FILE)?,
+        None => strive_campaign::OCEL_MAPPING.to_owned(),
+    };
+    let mapping = strive_audit::Mapping::from_json(&text).map_err(|e| {
+        let place = args
+            .ocel_map
+            .as_deref()
+            .map_or("the campaign's OCEL mapping".to_owned(), |p| {
+                p.display().to_string()
+            });
+        Failure::new("ocel-map", format!("{place}: {e}"))
+    })?;
+    let engine = open(db)?;
+    check_filter(&engine, filter)?;
+    let mut file = args.out.as_deref().map(OutFile::create).transpose()?;
+    let sink: Box<dyn Write + '_> = match &mut file {
+        Some(file) => Box::new(file),
+        None => Box::new(output::stream()),
+    };
+    let started = Instant::now();
+    let summary = store::export_ocel(&engine, sink, filter, mapping).map_err(export_failure)?;
+    if let Some(file) = file {
+        file.commit(true, 0o644)?;
+    }
+    tracing::info!(
+        events = summary.events,
+        objects = summary.objects,
+        format = "ocel",
+        seconds = started.elapsed().as_secs_f64(),
+        "exported"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
     if let Some(id) = &filter.instance
         && engine.instance(id)?.is_none()

@@ -63,3 +63,11 @@ pub use report::{
 };
 pub use scores::{CriterionMean, Scores};
 pub use workflows::{BUREAU, DEFINITIONS, MEMBER, ORGANISATION, deploy_workflows};
+
+/// Which objects the campaign's events concern, for `strive export
+/// --format ocel` (read by `strive_audit::Mapping::from_json`): the bureau,
+/// organisations and members are instances; an evaluation also concerns
+/// its evaluator, a comment is an object of its own about the unit it was
+/// written on, and a rectification item is opened by `add_problem` and
+/// closed by `close_problem` (docs/audit.md, "OCEL 2.0").
+pub const OCEL_MAPPING: &str = include_str!("ocel.json");
