@@ -62,6 +62,7 @@ mod ocel;
 mod parallel;
 mod pnml;
 mod problem;
+mod receipt;
 mod replay;
 #[cfg(feature = "store")]
 pub mod store;
@@ -84,5 +85,6 @@ pub use ocel::{
 pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
+pub use receipt::{RECEIPT_FORMAT, Receipt, ReceiptError, ReceiptSummary};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
 pub use verify::{EventRun, PartitionSummary, Report, Verifier, VerifyOptions, verify};

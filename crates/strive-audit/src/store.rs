@@ -18,6 +18,7 @@ use crate::export::{BundleWriter, CsvWriter, Filter, Prover, XesWriter};
 use crate::merkle::Hash;
 use crate::ocel::{Mapping, OcelSummary, OcelWriter};
 use crate::problem::{Problem, ProblemCode};
+use crate::receipt::{RECEIPT_FORMAT, Receipt};
 use crate::replay::{At, ReplayError, Replayed};
 use crate::verify::{Report, Verifier, VerifyOptions};
 
@@ -360,6 +361,178 @@ pub fn export_ocel<W: Write>(
         }
     }
     Ok(writer.finish()?.1)
+}
+
+/// Why a receipt could not be made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The instance has no event `seq`.
+    NoSuchEvent {
+        /// The instance.
+        instance: String,
+        /// The sequence number asked for.
+        seq: u64,
+        /// How many events the instance has.
+        events: u64,
+    },
+    /// Reading the store failed.
+    Storage(StorageError),
+    /// The store's heads do not make a checkpoint (a corrupt store).
+    Checkpoint(crate::CheckpointError),
+}
+
+impl fmt::Display for ReceiptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReceiptError::NoSuchEvent {
+                instance,
+                seq,
+                events,
+            } => write!(
+                f,
+                "{instance} has no event {seq}: it has {events}; `strive history {instance}` lists them"
+            ),
+            ReceiptError::Storage(e) => e.fmt(f),
+            ReceiptError::Checkpoint(_) => {
+                write!(
+                    f,
+                    "the store's tree heads make no checkpoint; run `strive verify`"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReceiptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReceiptError::Checkpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for ReceiptError {
+    fn from(e: StorageError) -> ReceiptError {
+        ReceiptError::Storage(e)
+    }
+}
+
+/// A receipt for event `seq` of `instance`: its exact bytes and an
+/// inclusion proof (O(log N) reads of the stored tiles) to a checkpoint of
+/// every partition's head now, under `origin`, signed by `key` when given.
+pub fn receipt(
+    engine: &Engine,
+    instance: &str,
+    seq: u64,
+    origin: &str,
+    key: Option<&SigningKey>,
+) -> Result<Receipt, ReceiptError> {
+    let page = engine.history_page(instance, seq.saturating_sub(1), 1)?;
+    let Some(stored) = page
+        .into_iter()
+        .next()
+        .filter(|e| e.event.seq == seq && seq > 0)
+    else {
+        let events = engine.instance(instance)?.map_or(0, |s| s.instance.seq);
+        return Err(ReceiptError::NoSuchEvent {
+            instance: instance.to_owned(),
+            seq,
+            events,
+        });
+    };
+    let heads: Vec<strive_core::PartitionHead> = (0u32..)
+        .zip(engine.tree_heads()?)
+        .map(|(partition, head)| strive_core::PartitionHead {
+            partition,
+            size: head.size,
+            root: head.root,
+        })
+        .collect();
+    let checkpoint = Checkpoint::of_heads(origin, &heads).map_err(ReceiptError::Checkpoint)?;
+    let partition = stored.event.partition;
+    let size = heads
+        .iter()
+        .find(|h| h.partition == partition)
+        .map_or(0, |h| h.size);
+    let proof = engine.inclusion_proof_in(partition, stored.event.gseq, size)?;
+    Ok(Receipt {
+        format: RECEIPT_FORMAT.to_owned(),
+        instance: stored.event.instance.clone(),
+        seq,
+        partition,
+        gseq: stored.event.gseq,
+        hash: stored.hash.clone(),
+        event: String::from_utf8_lossy(&stored.bytes).into_owned(),
+        proof: proof.iter().map(hex::encode).collect(),
+        checkpoint: checkpoint.to_note(key),
+    })
+}
+
+/// Checks, against the store, what a receipt cannot show on its own: that
+/// the store's log still extends the receipt's checkpoint (each
+/// partition's tree consistent with the one the receipt was proven in, by
+/// a proof from the stored tiles) and that the event is still at its place
+/// with its hash. Returns what is wrong, in words, when anything is: a
+/// store rolled back to a backup from before the event, or one whose log
+/// was rewritten, fails here while the receipt itself still holds.
+pub fn check_receipt(engine: &Engine, receipt: &Receipt) -> Result<Option<String>, StorageError> {
+    let heads = match Checkpoint::parse(&receipt.checkpoint).and_then(|c| c.checkpoint.heads()) {
+        Ok(heads) => heads,
+        Err(e) => {
+            return Ok(Some(format!(
+                "the receipt's checkpoint cannot be read: {e}"
+            )));
+        }
+    };
+    let now = engine.tree_heads()?;
+    if heads.len() != now.len() {
+        return Ok(Some(format!(
+            "the receipt's checkpoint has {} partitions and the store {}: another log",
+            heads.len(),
+            now.len()
+        )));
+    }
+    for (old, new) in heads.iter().zip(&now) {
+        let p = old.partition;
+        if new.size < old.size {
+            return Ok(Some(format!(
+                "partition {p} holds {} events, fewer than the {} of the receipt's checkpoint: \
+                 the store was rolled back or truncated",
+                new.size, old.size
+            )));
+        }
+        let consistent = if old.size == new.size {
+            old.root == new.root
+        } else if old.size == 0 {
+            true
+        } else {
+            let proof = engine.consistency_proof_in(p, old.size, new.size)?;
+            crate::merkle::verify_consistency(old.size, &old.root, new.size, &new.root, &proof)
+                .is_ok()
+        };
+        if !consistent {
+            return Ok(Some(format!(
+                "partition {p}'s log does not extend the receipt's checkpoint at {} events: \
+                 it was rewritten",
+                old.size
+            )));
+        }
+    }
+    let stored = engine
+        .events_in(receipt.partition, receipt.gseq)
+        .next()
+        .transpose()?;
+    match stored {
+        Some(stored) if stored.event.gseq == receipt.gseq && stored.hash == receipt.hash => {
+            Ok(None)
+        }
+        _ => Ok(Some(format!(
+            "the store does not hold the receipt's event at position {} of partition {}",
+            receipt.gseq, receipt.partition
+        ))),
+    }
 }
 
 /// Each instance's parent, from its start event or, for an export that
