@@ -34,6 +34,12 @@ struct Fixture {
     member_events: u64,
 }
 
+/// The seeded campaign's store, closed (shared with `tests/receipt.rs`):
+/// copy it before opening, since sled locks an open store.
+pub(crate) fn campaign_store() -> &'static Path {
+    &fixture().db
+}
+
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(build_fixture)

@@ -16,5 +16,6 @@ mod limits;
 mod model;
 mod ocel;
 mod partitions;
+mod receipt;
 mod storage;
 mod util;

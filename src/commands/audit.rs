@@ -102,6 +102,39 @@ pub enum AuditCommand {
         #[arg(long, value_enum)]
         format: Option<ModelFormat>,
     },
+    /// Writes a receipt for one event: its exact bytes and an inclusion
+    /// proof to a checkpoint of the log now, for its member to keep.
+    Receipt {
+        /// The event's instance.
+        instance: String,
+        /// The event's sequence number in the instance.
+        seq: u64,
+        /// The signing key file for the receipt's checkpoint.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The log's name in the checkpoint.
+        #[arg(long, default_value = DEFAULT_ORIGIN)]
+        origin: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Checks a receipt offline: the event's bytes, its proof, the
+    /// checkpoint and (with --public-key) the checkpoint's signature.
+    VerifyReceipt {
+        /// The receipt file.
+        file: PathBuf,
+        /// The public key that must have signed the receipt's checkpoint.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Also check the store (--db): its log still extends the
+        /// receipt's checkpoint and holds the event where it was.
+        #[arg(long)]
+        check_store: bool,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
+    },
     /// Checks an exported JSONL bundle without the database.
     VerifyBundle {
         /// The bundle.
@@ -159,7 +192,9 @@ impl AuditCommand {
             | AuditCommand::Verify { format, .. }
             | AuditCommand::Checkpoint { format, .. }
             | AuditCommand::Keygen { format, .. }
+            | AuditCommand::VerifyReceipt { format, .. }
             | AuditCommand::VerifyBundle { format, .. } => is_json(*format),
+            AuditCommand::Receipt { .. } => false,
             AuditCommand::Export(_) | AuditCommand::ExportModel { .. } => false,
         }
     }
@@ -227,6 +262,33 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             public_key,
             ..
         } => verify_bundle(file, checkpoint, public_key.as_deref(), json),
+        AuditCommand::Receipt {
+            instance,
+            seq,
+            key,
+            origin,
+            out,
+        } => super::receipt::receipt(
+            &cli.db,
+            &super::receipt::ReceiptRequest {
+                instance,
+                seq: *seq,
+                key: key.as_deref(),
+                origin,
+                out: out.as_deref(),
+            },
+        ),
+        AuditCommand::VerifyReceipt {
+            file,
+            public_key,
+            check_store,
+            ..
+        } => super::receipt::verify_receipt(
+            file,
+            public_key.as_deref(),
+            check_store.then_some(cli.db.as_path()),
+            json,
+        ),
     }
 }
 
@@ -262,10 +324,7 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
         .map(|p| read_checkpoint(p, None))
         .transpose()?;
     if ocel_map.is_some() {
-        return Err(Failure::new(
-            "usage",
-            "--ocel-map goes with --format ocel only".to_owned(),
-        ));
+        return Err(Failure::usage("--ocel-map goes with --format ocel only"));
     }
     let engine = open(db)?;
     if engine.partitions() > 1 {
@@ -319,23 +378,19 @@ fn io_failure(what: &str, error: std::io::Error) -> Failure {
 }
 
 /// Refuses an origin a checkpoint cannot carry as its one first line.
-fn check_origin(origin: &str) -> Result<(), Failure> {
+pub(super) fn check_origin(origin: &str) -> Result<(), Failure> {
     strive_audit::check_origin(origin).map_err(|e| Failure::usage(format!("--origin: {e}")))
 }
 
-/// Refuses an export filter that names a workflow or instance the store
-/// does not have: an empty export would look like a quiet history.
 /// `strive export --format ocel`: an OCEL 2.0 log of the store's instance
 /// events, every partition's, with the campaign's object mapping unless
 /// `--ocel-map` names another. A bundle's options (a key, a checkpoint to
 /// extend) do not apply to it and are refused.
 fn export_ocel(db: &Path, args: &ExportArgs, filter: &Filter) -> Outcome {
     if args.key.is_some() || args.from_checkpoint.is_some() {
-        return Err(Failure::new(
-            "usage",
+        return Err(Failure::usage(
             "--key and --from-checkpoint seal audit bundles; OCEL logs are not sealed \
-             (export a bundle beside it to prove its events)"
-                .to_owned(),
+             (export a bundle beside it to prove its events)",
         ));
     }
     let text = match &args.ocel_map {
@@ -373,6 +428,8 @@ fn export_ocel(db: &Path, args: &ExportArgs, filter: &Filter) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses an export filter that names a workflow or instance the store
+/// does not have: an empty export would look like a quiet history.
 fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
     if let Some(id) = &filter.instance
         && engine.instance(id)?.is_none()
@@ -459,7 +516,7 @@ fn read_text(path: &Path) -> Result<String, Failure> {
     crate::files::read_bounded(path, crate::files::MAX_SMALL_FILE)
 }
 
-fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
+pub(super) fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
     SigningKey::parse(&read_text(path)?).map_err(|e| {
         Failure::new(
             "key",
@@ -468,7 +525,7 @@ fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
     })
 }
 
-fn read_verifier_key(path: &Path) -> Result<VerifierKey, Failure> {
+pub(super) fn read_verifier_key(path: &Path) -> Result<VerifierKey, Failure> {
     VerifierKey::parse(&read_text(path)?).map_err(|e| {
         Failure::new(
             "key",
