@@ -64,6 +64,7 @@ mod pnml;
 mod problem;
 mod receipt;
 mod replay;
+mod simulate;
 #[cfg(feature = "store")]
 pub mod store;
 mod verify;
@@ -87,4 +88,7 @@ pub use pnml::to_pnml;
 pub use problem::{Problem, ProblemCode};
 pub use receipt::{RECEIPT_FORMAT, Receipt, ReceiptError, ReceiptSummary};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
+pub use simulate::{
+    Divergence, SIMULATED_VERSION, Selection, SimulateError, Simulation, SimulationReport,
+};
 pub use verify::{EventRun, PartitionSummary, Report, Verifier, VerifyOptions, verify};

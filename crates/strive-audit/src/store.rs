@@ -20,6 +20,7 @@ use crate::ocel::{Mapping, OcelSummary, OcelWriter};
 use crate::problem::{Problem, ProblemCode};
 use crate::receipt::{RECEIPT_FORMAT, Receipt};
 use crate::replay::{At, ReplayError, Replayed};
+use crate::simulate::{Simulation, SimulationReport};
 use crate::verify::{Report, Verifier, VerifyOptions};
 
 /// How many snapshots to read per page.
@@ -533,6 +534,25 @@ pub fn check_receipt(engine: &Engine, receipt: &Receipt) -> Result<Option<String
             receipt.gseq, receipt.partition
         ))),
     }
+}
+
+/// Re-runs the recorded commands of the instances `simulation` selects
+/// against its new definition (`crate::Simulation`), reading every
+/// partition's log in turn; writes nothing.
+pub fn simulate(
+    engine: &Engine,
+    mut simulation: Simulation,
+) -> Result<SimulationReport, StorageError> {
+    // Families never cross partitions, and deployments are in partition
+    // 0, so one replayer fed partition after partition sees every
+    // deployment before the events that name it.
+    for partition in 0..engine.partitions() {
+        for item in engine.events_in(partition, 1) {
+            let stored = item?;
+            simulation.event(&stored.hash, &stored.event);
+        }
+    }
+    Ok(simulation.finish())
 }
 
 /// Each instance's parent, from its start event or, for an export that
