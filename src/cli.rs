@@ -224,6 +224,10 @@ pub enum Command {
     /// Issues, revokes and lists the bearer tokens of `strive serve`.
     #[command(subcommand)]
     Token(crate::commands::serve::TokenCommand),
+    /// Re-runs the recorded commands of a workflow's instances against a
+    /// new definition, writing nothing: what it would change (exit 1) or
+    /// that nothing would (exit 0).
+    Simulate(crate::commands::simulate::SimulateArgs),
     #[command(flatten)]
     Audit(crate::commands::audit::AuditCommand),
     #[command(flatten)]
@@ -250,6 +254,7 @@ impl Command {
             | Command::Fire(FireArgs { format, .. })
             | Command::List(ListArgs { format, .. }) => is_json(*format),
             Command::Token(command) => command.json(),
+            Command::Simulate(args) => args.json(),
             Command::Audit(command) => command.json(),
             Command::Campaign(command) => command.json(),
             Command::Store(command) => command.json(),

@@ -17,5 +17,6 @@ mod model;
 mod ocel;
 mod partitions;
 mod receipt;
+mod simulate;
 mod storage;
 mod util;

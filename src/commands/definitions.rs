@@ -50,7 +50,7 @@ fn read(path: &Path) -> Result<String, Failure> {
 }
 
 /// Reads and parses one definition; diagnostics become the failure.
-fn read_definition(path: &Path) -> Result<(String, strive_core::Parsed), Failure> {
+pub(crate) fn read_definition(path: &Path) -> Result<(String, strive_core::Parsed), Failure> {
     let text = read(path)?;
     let name = path.display().to_string();
     match strive_core::parse(Some(&name), &text) {

@@ -10,6 +10,7 @@ pub(crate) mod grants;
 pub(crate) mod instances;
 pub(crate) mod receipt;
 pub(crate) mod serve;
+pub(crate) mod simulate;
 pub(crate) mod store;
 pub(crate) mod stress;
 
@@ -50,6 +51,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             max,
             buffered,
         } => stress::run(&cli.db, *threads, *max, *buffered),
+        Command::Simulate(args) => simulate::simulate(&cli.db, args),
         Command::Audit(command) => audit::run(cli, command, json),
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),
