@@ -24,6 +24,7 @@
 
 mod catalog;
 mod deadlines;
+mod domains;
 mod expressions;
 mod flow;
 mod names;

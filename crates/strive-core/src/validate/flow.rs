@@ -22,7 +22,8 @@ use crate::diagnostic::Code;
 
 pub(super) fn check(ck: &mut Checker<'_>) {
     let (initial, terminal) = kinds(ck);
-    let flow = Flow::build(ck);
+    let dead = dead_guards(ck);
+    let flow = Flow::build(ck, &BTreeMap::new());
     let reachable = match initial.as_slice() {
         [one] => Some(flow.reach(&[*one], false)),
         _ => None,
@@ -30,11 +31,15 @@ pub(super) fn check(ck: &mut Checker<'_>) {
     if let (Some(reachable), [one]) = (&reachable, initial.as_slice()) {
         unreachable(ck, reachable, *one);
     }
+    // Whether a stage can finish is asked of the graph without the
+    // transitions whose guards never hold: they are no way out. The other
+    // checks keep them, so that one dead guard is reported once, by S013,
+    // and not again as every stage it alone leads to.
     if !terminal.is_empty() {
-        let finishes = flow.reach(&terminal, true);
-        cannot_finish(ck, &finishes);
+        let finishes = Flow::build(ck, &dead).reach(&terminal, true);
+        cannot_finish(ck, &finishes, &dead);
     }
-    never_fires(ck, reachable.as_deref());
+    never_fires(ck, reachable.as_deref(), &dead);
     cycles(ck, &flow);
 }
 
@@ -100,7 +105,9 @@ struct Flow {
 }
 
 impl Flow {
-    fn build(ck: &Checker<'_>) -> Flow {
+    /// The graph of every transition but the `dead` ones, whose guards
+    /// can never hold: they lead nowhere.
+    fn build(ck: &Checker<'_>, dead: &BTreeMap<usize, String>) -> Flow {
         let def = ck.def;
         let mut graph = DiGraph::with_capacity(def.stages.len() + 1, def.transitions.len());
         for index in 0..def.stages.len() {
@@ -119,6 +126,9 @@ impl Flow {
             }
         }
         for (k, transition) in def.transitions.iter().enumerate() {
+            if dead.contains_key(&k) {
+                continue;
+            }
             let Some(&to) = transition.to.as_deref().and_then(|to| ck.stages.get(to)) else {
                 continue;
             };
@@ -185,20 +195,60 @@ fn unreachable(ck: &mut Checker<'_>, reachable: &[bool], initial: usize) {
     }
 }
 
+/// The transitions whose guards can never hold over the declared data
+/// domains (a literal false guard, or `domains::never_holds`), with why.
+fn dead_guards(ck: &Checker<'_>) -> BTreeMap<usize, String> {
+    let mut dead = BTreeMap::new();
+    for (i, transition) in ck.def.transitions.iter().enumerate() {
+        let Some(guard) = &transition.guard else {
+            continue;
+        };
+        let reason = if is_falsy_literal(guard) {
+            Some(format!("the guard {guard} is always false"))
+        } else {
+            super::domains::never_holds(guard, ck.def, transition)
+        };
+        if let Some(reason) = reason {
+            dead.insert(i, reason);
+        }
+    }
+    dead
+}
+
 /// S012 for each non-terminal stage from which no terminal stage can be
-/// reached.
-fn cannot_finish(ck: &mut Checker<'_>, finishes: &[bool]) {
+/// reached, once the transitions whose guards never hold are taken out.
+fn cannot_finish(ck: &mut Checker<'_>, finishes: &[bool], dead: &BTreeMap<usize, String>) {
     let def = ck.def;
     for (index, stage) in def.stages.iter().enumerate() {
         let stuck = !finishes.get(index).copied().unwrap_or(false);
         if stuck && ck.is_canonical(index) && !ck.is_terminal(index) {
+            // The dead transitions out of this stage, if any, are why it
+            // looked as if it could finish.
+            let dead_exits: Vec<String> = dead
+                .iter()
+                .filter(|&(&k, _)| {
+                    def.transitions.get(k).is_some_and(|t| match ck.sources(t) {
+                        Sources::Any => true,
+                        Sources::Some(from) => from.contains(&index),
+                    })
+                })
+                .filter_map(|(&k, _)| def.transitions.get(k).map(|t| format!("`{}`", t.name())))
+                .collect();
+            let why = if dead_exits.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (its way out through {} has a guard that can never hold)",
+                    dead_exits.join(", ")
+                )
+            };
             ck.report(
                 Code::CannotFinish,
                 &format!("/stages/{index}"),
                 format!(
-                    "no terminal stage can be reached from stage `{}`, so instances that \
-                     get there never finish; add a transition from `{}` (or from a stage \
-                     it leads to) towards a terminal stage",
+                    "no terminal stage can be reached from stage `{}`{why}, so instances \
+                     that get there never finish; add a transition from `{}` (or from a \
+                     stage it leads to) towards a terminal stage, or fix the guard",
                     stage.id, stage.id
                 ),
             );
@@ -258,7 +308,7 @@ const SHADOW_BUDGET: usize = 1 << 20;
 /// only unreachable stages, or every (stage, role) taken by earlier
 /// unguarded transitions for the same event. One diagnostic per transition,
 /// for the first reason found.
-fn never_fires(ck: &mut Checker<'_>, reachable: Option<&[bool]>) {
+fn never_fires(ck: &mut Checker<'_>, reachable: Option<&[bool]>, dead: &BTreeMap<usize, String>) {
     let def = ck.def;
     let non_terminal = (0..def.stages.len())
         .filter(|&i| ck.is_canonical(i) && !ck.is_terminal(i))
@@ -268,13 +318,13 @@ fn never_fires(ck: &mut Checker<'_>, reachable: Option<&[bool]>) {
     let mut work = 0usize;
     for (i, transition) in def.transitions.iter().enumerate() {
         let base = format!("/transitions/{i}");
-        if let Some(guard) = transition.guard.as_ref().filter(|g| is_falsy_literal(g)) {
+        if let Some(reason) = dead.get(&i) {
             ck.report(
                 Code::NeverFires,
                 &format!("{base}/guard"),
                 format!(
-                    "transition `{}` has the guard {guard}, which is always false, so it \
-                     never fires; write a real condition or remove the transition",
+                    "transition `{}` never fires: {reason}; write a condition its data can \
+                     meet, or remove the transition",
                     transition.name()
                 ),
             );
