@@ -412,13 +412,18 @@ mod grants {
         // fixes up all that hashes show: the stored hash and the head.
         {
             let backend = SledBackend::open(&db).expect("raw open");
-            let value = raw::event(&backend, gseq).expect("read").expect("exists");
+            let partition = raw::partition_of(&backend, "org-07")
+                .expect("read")
+                .expect("a record");
+            let value = raw::event_in(&backend, partition, gseq)
+                .expect("read")
+                .expect("exists");
             let mut event = strive_core::Event::decode(&value[32..]).expect("decodes");
             event.actor = Actor::new("eve", &["clerk"]);
             let bytes = event.encode();
             let mut forged = strive_core::event_digest(&bytes).to_vec();
             forged.extend_from_slice(&bytes);
-            raw::put_event(&backend, gseq, Some(forged)).expect("rewrite");
+            raw::put_event_in(&backend, partition, gseq, Some(forged)).expect("rewrite");
             let key = b"iorg-07\0".to_vec();
             let stored = backend.get(&key).expect("read").expect("a snapshot");
             let mut record: Value = serde_json::from_slice(&stored).expect("json");
