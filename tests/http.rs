@@ -751,11 +751,11 @@ fn the_token_file_lives_beside_sled() {
     token(&tokens, "li", &["author"]);
     strive_campaign::deploy_workflows(&engine, &strive_store::Actor::new("admin", &["admin"]))
         .expect("deploys");
-    let events = engine.last_gseq();
+    let events = engine.total_events();
     drop(engine);
     for _ in 0..3 {
         let engine = open(dir.path());
-        assert_eq!(engine.last_gseq(), events);
+        assert_eq!(engine.total_events(), events);
         token(&tokens, "wang", &["author"]);
     }
     assert_eq!(tokens.load().expect("the tokens load").len(), 4);
