@@ -26,6 +26,9 @@ fn meaning(status: u16) -> &'static str {
         413 => "the body is larger than the server's limit",
         422 => "the workflow definition refused the command (or the definition is invalid)",
         429 => "the token's rate limit is spent; retry after a second",
+        501 => {
+            "not done by this server yet for this store (an export of a store of several partitions)"
+        }
         _ => "the store is unavailable, the request timed out, or the server is shutting down",
     }
 }
