@@ -282,7 +282,7 @@ pub(crate) struct HistoryParams {
     pub limit: Option<usize>,
 }
 
-/// A page of the global log.
+/// A page of the log of every partition.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsParams {

@@ -104,9 +104,9 @@ impl Job {
     }
 }
 
-/// Starts verifying the whole store (hashes, chains, the global sequence,
-/// heads, replay against snapshots, conformance, the Merkle root), as
-/// `strive verify` does. Poll the job's `Location` for progress.
+/// Starts verifying the whole store (hashes, chains, each partition's
+/// sequence, heads, replay against snapshots, conformance, the Merkle
+/// roots), as `strive verify` does. Poll the job's `Location` for progress.
 #[utoipa::path(post, path = "/v1/verify", tag = "audit",
     responses((status = 202, description = "started; poll the Location", body = VerifyJob,
                headers(("Location" = String, description = "the job"))), QueryProblems))]
