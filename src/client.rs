@@ -338,24 +338,52 @@ pub fn verify(remote: &Remote, json: bool) -> Result<ExitCode, Failure> {
     })
 }
 
-/// The server's log size and Merkle root, for `strive checkpoint --server`.
+/// The server's partition heads, for `strive checkpoint --server`: the
+/// same checkpoint `strive checkpoint` makes of the store itself. A server
+/// from before partitions sends only the size and root of its one log.
 pub fn checkpoint(remote: &Remote, origin: &str) -> Result<strive_audit::Checkpoint, Failure> {
-    let body: Value = remote.get(&format!("/v1/checkpoint?origin={}", segment(origin)))?;
-    let root = body["root"]
-        .as_str()
-        .and_then(|hex| {
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    hex.get(i..i + 2)
-                        .and_then(|b| u8::from_str_radix(b, 16).ok())
-                })
-                .collect::<Option<Vec<u8>>>()
+    const PATH: &str = "/v1/checkpoint";
+    let body: Value = remote.get(&format!("{PATH}?origin={}", segment(origin)))?;
+    let head = |value: &Value, partition: u32| {
+        let root = value["root"]
+            .as_str()
+            .and_then(hex_hash)
+            .ok_or_else(|| bad_answer(PATH, "no root"))?;
+        let size = value["size"]
+            .as_u64()
+            .ok_or_else(|| bad_answer(PATH, "no size"))?;
+        Ok::<_, Failure>(strive_core::PartitionHead {
+            partition,
+            size,
+            root,
         })
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| bad_answer("/v1/checkpoint", "no root"))?;
-    let size = body["size"].as_u64().unwrap_or(0);
-    Ok(strive_audit::Checkpoint::new(origin, size, root))
+    };
+    let heads = match body["partitions"].as_array() {
+        Some(partitions) if !partitions.is_empty() => partitions
+            .iter()
+            .map(|p| {
+                let partition = p["partition"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad_answer(PATH, "a partition without its number"))?;
+                head(p, partition)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => vec![head(&body, 0)?],
+    };
+    strive_audit::Checkpoint::of_heads(origin, &heads).map_err(|e| bad_answer(PATH, e))
+}
+
+/// 32 bytes from 64 hex digits.
+fn hex_hash(hex: &str) -> Option<[u8; 32]> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    <[u8; 32]>::try_from(bytes).ok()
 }
 
 /// Refuses `--server` for commands that do not go through it yet, rather

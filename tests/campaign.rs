@@ -259,7 +259,9 @@ fn the_default_campaign_runs_every_stage_and_its_report_is_stable() {
     assert!(summary.members_evaluated_again > 0);
     assert!(summary.escalations > 0);
     assert!(summary.organisations_honoured > 0 && summary.members_honoured > 0);
-    assert_eq!(summary.events, engine.last_gseq());
+    // Every partition's events: the summary and the report count them all.
+    assert_eq!(summary.events, engine.total_events());
+    assert_eq!(report.events, engine.total_events());
 
     // The bureau's roll-up agrees with its children.
     let campaign = report.campaigns.first().expect("the bureau's roll-up");
@@ -477,7 +479,7 @@ fn notifications_are_recorded_in_both_histories_or_not_at_all() {
     // A member honoured before the selection opens: the organisation would
     // pass it on, the bureau accepts honours only during the selection, so
     // nothing is written anywhere.
-    let before = engine.last_gseq();
+    let before = crate::util::sizes(&engine);
     let refused = engine
         .fire(
             "o1-m1",
@@ -491,7 +493,7 @@ fn notifications_are_recorded_in_both_histories_or_not_at_all() {
         matches!(refused, CommandError::ParentRejected { .. }),
         "{refused}"
     );
-    assert_eq!(engine.last_gseq(), before);
+    assert_eq!(crate::util::sizes(&engine), before);
     assert_ne!(data(&engine, "o1-m1").get("honoured"), Some(&json!(true)));
 
     // o2 evaluated, the selection opens: now the honour goes through three
@@ -916,4 +918,42 @@ fn report_reads_a_kept_demo_database() {
     let too_few = strive(&["demo", "--organisations", "0"]);
     assert_eq!(too_few.status.code(), Some(2));
     assert!(stderr(&too_few).contains("--organisations must be at least 1"));
+}
+
+/// The report of a store of several partitions counts every partition's
+/// events and is as of the latest event of any of them, not of partition
+/// 0's (the deployments'), which may be far behind: here the bureau's
+/// organisation `o1` starts in another partition months after the deploy.
+#[test]
+fn the_report_of_a_partitioned_store_reads_every_partition() {
+    let clock = Arc::new(ManualClock::new(at("2030-01-01T08:00:00Z")));
+    let engine = Engine::temporary_with(Options {
+        partitions: 4,
+        ..clocked(&clock)
+    })
+    .expect("engine");
+    let files = crate::cli::workflow_files();
+    let inputs: Vec<(Option<&str>, &str)> = files
+        .iter()
+        .map(|(n, t)| (Some(n.as_str()), t.as_str()))
+        .collect();
+    engine
+        .deploy_all(&inputs, &Actor::new("admin", &["admin"]))
+        .expect("deploy");
+    clock.set(at("2030-06-01T08:00:00Z"));
+    let data: Map<String, Value> = serde_json::from_str(crate::cli::START_DATA).expect("json");
+    let started = engine
+        .start(
+            "org-campaign",
+            "o1",
+            &Actor::new("lg", &["leading_group"]),
+            data,
+            None,
+            CommandOptions::default(),
+        )
+        .expect("start");
+    assert_ne!(started.partition, 0, "o1 must be outside partition 0 here");
+    let report = Report::build(&engine, &ReportOptions::default()).expect("the report builds");
+    assert_eq!(report.events, engine.total_events());
+    assert_eq!(report.as_of, at("2030-06-01T08:00:00Z"));
 }

@@ -1,8 +1,8 @@
 //! Crash loops (issue #6): a writer process fires transitions from several
 //! threads and prints each acknowledgement; the test kills it with SIGKILL
 //! at random moments, reopens the store and checks that every acknowledged
-//! transition is there, chains are intact, the global sequence is gapless
-//! and heads equal last events. A negative control, where the writer
+//! transition is there, chains are intact, each partition's sequence is
+//! gapless and heads equal last events. A negative control, where the writer
 //! acknowledges before flushing, must make the same checker see a loss.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +18,7 @@ use strive_store::{Engine, Options};
 struct Ack {
     instance: String,
     seq: u64,
+    partition: u32,
     gseq: u64,
     hash: String,
 }
@@ -57,20 +58,19 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
             .lines()
             .map_while(Result::ok)
             .filter_map(|line| {
-                let mut parts = line.split(' ');
-                match (
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                ) {
-                    (Some("ack"), Some(instance), Some(seq), Some(gseq), Some(hash)) => Some(Ack {
-                        instance: instance.to_owned(),
-                        seq: seq.parse().ok()?,
-                        gseq: gseq.parse().ok()?,
-                        hash: hash.to_owned(),
-                    }),
+                // `ack <instance> <seq> <partition>:<gseq> <hash>`
+                let parts: Vec<&str> = line.split(' ').collect();
+                match parts.as_slice() {
+                    ["ack", instance, seq, position, hash] => {
+                        let (partition, gseq) = position.split_once(':')?;
+                        Some(Ack {
+                            instance: (*instance).to_owned(),
+                            seq: seq.parse().ok()?,
+                            partition: partition.parse().ok()?,
+                            gseq: gseq.parse().ok()?,
+                            hash: (*hash).to_owned(),
+                        })
+                    }
                     _ => None,
                 }
             })
@@ -83,13 +83,15 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
     reader.join().expect("the reader thread")
 }
 
-/// What the store holds, checked from the events alone, from `from` on.
+/// What the store holds, checked from the events alone, from where the
+/// last check ended on.
 struct Checked {
-    /// Every event's hash by (instance, seq).
-    hashes: HashMap<(String, u64), (u64, String)>,
+    /// Every event's (partition, position, hash) by (instance, seq).
+    hashes: HashMap<(String, u64), (u32, u64, String)>,
     /// Each chain's last (seq, hash).
     heads: BTreeMap<String, (u64, String)>,
-    last_gseq: u64,
+    /// Each partition's last position checked, by partition.
+    last_gseq: Vec<u64>,
 }
 
 impl Checked {
@@ -97,37 +99,56 @@ impl Checked {
         Checked {
             hashes: HashMap::new(),
             heads: BTreeMap::new(),
-            last_gseq: 0,
+            last_gseq: Vec::new(),
         }
     }
 
-    /// Reads the events written since the last check and checks them, the
-    /// acknowledgements, and the snapshots they touched. Returns every
-    /// problem found.
+    /// Reads the events written since the last check, in every partition,
+    /// and checks them, the acknowledgements, and the snapshots they
+    /// touched. Returns every problem found.
     fn check(&mut self, engine: &Engine, acks: &[Ack]) -> Vec<String> {
         let mut problems = Vec::new();
         let mut touched = Vec::new();
-        for stored in engine.events(self.last_gseq + 1) {
+        self.last_gseq.resize(engine.partitions() as usize, 0);
+        for partition in 0..engine.partitions() {
+            touched.extend(self.check_partition(engine, partition, &mut problems));
+        }
+        self.check_acks_and_snapshots(engine, acks, touched, &mut problems);
+        problems
+    }
+
+    /// Checks `partition`'s new events; returns the subjects they touched.
+    fn check_partition(
+        &mut self,
+        engine: &Engine,
+        partition: u32,
+        problems: &mut Vec<String>,
+    ) -> Vec<String> {
+        let mut touched = Vec::new();
+        let last = &mut self.last_gseq[partition as usize];
+        for stored in engine.events_in(partition, *last + 1) {
             let stored = match stored {
                 Ok(stored) => stored,
                 Err(error) => {
                     problems.push(format!(
-                        "unreadable event after g{}: {error}",
-                        self.last_gseq
+                        "unreadable event after p{partition}:g{last}: {error}"
                     ));
                     break;
                 }
             };
             let e = &stored.event;
-            if e.gseq != self.last_gseq + 1 {
+            if e.gseq != *last + 1 || e.partition != partition {
                 problems.push(format!(
-                    "gap or reorder: g{} follows g{}",
-                    e.gseq, self.last_gseq
+                    "gap or reorder: p{}:g{} follows p{partition}:g{last}",
+                    e.partition, e.gseq
                 ));
             }
-            self.last_gseq = e.gseq;
+            *last = e.gseq;
             if strive_core::event_hash(&stored.bytes) != stored.hash {
-                problems.push(format!("g{}: stored hash does not match the bytes", e.gseq));
+                problems.push(format!(
+                    "p{partition}:g{}: stored hash does not match the bytes",
+                    e.gseq
+                ));
             }
             let (prev_seq, prev_hash) = self
                 .heads
@@ -142,20 +163,34 @@ impl Checked {
             }
             self.heads
                 .insert(e.instance.clone(), (e.seq, stored.hash.clone()));
-            self.hashes
-                .insert((e.instance.clone(), e.seq), (e.gseq, stored.hash.clone()));
+            self.hashes.insert(
+                (e.instance.clone(), e.seq),
+                (partition, e.gseq, stored.hash.clone()),
+            );
             touched.push(e.instance.clone());
         }
-        if engine.last_gseq() != self.last_gseq {
+        if engine.last_gseq_in(partition) != *last {
             problems.push(format!(
-                "the engine says g{} is last, the log ends at g{}",
-                engine.last_gseq(),
-                self.last_gseq
+                "the engine says p{partition}:g{} is last, the log ends at g{last}",
+                engine.last_gseq_in(partition),
             ));
         }
+        touched
+    }
+
+    /// Checks that every acknowledgement is in the log, and that the
+    /// snapshot of every touched instance is at its last event.
+    fn check_acks_and_snapshots(
+        &self,
+        engine: &Engine,
+        acks: &[Ack],
+        mut touched: Vec<String>,
+        problems: &mut Vec<String>,
+    ) {
         for ack in acks {
             match self.hashes.get(&(ack.instance.clone(), ack.seq)) {
-                Some((gseq, hash)) if *gseq == ack.gseq && *hash == ack.hash => {}
+                Some((partition, gseq, hash))
+                    if (*partition, *gseq, hash) == (ack.partition, ack.gseq, &ack.hash) => {}
                 Some(other) => {
                     problems.push(format!("acknowledged {ack:?} but the store has {other:?}"))
                 }
@@ -176,7 +211,6 @@ impl Checked {
                 other => problems.push(format!("{id}: events but no snapshot ({other:?})")),
             }
         }
-        problems
     }
 }
 
@@ -216,7 +250,7 @@ fn acknowledged_transitions_survive_sigkill() {
     println!(
         "crash loop: {} cycles, {acknowledged} acknowledgements checked, {} events, {:.1}s",
         cycles(),
-        checked.last_gseq,
+        checked.last_gseq.iter().sum::<u64>(),
         started.elapsed().as_secs_f64()
     );
 }

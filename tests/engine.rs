@@ -121,12 +121,12 @@ fn obj(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
-/// Every event's exact bytes, in global order: what must not change when a
-/// command is refused.
+/// Every event's exact bytes, partition by partition in log order: what
+/// must not change when a command is refused.
 fn log_bytes(engine: &Engine) -> Vec<Vec<u8>> {
-    engine
-        .events(1)
-        .map(|e| e.expect("readable").bytes)
+    crate::util::every_event(engine)
+        .into_iter()
+        .map(|e| e.bytes)
         .collect()
 }
 
@@ -366,12 +366,19 @@ fn the_global_sequence_is_gapless_and_chains_link() {
             none(),
         )
         .expect("submit");
-    let events: Vec<_> = engine.events(1).map(|e| e.expect("event")).collect();
-    for (index, stored) in events.iter().enumerate() {
-        assert_eq!(stored.event.gseq, index as u64 + 1);
-        assert_eq!(stored.hash, strive_core::event_hash(&stored.bytes));
+    // Each partition's log is numbered 1, 2, ... on its own.
+    for partition in 0..engine.partitions() {
+        let events: Vec<_> = engine
+            .events_in(partition, 1)
+            .map(|e| e.expect("event"))
+            .collect();
+        for (index, stored) in events.iter().enumerate() {
+            assert_eq!(stored.event.gseq, index as u64 + 1);
+            assert_eq!(stored.event.partition, partition);
+            assert_eq!(stored.hash, strive_core::event_hash(&stored.bytes));
+        }
+        assert_eq!(engine.last_gseq_in(partition), events.len() as u64);
     }
-    assert_eq!(engine.last_gseq(), events.len() as u64);
     let r1 = engine.history("r1").expect("history");
     assert_eq!(r1[0].event.prev, strive_core::GENESIS);
     assert_eq!(r1[1].event.prev, r1[0].hash);
@@ -753,22 +760,27 @@ fn listing_pages_by_workflow_stage_and_parent() {
 fn subscribers_resume_from_a_position() {
     let engine = Engine::temporary().expect("engine");
     deploy_fixture(&engine);
-    let mut subscription = engine.subscribe(1);
-    let first = subscription
+    // Deployments are in partition 0; `r1` goes to the partition its id
+    // routes to, which is 0 too when the store has one.
+    let first = engine
+        .subscribe(1)
         .next_timeout(Duration::from_millis(10))
         .expect("read")
         .expect("deploy event");
-    assert_eq!(first.event.gseq, 1);
+    assert_eq!((first.event.gseq, first.event.partition), (1, 0));
+    let partition = strive_core::root_partition("r1", engine.partitions());
+    let mut subscription = engine.subscribe_in(partition, 1);
     while subscription
         .next_timeout(Duration::from_millis(1))
         .expect("read")
         .is_some()
     {}
     let resume_at = subscription.position();
+    assert_eq!(resume_at, engine.last_gseq_in(partition) + 1);
     let waiter = {
         let engine = engine.clone();
         std::thread::spawn(move || {
-            let mut resumed = engine.subscribe(resume_at);
+            let mut resumed = engine.subscribe_in(partition, resume_at);
             resumed.next_timeout(Duration::from_secs(10)).expect("read")
         })
     };
@@ -777,7 +789,10 @@ fn subscribers_resume_from_a_position() {
         .start("review", "r1", &author(), Map::new(), None, none())
         .expect("start");
     let seen = waiter.join().expect("waiter").expect("an event arrives");
-    assert_eq!(seen.event.gseq, outcome.gseq);
+    assert_eq!(
+        (seen.event.partition, seen.event.gseq),
+        (outcome.partition, outcome.gseq)
+    );
     assert_eq!(seen.event.instance, "r1");
 }
 
@@ -801,7 +816,7 @@ fn a_closed_store_reopens_at_once() {
         };
         let engine =
             Engine::open(&path, buffered).unwrap_or_else(|error| panic!("round {round}: {error}"));
-        assert_eq!(engine.last_gseq(), written, "round {round}");
+        assert_eq!(engine.total_events(), written, "round {round}");
         if round == 0 {
             deploy_fixture(&engine);
         }
@@ -815,7 +830,7 @@ fn a_closed_store_reopens_at_once() {
                 none(),
             )
             .expect("start");
-        written = engine.last_gseq();
+        written = engine.total_events();
     }
     assert!(written >= 30);
 }
@@ -892,9 +907,16 @@ fn concurrent_callers_share_flushes_and_lose_nothing() {
         })
         .expect("list");
     assert_eq!(page.items.len(), 400);
-    let gseqs: Vec<u64> = engine
-        .events(1)
-        .map(|e| e.expect("event").event.gseq)
-        .collect();
-    assert_eq!(gseqs, (1..=gseqs.len() as u64).collect::<Vec<_>>());
+    // Every partition's log is gapless on its own.
+    for partition in 0..engine.partitions() {
+        let gseqs: Vec<u64> = engine
+            .events_in(partition, 1)
+            .map(|e| e.expect("event").event.gseq)
+            .collect();
+        assert_eq!(gseqs, (1..=gseqs.len() as u64).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        crate::util::every_event(&engine).len() as u64,
+        engine.total_events()
+    );
 }

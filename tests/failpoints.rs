@@ -140,9 +140,8 @@ const NOTE: &[&str] = &[
 /// Events recorded with the in-flight command id.
 fn in_flight_events(db: &Path) -> usize {
     let engine = Engine::open(db, Options::default()).expect("the store reopens after the crash");
-    engine
-        .events(1)
-        .map(|stored| stored.expect("a readable event"))
+    crate::util::every_event(&engine)
+        .into_iter()
         .filter(|stored| stored.event.command_id.as_deref() == Some(COMMAND_ID))
         .count()
 }

@@ -751,25 +751,32 @@ fn the_token_file_lives_beside_sled() {
     token(&tokens, "li", &["author"]);
     strive_campaign::deploy_workflows(&engine, &strive_store::Actor::new("admin", &["admin"]))
         .expect("deploys");
-    let events = engine.last_gseq();
+    let events = engine.total_events();
     drop(engine);
     for _ in 0..3 {
         let engine = open(dir.path());
-        assert_eq!(engine.last_gseq(), events);
+        assert_eq!(engine.total_events(), events);
         token(&tokens, "wang", &["author"]);
     }
     assert_eq!(tokens.load().expect("the tokens load").len(), 4);
     assert!(!dir.path().join("tokens.json.tmp").exists());
 }
 
-/// Reads SSE events from a stream until `count` arrived; returns their ids.
-fn read_events(
+/// One server-sent event: its id and the event's (partition, position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    id: String,
+    at: (u32, u64),
+}
+
+/// Reads SSE events from a stream until `count` arrived.
+fn read_stream(
     api: &Api,
     token: &str,
     from: &str,
     last_id: Option<&str>,
     count: usize,
-) -> Vec<u64> {
+) -> Vec<Sent> {
     let mut request = ureq::http::Request::builder()
         .uri(format!("{}/v1/events/stream?from={from}", api.base))
         .header("Authorization", format!("Bearer {token}"));
@@ -781,23 +788,62 @@ fn read_events(
         .run(request.body(()).expect("a request"))
         .expect("the stream opens");
     assert_eq!(response.status(), 200);
-    let mut ids = Vec::new();
+    let mut sent = Vec::new();
+    let mut id = None;
     let mut lines = BufReader::new(response.into_body().into_reader()).lines();
-    while ids.len() < count {
+    while sent.len() < count {
         let line = lines.next().expect("the stream goes on").expect("a line");
-        if let Some(id) = line.strip_prefix("id: ") {
-            ids.push(id.parse().expect("a position"));
+        if let Some(text) = line.strip_prefix("id: ") {
+            id = Some(text.to_owned());
+        }
+        if let Some(data) = line.strip_prefix("data: ") {
+            let body: Value = serde_json::from_str(data).expect("JSON data");
+            sent.push(Sent {
+                id: id.take().expect("an id before the data"),
+                at: position(&body["event"]),
+            });
         }
     }
     // Dropping the reader closes the connection: a disconnect.
-    ids
+    sent
+}
+
+/// An event's (partition, position); `partition` is left out when 0.
+fn position(event: &Value) -> (u32, u64) {
+    let partition = event["partition"].as_u64().unwrap_or(0) as u32;
+    (partition, event["gseq"].as_u64().expect("a position"))
+}
+
+/// Reads SSE events until `count` arrived; returns their ids as numbers,
+/// which they are in a store of one partition.
+fn read_events(
+    api: &Api,
+    token: &str,
+    from: &str,
+    last_id: Option<&str>,
+    count: usize,
+) -> Vec<u64> {
+    read_stream(api, token, from, last_id, count)
+        .into_iter()
+        .map(|sent| sent.id.parse().expect("a position"))
+        .collect()
+}
+
+fn partitions(partitions: u32) -> Options {
+    Options {
+        partitions,
+        ..Options::default()
+    }
 }
 
 /// A client that lost its stream resumes with `Last-Event-ID` and gets the
-/// next event, also one written while it was away.
+/// next event, also one written while it was away. A store of one
+/// partition keeps the plain positions clients read before partitions
+/// existed; `the_stream_and_the_log_cover_every_partition` is the same
+/// with four.
 #[test]
 fn the_event_stream_resumes_after_a_disconnect() {
-    let f = fixture();
+    let f = fixture_with(partitions(1), Config::default());
     let author = token(&f.tokens, "li", &["author"]);
     let first = read_events(&f.api, &author, "1", None, 2);
     assert_eq!(first, [1, 2]);
@@ -814,6 +860,129 @@ fn the_event_stream_resumes_after_a_disconnect() {
         reader.join().expect("the reader")
     });
     assert_eq!(live, [gseq + 1]);
+    // The log's pages say where the next one starts, as a number too.
+    let page = f.api.get("/v1/events?from=2&limit=2", &author);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        (page.body["next"].clone(), page.body["cursor"].clone()),
+        (json!(4), json!("4"))
+    );
+}
+
+/// In a store of four partitions the log's pages and the event stream
+/// read every partition: each event once, resumable from a cursor that
+/// holds a position per partition, and live in any partition.
+#[test]
+fn the_stream_and_the_log_cover_every_partition() {
+    let f = fixture_with(partitions(4), Config::default());
+    let author = token(&f.tokens, "li", &["author"]);
+    // Partition 0 holds the four deployments; the documents spread out.
+    let mut expected: Vec<(u32, u64)> = (1..=4).map(|gseq| (0, gseq)).collect();
+    for n in 0..12 {
+        let start = json!({"workflow": "document-approval", "id": format!("doc-{n}")});
+        let started = f.api.post("/v1/instances", &author, &start);
+        assert_eq!(started.status, 201, "{started:?}");
+        expected.push((
+            started.body["partition"].as_u64().expect("a partition") as u32,
+            started.body["gseq"].as_u64().expect("a position"),
+        ));
+    }
+    let used: std::collections::BTreeSet<u32> = expected.iter().map(|(p, _)| *p).collect();
+    assert!(
+        used.len() >= 3,
+        "the documents went to partitions {used:?} only"
+    );
+    let sorted = |mut v: Vec<(u32, u64)>| {
+        v.sort();
+        v
+    };
+
+    // The log, page by page, following the cursor.
+    let mut paged = Vec::new();
+    let mut from = String::new();
+    for _ in 0..20 {
+        let page = f
+            .api
+            .get(&format!("/v1/events?limit=5&from={from}"), &author);
+        assert_eq!(page.status, 200, "{page:?}");
+        assert_eq!(
+            page.body["next"],
+            Value::Null,
+            "no plain number with 4 partitions"
+        );
+        let items = page.body["items"].as_array().expect("items");
+        paged.extend(items.iter().map(|item| position(&item["event"])));
+        match page.body["cursor"].as_str() {
+            Some(cursor) => from = cursor.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(sorted(paged.clone()), sorted(expected.clone()));
+    assert_eq!(paged.len(), expected.len(), "an event was paged twice");
+
+    // The stream, broken off half way and resumed from the last id.
+    let first = read_stream(&f.api, &author, "", None, 8);
+    let rest = read_stream(&f.api, &author, "", Some(&first[7].id), expected.len() - 8);
+    let streamed: Vec<(u32, u64)> = first.iter().chain(&rest).map(|s| s.at).collect();
+    assert_eq!(sorted(streamed), sorted(expected.clone()));
+    // The last id names the last position of every partition.
+    let mut last = std::collections::BTreeMap::new();
+    for (partition, gseq) in &expected {
+        let at = last.entry(*partition).or_insert(0);
+        *at = (*at).max(*gseq);
+    }
+    let cursor: Vec<String> = last.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+    let end = rest.last().expect("events").id.clone();
+    assert_eq!(end, cursor.join(","));
+
+    // Live, from the end: an event in a partition other than 0 arrives.
+    let other = (0..12)
+        .map(|n| format!("doc-{n}"))
+        .zip(&expected[4..])
+        .find(|(_, (partition, _))| *partition != 0)
+        .map(|(id, _)| id)
+        .expect("a document outside partition 0");
+    let live = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_stream(&f.api, &author, "", Some(&end), 1));
+        std::thread::sleep(Duration::from_millis(300));
+        f.api.fire(&author, &other, "withdraw", Value::Null);
+        reader.join().expect("the reader")
+    });
+    let (partition, gseq) = live[0].at;
+    assert_ne!(partition, 0);
+    assert_eq!(gseq, last[&partition] + 1);
+
+    // A plain number names no partition here, and says how to.
+    let refused = f.api.get("/v1/events?from=3", &author);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(refused.code(), "bad_request");
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("`partition:position`"), "{detail}");
+
+    // The checkpoint states every partition, as `strive checkpoint` does.
+    let checkpoint = f.api.get("/v1/checkpoint", &author);
+    assert_eq!(checkpoint.status, 200, "{checkpoint:?}");
+    let heads = checkpoint.body["partitions"]
+        .as_array()
+        .expect("partitions");
+    assert_eq!(heads.len(), 4);
+    let sizes: Vec<u64> = heads
+        .iter()
+        .map(|h| h["size"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(checkpoint.body["size"], sizes.iter().sum::<u64>());
+    let note = checkpoint.body["note"].as_str().unwrap_or_default();
+    assert_eq!(
+        note.lines().filter(|l| l.starts_with("partition ")).count(),
+        4,
+        "{note}"
+    );
+
+    // An export of partition 0 alone would pass for the whole store: until
+    // the exports speak of partitions the server refuses, as the CLI does.
+    let export = f.api.get("/v1/export?format=csv", &author);
+    assert_eq!(export.status, 501, "{export:?}");
+    assert_eq!(export.code(), "unsupported");
 }
 
 /// Prometheus metrics count commands and rejections by code.

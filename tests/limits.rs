@@ -58,17 +58,17 @@ fn engine() -> (tempfile::TempDir, Engine) {
 /// Everything a refused command could have changed: every event's hash,
 /// the last position, every instance's snapshot, every workflow version.
 fn fingerprint(engine: &Engine) -> String {
-    let hashes: Vec<String> = engine
-        .events(1)
-        .map(|stored| stored.expect("a readable event").hash)
+    let hashes: Vec<String> = crate::util::every_event(engine)
+        .into_iter()
+        .map(|stored| stored.hash)
         .collect();
     let instances: Vec<String> = ["s1", "s2", "s3"]
         .iter()
         .map(|id| format!("{:?}", engine.instance(id).expect("read")))
         .collect();
     format!(
-        "{} {hashes:?} {instances:?} {:?}",
-        engine.last_gseq(),
+        "{:?} {hashes:?} {instances:?} {:?}",
+        crate::util::sizes(engine),
         engine.versions("stash").expect("versions")
     )
 }

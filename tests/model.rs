@@ -89,7 +89,7 @@ struct State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expect {
     Accepted { stage: &'static str, count: i64 },
-    Replayed { gseq: u64 },
+    Replayed { partition: u32, gseq: u64 },
     UnknownInstance,
     InstanceExists,
     UnknownEvent,
@@ -105,13 +105,37 @@ enum Expect {
 struct Model {
     /// Each instance's states, one per event (index 0 after the start).
     instances: BTreeMap<&'static str, Vec<State>>,
-    /// Accepted commands with ids: the command and its event's gseq.
-    commands: BTreeMap<String, (Fire, u64)>,
-    /// The last global sequence number (1 is the deployment).
-    gseq: u64,
+    /// Accepted commands with ids: the command and its event's partition
+    /// and position there.
+    commands: BTreeMap<String, (Fire, u32, u64)>,
+    /// Each partition's last position, by partition (the deployment is
+    /// partition 0's first event). A store has `STRIVE_PARTITIONS` of them.
+    log: Vec<u64>,
+}
+
+/// The partition an instance's events go to: that of its id.
+fn partition(id: &str) -> u32 {
+    strive_core::root_partition(id, Options::default().partitions)
 }
 
 impl Model {
+    /// A model of a store of `partitions` partitions, just deployed.
+    fn deployed(partitions: u32) -> Model {
+        let mut log = vec![0; partitions.max(1) as usize];
+        log[0] = 1;
+        Model {
+            log,
+            ..Model::default()
+        }
+    }
+
+    /// Appends one event to `id`'s partition; returns its position.
+    fn append(&mut self, id: &str) -> (u32, u64) {
+        let p = partition(id);
+        self.log[p as usize] += 1;
+        (p, self.log[p as usize])
+    }
+
     fn current(&self, id: &str) -> Option<State> {
         self.instances
             .get(id)
@@ -120,10 +144,13 @@ impl Model {
 
     fn decide(&self, fire: &Fire) -> Expect {
         if let Some(command_id) = &fire.command_id
-            && let Some((earlier, gseq)) = self.commands.get(command_id)
+            && let Some((earlier, partition, gseq)) = self.commands.get(command_id)
         {
             return if earlier.request() == fire.request() {
-                Expect::Replayed { gseq: *gseq }
+                Expect::Replayed {
+                    partition: *partition,
+                    gseq: *gseq,
+                }
             } else {
                 Expect::Reused
             };
@@ -165,11 +192,7 @@ impl ReferenceStateMachine for Reference {
     type Transition = Step;
 
     fn init_state() -> BoxedStrategy<Model> {
-        Just(Model {
-            gseq: 1,
-            ..Model::default()
-        })
-        .boxed()
+        Just(Model::deployed(Options::default().partitions)).boxed()
     }
 
     fn transitions(state: &Model) -> BoxedStrategy<Step> {
@@ -230,7 +253,7 @@ impl ReferenceStateMachine for Reference {
         match step {
             Step::Start { id } => {
                 if !state.instances.contains_key(id) {
-                    state.gseq += 1;
+                    state.append(id);
                     state.instances.insert(
                         id,
                         vec![State {
@@ -243,14 +266,15 @@ impl ReferenceStateMachine for Reference {
             }
             Step::Fire(fire) => {
                 if let Expect::Accepted { stage, count } = state.decide(fire) {
-                    state.gseq += 1;
-                    let gseq = state.gseq;
+                    let (partition, gseq) = state.append(fire.id);
                     if let Some(states) = state.instances.get_mut(fire.id) {
                         let seq = states.len() as u64 + 1;
                         states.push(State { stage, seq, count });
                     }
                     if let Some(key) = &fire.command_id {
-                        state.commands.insert(key.clone(), (fire.clone(), gseq));
+                        state
+                            .commands
+                            .insert(key.clone(), (fire.clone(), partition, gseq));
                     }
                 }
             }
@@ -305,7 +329,10 @@ fn actor(role: &str) -> Actor {
 
 fn classify(result: &Result<strive_store::Outcome, CommandError>) -> Expect {
     match result {
-        Ok(outcome) if outcome.replayed => Expect::Replayed { gseq: outcome.gseq },
+        Ok(outcome) if outcome.replayed => Expect::Replayed {
+            partition: outcome.partition,
+            gseq: outcome.gseq,
+        },
         Ok(_) => Expect::Accepted {
             stage: "?",
             count: 0,
@@ -407,7 +434,7 @@ impl StateMachineTest for Sut {
         STEPS.fetch_add(1, Ordering::Relaxed);
         let before = std::mem::take(&mut sut.before);
         let engine = sut.engine();
-        let gseq = engine.last_gseq();
+        let sizes = crate::util::sizes(engine);
         match &step {
             Step::Start { id } => {
                 let result = engine.start(
@@ -430,34 +457,35 @@ impl StateMachineTest for Sut {
                 match (&expected, &result) {
                     (Expect::Accepted { stage, count }, Ok(outcome)) if !outcome.replayed => {
                         assert_eq!(outcome.stage, *stage);
+                        let mut grown = sizes.clone();
+                        grown[partition(f.id) as usize] += 1;
                         assert_eq!(
-                            engine.last_gseq(),
-                            gseq + 1,
-                            "an accepted command appends one event"
+                            crate::util::sizes(engine),
+                            grown,
+                            "an accepted command appends one event to its partition"
                         );
                         let snapshot = engine.instance(f.id).expect("read").expect("exists");
                         assert_eq!(snapshot.instance.data["count"].as_i64(), Some(*count));
                     }
                     _ => {
                         assert_eq!(classify(&result), expected, "{f:?}");
-                        assert_eq!(engine.last_gseq(), gseq, "{expected:?} must append nothing");
+                        assert_eq!(
+                            crate::util::sizes(engine),
+                            sizes,
+                            "{expected:?} must append nothing"
+                        );
                     }
                 }
             }
             Step::Retry { command_id } => {
-                let (original, original_gseq) = before
+                let (original, partition, gseq) = before
                     .commands
                     .get(command_id)
                     .expect("a recorded command")
                     .clone();
                 let result = fire(engine, &original);
-                assert_eq!(
-                    classify(&result),
-                    Expect::Replayed {
-                        gseq: original_gseq
-                    }
-                );
-                assert_eq!(engine.last_gseq(), gseq, "a retry writes nothing");
+                assert_eq!(classify(&result), Expect::Replayed { partition, gseq });
+                assert_eq!(crate::util::sizes(engine), sizes, "a retry writes nothing");
             }
             Step::Reopen => {
                 sut.engine = None;
@@ -475,9 +503,9 @@ impl StateMachineTest for Sut {
     fn check_invariants(sut: &Sut, model: &Model) {
         let engine = sut.engine();
         assert_eq!(
-            engine.last_gseq(),
-            model.gseq,
-            "the log holds exactly the accepted commands"
+            crate::util::sizes(engine),
+            model.log,
+            "each partition's log holds exactly the accepted commands routed to it"
         );
         for (id, states) in &model.instances {
             let state = states.last().expect("at least the start");
@@ -541,10 +569,7 @@ fn the_engine_behaves_like_the_model() {
 /// make the property vacuous.
 #[test]
 fn the_model_decides_as_the_definition_says() {
-    let mut model = Model {
-        gseq: 1,
-        ..Model::default()
-    };
+    let mut model = Model::deployed(1);
     model.instances.insert(
         "i0",
         vec![State {

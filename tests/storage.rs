@@ -222,22 +222,25 @@ fn a_backup_taken_while_writers_run_verifies_and_is_a_prefix_of_the_log() {
     for writer in writers {
         writer.join().expect("writer");
     }
-    let live_head = engine.tree_head().expect("head");
-    let proof = engine
-        .consistency_proof(copied, live_head.size)
-        .expect("proof");
-    drop(engine);
+    let live_heads = engine.tree_heads().expect("heads");
     let restored = Engine::open(&copy, Options::default()).expect("open the copy");
-    let head = restored.tree_head().expect("head");
-    assert_eq!(head.size, copied);
-    strive_audit::verify_consistency(
-        head.size,
-        &head.root,
-        live_head.size,
-        &live_head.root,
-        &proof,
-    )
-    .expect("the copy is a prefix of the live log");
+    let heads = restored.tree_heads().expect("heads");
+    assert_eq!(
+        heads.len(),
+        live_heads.len(),
+        "the copy has every partition"
+    );
+    assert_eq!(heads.iter().map(|h| h.size).sum::<u64>(), copied);
+    // Each partition of the copy is a prefix of the live partition's log.
+    for (partition, (head, live)) in (0u32..).zip(heads.iter().zip(&live_heads)) {
+        let proof = engine
+            .consistency_proof_in(partition, head.size, live.size)
+            .expect("proof");
+        strive_audit::verify_consistency(head.size, &head.root, live.size, &live.root, &proof)
+            .unwrap_or_else(|e| {
+                panic!("partition {partition} of the copy is not a prefix of the live log: {e}")
+            });
+    }
     drop(restored);
     assert!(ok(&strive(&copy, &["verify"])).contains("everything holds"));
 }
@@ -327,19 +330,45 @@ fn proofs_come_from_the_stored_tree_and_verify() {
     for step in scenario() {
         step.fire(&engine).expect("step");
     }
-    let head = engine.tree_head().expect("head");
-    let mut root = strive_core::StreamingRoot::new();
-    for event in engine.events(1) {
-        root.push(&strive_core::event_digest(&event.expect("event").bytes));
+    let mut proofs = 0;
+    for partition in 0..engine.partitions() {
+        proofs += proofs_of_partition(&engine, partition);
     }
+    assert!(proofs >= 6, "only {proofs} proofs were checked");
+}
+
+/// Checks `partition`'s stored root and a few inclusion and consistency
+/// proofs against its events; returns how many proofs were checked.
+fn proofs_of_partition(engine: &Engine, partition: u32) -> usize {
+    let head = engine.tree_head_in(partition).expect("head");
+    let digests: Vec<_> = engine
+        .events_in(partition, 1)
+        .map(|event| strive_core::event_digest(&event.expect("event").bytes))
+        .collect();
+    assert_eq!(digests.len() as u64, head.size);
+    let root_of = |size: usize| {
+        let mut root = strive_core::StreamingRoot::new();
+        for digest in &digests[..size] {
+            root.push(digest);
+        }
+        root.root()
+    };
     assert_eq!(
-        root.root(),
+        root_of(digests.len()),
         head.root,
-        "stored tiles and recomputed root agree"
+        "partition {partition}: stored tiles and recomputed root agree"
     );
-    for gseq in [1, 2, head.size / 2, head.size] {
-        let event = engine.event(gseq).expect("read").expect("event");
-        let proof = engine.inclusion_proof(gseq, head.size).expect("proof");
+    let mut proofs = 0;
+    let mut positions = vec![1, 2, head.size / 2, head.size];
+    positions.retain(|&gseq| (1..=head.size).contains(&gseq));
+    for gseq in positions {
+        let event = engine
+            .event_in(partition, gseq)
+            .expect("read")
+            .expect("event");
+        let proof = engine
+            .inclusion_proof_in(partition, gseq, head.size)
+            .expect("proof");
         strive_audit::verify_inclusion(
             &head.root,
             head.size,
@@ -348,19 +377,25 @@ fn proofs_come_from_the_stored_tree_and_verify() {
             &proof,
         )
         .expect("inclusion");
+        proofs += 1;
     }
-    for old in [1, 5, head.size - 1] {
-        let old_root = {
-            let mut r = strive_core::StreamingRoot::new();
-            for event in engine.events(1).take(old as usize) {
-                r.push(&strive_core::event_digest(&event.expect("event").bytes));
-            }
-            r.root()
-        };
-        let proof = engine.consistency_proof(old, head.size).expect("proof");
-        strive_audit::verify_consistency(old, &old_root, head.size, &head.root, &proof)
-            .expect("consistency");
+    let mut olds = vec![1, 5, head.size.saturating_sub(1)];
+    olds.retain(|&old| (1..=head.size).contains(&old));
+    for old in olds {
+        let proof = engine
+            .consistency_proof_in(partition, old, head.size)
+            .expect("proof");
+        strive_audit::verify_consistency(
+            old,
+            &root_of(old as usize),
+            head.size,
+            &head.root,
+            &proof,
+        )
+        .expect("consistency");
+        proofs += 1;
     }
+    proofs
 }
 
 /// Hooks that fail the `n`th apply or flush of the backend they wrap,
@@ -463,10 +498,14 @@ fn a_store_that_opens_only_for_reading_refuses_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = scenario_store(dir.path());
     {
-        // The log loses its last event but the state still names it.
+        // The log of o1's partition loses its last event (o1's last) but
+        // the state still names it.
         let backend = SledBackend::open(&db).expect("raw open");
-        let last = strive_store::raw::last(&backend).expect("last");
-        strive_store::raw::put_event(&backend, last, None).expect("cut");
+        let partition = strive_store::raw::partition_of(&backend, "o1")
+            .expect("read")
+            .expect("a record");
+        let last = strive_store::raw::last_in(&backend, partition).expect("last");
+        strive_store::raw::put_event_in(&backend, partition, last, None).expect("cut");
         backend.flush().expect("flush");
     }
     let engine = Engine::open(&db, Options::default()).expect("opens for reading");

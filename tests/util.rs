@@ -63,3 +63,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Every durable event of every partition, partition by partition, each
+/// partition's in log order: what a test that once read "the global log"
+/// reads in a store of any number of partitions.
+pub fn every_event(engine: &strive_store::Engine) -> Vec<strive_store::StoredEvent> {
+    (0..engine.partitions())
+        .flat_map(|p| engine.events_in(p, 1))
+        .collect::<Result<_, _>>()
+        .expect("every event reads")
+}
+
+/// Each partition's durable size, by partition.
+pub fn sizes(engine: &strive_store::Engine) -> Vec<u64> {
+    (0..engine.partitions())
+        .map(|p| engine.last_gseq_in(p))
+        .collect()
+}

@@ -196,7 +196,7 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
         .map_err(failure)?;
 
     let verify_started = Instant::now();
-    let bar = progress_bar(engine.last_gseq(), "核验 Verifying");
+    let bar = progress_bar(engine.total_events(), "核验 Verifying");
     let verification = strive_audit::store::verify(&engine, VerifyOptions::default(), |read| {
         if let Some(bar) = &bar {
             bar.set_position(read);

@@ -69,7 +69,7 @@ pub fn run(
     let out = Mutex::new(std::io::stdout());
     // A fresh prefix per run, so instances of earlier (killed) runs on the
     // same database are never started twice.
-    let run_id = engine.last_gseq();
+    let run_id = engine.total_events();
     std::thread::scope(|scope| {
         for thread in 0..threads.max(1) {
             let (engine, out, acknowledged) = (&engine, &out, &acknowledged);
@@ -115,8 +115,12 @@ fn writer(
                     if let Ok(mut out) = out.lock() {
                         let _ = writeln!(
                             out,
-                            "ack {} {} {} {}",
-                            outcome.instance, outcome.seq, outcome.gseq, outcome.hash
+                            "ack {} {} {}:{} {}",
+                            outcome.instance,
+                            outcome.seq,
+                            outcome.partition,
+                            outcome.gseq,
+                            outcome.hash
                         );
                         let _ = out.flush();
                     }

@@ -181,9 +181,9 @@ pub fn run_demo(
     mut progress: impl FnMut(&Progress<'_>),
 ) -> Result<DemoSummary, CampaignError> {
     let roster = Roster::new(options)?;
-    if engine.last_gseq() != 0 {
+    if engine.total_events() != 0 {
         return Err(CampaignError::NotEmpty {
-            events: engine.last_gseq(),
+            events: engine.total_events(),
         });
     }
     let mut run = Run {
@@ -250,7 +250,7 @@ pub fn run_demo(
     tracing::info!(
         phase = 1,
         commands = plan.commands,
-        events = engine.last_gseq(),
+        events = engine.total_events(),
         "the demo's first round is done"
     );
 
@@ -264,7 +264,7 @@ pub fn run_demo(
     tracing::info!(
         phase = 2,
         commands = plan.plan.commands,
-        events = engine.last_gseq(),
+        events = engine.total_events(),
         "the demo's second round is done"
     );
 
@@ -276,12 +276,12 @@ pub fn run_demo(
     tracing::info!(
         phase = 3,
         commands = plan.plan.commands,
-        events = engine.last_gseq(),
+        events = engine.total_events(),
         "the demo's selection is done"
     );
 
     run.summary.instances = 1 + (roster.orgs.len() + roster.members.len()) as u64;
-    run.summary.events = engine.last_gseq();
+    run.summary.events = engine.total_events();
     run.summary.finished = calendar::timestamp(END);
     Ok(run.summary)
 }

@@ -327,7 +327,13 @@ impl Report {
         let as_of = match options.as_of {
             Some(at) => at,
             None => {
-                let last = engine.event(engine.last_gseq())?.map(|e| e.event.at);
+                // The latest of every partition's last event: with several
+                // partitions partition 0's alone may be far behind.
+                let mut last = None;
+                for partition in 0..engine.partitions() {
+                    let end = engine.event_in(partition, engine.last_gseq_in(partition))?;
+                    last = last.max(end.map(|e| e.event.at));
+                }
                 last.map_or_else(Timestamp::now, |last| last.max(Timestamp::now()))
             }
         };
@@ -338,7 +344,7 @@ impl Report {
             report: Report {
                 as_of,
                 instances: 0,
-                events: engine.last_gseq(),
+                events: engine.total_events(),
                 campaigns: Vec::new(),
                 workflows: Vec::new(),
                 overdue: Vec::new(),

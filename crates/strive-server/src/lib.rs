@@ -25,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cursor;
 mod metrics;
 mod model;
 mod openapi;
@@ -46,7 +47,8 @@ use tokio::sync::watch;
 pub use model::{
     CheckpointBody, DefinitionBody, DeployRequest, DueBody, EventBody, EventPage, ExportFormat,
     FireRequest, GrantBody, GrantRequest, InstanceBody, InstancePage, IssueRequest, IssuedBody,
-    OutcomeBody, ReplayBody, ReportFormatParam, StartRequest, TokenBody, VerifyJob,
+    OutcomeBody, PartitionHeadBody, ReplayBody, ReportFormatParam, StartRequest, TokenBody,
+    VerifyJob,
 };
 pub use openapi::openapi_json;
 pub use problem::{Problem, ProblemDetails};

@@ -62,7 +62,7 @@ impl Metrics {
     }
 
     /// The text exposition format, with the engine's `stats`.
-    pub(crate) fn render(&self, last_gseq: u64, stats: &EngineStats) -> String {
+    pub(crate) fn render(&self, events: u64, stats: &EngineStats) -> String {
         let mut out = String::new();
         engine_histograms(&mut out, stats);
         let _ = writeln!(
@@ -115,10 +115,10 @@ impl Metrics {
         .write(&mut out);
         let _ = writeln!(
             out,
-            "# HELP strive_log_events The global log's last position."
+            "# HELP strive_log_events The events in the log, over every partition."
         );
         let _ = writeln!(out, "# TYPE strive_log_events gauge");
-        let _ = writeln!(out, "strive_log_events {last_gseq}");
+        let _ = writeln!(out, "strive_log_events {events}");
         out
     }
 }

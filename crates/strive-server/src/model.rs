@@ -20,8 +20,12 @@ pub struct OutcomeBody {
     pub stage: String,
     /// The instance's sequence number after the event (its ETag).
     pub seq: u64,
-    /// The event's position in the global log.
+    /// The event's position in its partition's log (with one partition,
+    /// the whole log).
     pub gseq: u64,
+    /// The partition whose log holds the event (0 in a store of one).
+    #[serde(default)]
+    pub partition: u32,
     /// The event's hash.
     pub hash: String,
     /// Whether the instance is finished.
@@ -39,6 +43,7 @@ impl From<Outcome> for OutcomeBody {
             stage: o.stage,
             seq: o.seq,
             gseq: o.gseq,
+            partition: o.partition,
             hash: o.hash,
             finished: o.finished,
             replayed: o.replayed,
@@ -153,7 +158,8 @@ pub struct DefinitionBody {
     /// When it was deployed.
     #[schema(value_type = String, format = DateTime)]
     pub deployed_at: jiff::Timestamp,
-    /// The deploy event's position in the global log.
+    /// The deploy event's position in the log of partition 0, which
+    /// records every deployment.
     pub gseq: u64,
     /// Whether this deploy found the same content deployed already.
     pub unchanged: bool,
@@ -198,9 +204,14 @@ impl From<StoredEvent> for EventBody {
 pub struct EventPage {
     /// The events, in order.
     pub items: Vec<EventBody>,
-    /// Where the next page starts (`after` for history, `from` for the
-    /// global log), if there is one.
+    /// Where the next page starts (`after` for history; `from` for the
+    /// log of a store of one partition), if there is one.
     pub next: Option<u64>,
+    /// For the log, in a store of any number of partitions: the `from` of
+    /// the next page (`partition:position` pairs; with one partition a
+    /// number), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// Starts an instance. An `actor` field, if sent, is ignored: the token
@@ -271,12 +282,14 @@ pub(crate) struct HistoryParams {
     pub limit: Option<usize>,
 }
 
-/// A page of the global log.
+/// A page of the log of every partition.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsParams {
-    /// Start at this global position (inclusive, from 1).
-    pub from: Option<u64>,
+    /// Where to start, inclusive: with one partition a position (from 1);
+    /// with any number `partition:position` pairs, comma-separated, a
+    /// partition not named starting at 1 (docs/http.md).
+    pub from: Option<String>,
     /// At most this many (1 to 1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -286,8 +299,9 @@ pub(crate) struct EventsParams {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct StreamParams {
-    /// Start at this global position (inclusive); `Last-Event-ID` wins.
-    pub from: Option<u64>,
+    /// Where to start, inclusive, as for `GET /v1/events`;
+    /// `Last-Event-ID` wins.
+    pub from: Option<String>,
 }
 
 /// Where a replay stops.
@@ -306,7 +320,7 @@ pub struct ReplayBody {
     /// The rebuilt instance.
     #[schema(value_type = Object)]
     pub instance: Value,
-    /// The global position of the last event replayed.
+    /// The position of the last event replayed in its partition's log.
     pub gseq: u64,
     /// At the end of the history: whether it equals the stored snapshot.
     pub matches_snapshot: Option<bool>,
@@ -315,7 +329,7 @@ pub struct ReplayBody {
     pub problems: Vec<Value>,
 }
 
-/// A checkpoint of the log (C2SP), unsigned.
+/// A checkpoint of the log of every partition (C2SP), unsigned.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckpointBody {
     /// The log's name.
@@ -326,6 +340,21 @@ pub struct CheckpointBody {
     pub root: String,
     /// The checkpoint note, as `strive checkpoint` prints it.
     pub note: String,
+    /// Each partition's head, by partition: one in a store of one
+    /// partition (the size and root above); with more, `size` is their
+    /// total and `root` their combined root (docs/audit.md).
+    pub partitions: Vec<PartitionHeadBody>,
+}
+
+/// One partition's Merkle log head.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PartitionHeadBody {
+    /// The partition.
+    pub partition: u32,
+    /// How many events its log holds.
+    pub size: u64,
+    /// Its Merkle root, hex.
+    pub root: String,
 }
 
 /// The log's name in a checkpoint.

@@ -26,6 +26,9 @@ fn meaning(status: u16) -> &'static str {
         413 => "the body is larger than the server's limit",
         422 => "the workflow definition refused the command (or the definition is invalid)",
         429 => "the token's rate limit is spent; retry after a second",
+        501 => {
+            "not done by this server yet for this store (an export of a store of several partitions)"
+        }
         _ => "the store is unavailable, the request timed out, or the server is shutting down",
     }
 }
@@ -74,6 +77,11 @@ problem_set!(
     QueryProblems = [400, 401, 404, 429, 500, 503]
 );
 problem_set!(
+    /// What an export can answer besides success: a read's problems, and
+    /// 501 while bundles of a store of several partitions are not written.
+    ExportProblems = [400, 401, 404, 429, 500, 501, 503]
+);
+problem_set!(
     /// What changing and listing grants can answer besides success.
     GrantProblems = [400, 401, 403, 404, 409, 413, 429, 500, 503]
 );
@@ -105,7 +113,7 @@ problem_set!(
     components(schemas(
         ProblemDetails, model::OutcomeBody, model::InstanceBody, model::DueBody, model::InstancePage,
         model::DefinitionBody, model::EventBody, model::EventPage, model::StartRequest,
-        model::FireRequest, model::DeployRequest, model::ReplayBody, model::CheckpointBody,
+        model::FireRequest, model::DeployRequest, model::ReplayBody, model::CheckpointBody, model::PartitionHeadBody,
         model::VerifyJob, model::ExportFormat, model::ReportFormatParam, model::IssueRequest,
         model::TokenBody, model::IssuedBody, model::GrantRequest, model::GrantBody,
     )),

@@ -67,6 +67,12 @@ impl Problem {
         self
     }
 
+    /// What went wrong, as the `detail` member says it.
+    #[cfg(test)]
+    pub(crate) fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
     pub(crate) fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "bad_request", detail)
     }

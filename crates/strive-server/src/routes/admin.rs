@@ -43,7 +43,7 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
 pub(crate) async fn metrics(State(state): State<Shared>, _caller: Caller) -> Response {
     let text = state
         .metrics
-        .render(state.engine.last_gseq(), &state.engine.stats());
+        .render(state.engine.total_events(), &state.engine.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -1,4 +1,5 @@
-//! The queries: definitions, instances, histories and the global log.
+//! The queries: definitions, instances, histories and the log of every
+//! partition.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use strive_store::{Engine, ListQuery, StorageError, StoredEvent};
 
+use crate::cursor::Cursor;
 use crate::model::{
     DefinitionBody, EventBody, EventPage, EventsParams, HistoryParams, InstanceBody, InstancePage,
     ListParams,
@@ -145,6 +147,7 @@ pub(crate) async fn history(
     Ok(Json(EventPage {
         items: events.into_iter().map(EventBody::from).collect(),
         next,
+        cursor: None,
     }))
 }
 
@@ -177,33 +180,57 @@ pub(crate) fn history_page(
     Ok((events, next))
 }
 
-/// A page of the global log from a position.
+/// A page of the log from a position in every partition: each
+/// partition's events in its log order, partition after partition.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsParams),
-    responses((status = 200, description = "a page of events; `next` is the `from` of the next page", body = EventPage), QueryProblems))]
+    responses((status = 200, description = "a page of events; `cursor` (and, with one partition, `next`) is the `from` of the next page", body = EventPage), QueryProblems))]
 pub(crate) async fn events(
     State(state): State<Shared>,
     _caller: Caller,
     Q(params): Q<EventsParams>,
 ) -> Result<Json<EventPage>, Problem> {
     let limit = page_size(params.limit)?;
-    let from = params.from.unwrap_or(1).max(1);
     let engine = state.engine.clone();
-    let mut events = blocking(move || {
-        engine
-            .events(from)
-            .take(limit.saturating_add(1))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Problem::from)
+    let mut cursor = Cursor::parse_from(params.from.as_deref().unwrap_or(""), engine.partitions())?;
+    let (events, cursor) = blocking(move || {
+        let events = log_page(&engine, &mut cursor, limit).map_err(Problem::from)?;
+        let more = (0..cursor.partitions()).any(|p| cursor.next(p) <= engine.last_gseq_in(p));
+        Ok((events, more.then_some(cursor)))
     })
     .await?;
-    let next = if events.len() > limit {
-        events.truncate(limit);
-        events.last().map(|e| e.event.gseq + 1)
-    } else {
-        None
-    };
     Ok(Json(EventPage {
         items: events.into_iter().map(EventBody::from).collect(),
-        next,
+        // With one partition the number clients read before partitions
+        // existed; with more, only the cursor says where every log is.
+        next: cursor
+            .as_ref()
+            .filter(|c| c.partitions() == 1)
+            .map(|c| c.next(0)),
+        cursor: cursor.map(|c| c.to_from()),
     }))
+}
+
+/// Up to `limit` durable events from `cursor` on, partition by partition,
+/// with `cursor` moved past them.
+fn log_page(
+    engine: &Engine,
+    cursor: &mut Cursor,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut events = Vec::new();
+    for partition in 0..cursor.partitions() {
+        let room = limit.saturating_sub(events.len());
+        if room == 0 {
+            break;
+        }
+        for stored in engine
+            .events_in(partition, cursor.next(partition))
+            .take(room)
+        {
+            let stored = stored?;
+            cursor.read(partition, stored.event.gseq);
+            events.push(stored);
+        }
+    }
+    Ok(events)
 }
