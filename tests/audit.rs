@@ -1026,8 +1026,65 @@ fn verify_bundle_accepts_an_export_and_refuses_an_altered_one() {
     assert!(text(&short).contains("cut short"), "{}", text(&short));
 }
 
+/// The bundle with `instance`'s last event dated before the one it
+/// follows, re-encoded and rehashed as a forger would: only the rule that
+/// time never goes backwards (and the proofs) can catch it.
+fn backdated(bundle: &Path, instance: &str, into: &Path) {
+    let text = std::fs::read_to_string(bundle).expect("read");
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let decode = |line: &Value| {
+        strive_core::Event::decode(line["bytes"].as_str().expect("bytes").as_bytes())
+            .expect("an event")
+    };
+    let positions: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i]["type"] == "event" && decode(&lines[i]).instance == instance)
+        .collect();
+    let [.., before, last] = positions[..] else {
+        panic!("{instance} has two events in the bundle");
+    };
+    let mut event = decode(&lines[last]);
+    event.at = decode(&lines[before]).at - jiff::SignedDuration::from_hours(1);
+    let bytes = event.encode();
+    let line = &mut lines[last];
+    let digest: String = strive_core::event_digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    line["hash"] = json!(digest);
+    line["bytes"] = json!(String::from_utf8(bytes).expect("UTF-8"));
+    let out: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(into, out.join("\n") + "\n").expect("write");
+}
+
+#[test]
+fn verify_bundle_refuses_a_bundle_whose_time_goes_backwards() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bundle, _) = bundles(dir.path());
+    let back = dir.path().join("backwards.jsonl");
+    backdated(&bundle, "doc-1", &back);
+    let refused = strive(
+        &f.db,
+        &[
+            "verify-bundle",
+            &back.display().to_string(),
+            "--checkpoint",
+            &f.checkpoint.display().to_string(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("[time_backwards] doc-1 #3"),
+        "{}",
+        text(&refused)
+    );
+}
+
 /// The verifier printed in docs/audit.md, as printed.
-fn python_verifier() -> String {
+pub(crate) fn python_verifier() -> String {
     let doc = std::fs::read_to_string(crate::util::root().join("docs/audit.md")).expect("docs");
     let start = doc
         .find("```python\n# strive-verify.py")
