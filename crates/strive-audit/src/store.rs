@@ -151,7 +151,9 @@ pub fn scoped_events(engine: &Engine, instance: &str) -> Result<Vec<StoredEvent>
             }
         }
     }
-    events.sort_by_key(|e| e.event.gseq);
+    // Partition 0's log (the deployments) first; an instance's family is
+    // in one partition's log, in order.
+    events.sort_by_key(|e| (e.event.partition, e.event.gseq));
     Ok(events)
 }
 
