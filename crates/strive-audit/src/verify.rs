@@ -1114,3 +1114,95 @@ where
     }
     verifier.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use strive_core::{Actor, EventKind, definition_hash, event_hash, root_partition};
+
+    use super::*;
+
+    /// A log of 4 partitions: a deployment in partition 0, then `id`
+    /// started as a root in `partition` (and, with `child`, a child of it
+    /// started in `child_partition`). Returns the problems' codes.
+    fn routing_codes(id: &str, partition: u32, child: Option<u32>) -> Vec<ProblemCode> {
+        let definition = json!({
+            "id": "approval", "title": "Approval", "roles": [{"id": "chief"}],
+            "stages": [{"id": "draft", "kind": "initial"}, {"id": "approved", "kind": "terminal"}],
+            "transitions": [{"event": "approve", "from": "draft", "to": "approved", "roles": ["chief"]}]
+        });
+        let event = |partition: u32, gseq: u64, instance: &str, kind: EventKind| Event {
+            v: 1,
+            gseq,
+            partition,
+            instance: instance.into(),
+            seq: 1,
+            prev: GENESIS.into(),
+            kind,
+            workflow: "approval".into(),
+            version: 1,
+            definition_hash: definition_hash(&definition),
+            from: None,
+            event: "start".into(),
+            transition: None,
+            to: "draft".into(),
+            actor: Actor::new("chief", &["chief"]),
+            at: "2026-05-01T08:00:00Z".parse().expect("a time"),
+            command_id: None,
+            payload: json!({"data": {}, "parent": null}),
+            effects: vec![],
+            cause: None,
+        };
+        let mut deploy = event(0, 1, "@workflow/approval", EventKind::Deploy);
+        deploy.event = "deploy".into();
+        deploy.to = String::new();
+        deploy.payload = definition.clone();
+        let mut logs: Vec<Vec<Event>> = vec![vec![deploy], vec![], vec![], vec![]];
+        let root = event(partition, 1, id, EventKind::Start);
+        logs[partition as usize].push(root);
+        if let Some(child_partition) = child {
+            let log = &mut logs[child_partition as usize];
+            let mut started = event(
+                child_partition,
+                log.len() as u64 + 1,
+                "kid",
+                EventKind::Start,
+            );
+            started.payload = json!({"data": {}, "parent": id});
+            log.push(started);
+        }
+        let mut verifier = Verifier::new(VerifyOptions::default());
+        for (p, log) in (0u32..).zip(&logs) {
+            verifier.partition(p);
+            for event in log {
+                let bytes = event.encode();
+                verifier.event(&event_hash(&bytes), &bytes);
+            }
+        }
+        verifier.finish().problems.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn an_instance_outside_its_root_ancestors_partition_is_reported_once() {
+        let home = root_partition("doc-1", 4);
+        let elsewhere = (home + 1) % 4;
+        let wrong = |codes: &[ProblemCode]| {
+            codes
+                .iter()
+                .filter(|c| **c == ProblemCode::WrongPartition)
+                .count()
+        };
+        // Data-driven: (root's partition, child's partition, problems).
+        for (root, child, expected) in [
+            (home, None, 0),
+            (home, Some(home), 0),
+            (elsewhere, None, 1),
+            // The child follows its misrouted parent: one cause, one problem.
+            (elsewhere, Some(elsewhere), 1),
+            (home, Some(elsewhere), 1),
+        ] {
+            let codes = routing_codes("doc-1", root, child);
+            assert_eq!(wrong(&codes), expected, "{root} {child:?}: {codes:?}");
+        }
+    }
+}
