@@ -651,3 +651,71 @@ fn prove(
     }
     proven
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use strive_core::{event_hash, root_partition};
+
+    use super::*;
+    use crate::export::{BundleWriter, Filter, Prover};
+    use crate::merkle::MerkleLog;
+    use crate::verify::tests::routing_log;
+
+    /// Each partition's whole tree, in memory.
+    struct Trees(Vec<MerkleLog>);
+
+    impl Prover for Trees {
+        fn inclusion(&self, partition: u32, index: u64, _size: u64) -> io::Result<Vec<Hash>> {
+            Ok(self.0[partition as usize]
+                .prove_inclusion(index)
+                .unwrap_or_default())
+        }
+
+        fn consistency(&self, _: u32, _: u64, _: u64) -> io::Result<Vec<Hash>> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A complete bundle of [`routing_log`], verified against its own
+    /// checkpoint: the codes of its problems.
+    fn bundle_codes(partition: u32) -> Vec<ProblemCode> {
+        let logs = routing_log("doc-1", partition, None);
+        let trees = logs
+            .iter()
+            .map(|log| {
+                let mut tree = MerkleLog::new();
+                for event in log {
+                    tree.push(event_digest(&event.encode()));
+                }
+                tree
+            })
+            .collect();
+        let mut writer =
+            BundleWriter::partitioned(Vec::new(), Filter::default(), 4, Box::new(Trees(trees)))
+                .expect("header");
+        for (p, log) in (0u32..).zip(&logs) {
+            writer.partition(p).expect("a partition");
+            for event in log {
+                let bytes = event.encode();
+                writer
+                    .event(&event_hash(&bytes), &bytes, event)
+                    .expect("an event");
+            }
+        }
+        let (out, checkpoint, _) = writer.finish("test", None, None).expect("finish");
+        let report = verify_bundle(out.as_slice(), &checkpoint).expect("reads");
+        report.problems.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn a_bundle_with_a_misrouted_root_is_refused() {
+        let home = root_partition("doc-1", 4);
+        let wrong = |codes: &[ProblemCode]| codes.contains(&ProblemCode::WrongPartition);
+        let right = bundle_codes(home);
+        assert!(right.is_empty(), "{right:?}");
+        let moved = bundle_codes((home + 1) % 4);
+        assert!(wrong(&moved), "{moved:?}");
+    }
+}

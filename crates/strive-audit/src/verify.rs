@@ -1116,16 +1116,16 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
     use strive_core::{Actor, EventKind, definition_hash, event_hash, root_partition};
 
     use super::*;
 
-    /// A log of 4 partitions: a deployment in partition 0, then `id`
-    /// started as a root in `partition` (and, with `child`, a child of it
-    /// started in `child_partition`). Returns the problems' codes.
-    fn routing_codes(id: &str, partition: u32, child: Option<u32>) -> Vec<ProblemCode> {
+    /// A log of 4 partitions, by partition: a deployment in partition 0,
+    /// then `id` started as a root in `partition` (and, with `child`, a
+    /// child of it started in that partition).
+    pub(crate) fn routing_log(id: &str, partition: u32, child: Option<u32>) -> Vec<Vec<Event>> {
         let definition = json!({
             "id": "approval", "title": "Approval", "roles": [{"id": "chief"}],
             "stages": [{"id": "draft", "kind": "initial"}, {"id": "approved", "kind": "terminal"}],
@@ -1171,6 +1171,12 @@ mod tests {
             started.payload = json!({"data": {}, "parent": id});
             log.push(started);
         }
+        logs
+    }
+
+    /// The codes of the problems `Verifier` finds in [`routing_log`].
+    fn routing_codes(id: &str, partition: u32, child: Option<u32>) -> Vec<ProblemCode> {
+        let logs = routing_log(id, partition, child);
         let mut verifier = Verifier::new(VerifyOptions::default());
         for (p, log) in (0u32..).zip(&logs) {
             verifier.partition(p);
