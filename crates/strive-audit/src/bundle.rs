@@ -623,7 +623,7 @@ fn prove(
         let tree = heads.get(head.partition as usize);
         let fits = proof.seq == head.seq
             && proof.hash == head.hash
-            && proof.index + 1 == head.gseq
+            && proof.index.checked_add(1) == Some(head.gseq)
             && proof.partition == head.partition
             && tree.is_some_and(|tree| proof.size == tree.size);
         let holds = tree.is_some_and(|tree| {

@@ -320,7 +320,7 @@ impl Stream {
         // The partition's sequence: gapless from 1, each number once (an
         // extract's: increasing).
         if event.gseq > self.next_gseq && !self.whole {
-            self.next_gseq = event.gseq + 1;
+            self.next_gseq = event.gseq.saturating_add(1);
         } else if event.gseq > self.next_gseq {
             let missing = if event.gseq - self.next_gseq == 1 {
                 format!("event {} is missing", self.next_gseq)
@@ -331,7 +331,7 @@ impl Stream {
                 ProblemCode::SequenceGap,
                 format!("{missing} from {}", self.name()),
             ));
-            self.next_gseq = event.gseq + 1;
+            self.next_gseq = event.gseq.saturating_add(1);
         } else if event.gseq < self.next_gseq {
             out.push(at(
                 ProblemCode::SequenceOrder,
@@ -342,7 +342,7 @@ impl Stream {
                 ),
             ));
         } else {
-            self.next_gseq += 1;
+            self.next_gseq = self.next_gseq.saturating_add(1);
         }
         self.log.push(computed);
         // Only a whole log has every grant and every ancestor's start
@@ -358,7 +358,7 @@ impl Stream {
         let gseq = self.next_gseq;
         self.count(len);
         self.log.push(computed);
-        self.next_gseq += 1;
+        self.next_gseq = self.next_gseq.saturating_add(1);
         Problem::new(
             ProblemCode::UnreadableEvent,
             format!("the event record does not decode: {error}"),
@@ -391,7 +391,7 @@ impl Stream {
     /// position, unchecked.
     pub(crate) fn pass(&mut self, len: usize) {
         self.count(len);
-        self.next_gseq += 1;
+        self.next_gseq = self.next_gseq.saturating_add(1);
     }
 
     /// Events read so far.
@@ -487,7 +487,7 @@ impl Shard {
                             format!(
                                 "the chain starts at #{}: events #1..#{} are missing",
                                 event.seq,
-                                event.seq - 1
+                                event.seq.saturating_sub(1)
                             ),
                         ));
                     }
@@ -518,7 +518,7 @@ impl Shard {
                         ),
                     ));
                 }
-                if event.seq != link.seq + 1 {
+                if Some(event.seq) != link.seq.checked_add(1) {
                     out.push(at(
                         ProblemCode::ChainBroken,
                         format!("#{} follows #{} in the chain", event.seq, link.seq),
