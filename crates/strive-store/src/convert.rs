@@ -209,47 +209,18 @@ fn build(
     let mut logs = Vec::with_capacity(partitions as usize);
     for partition in 0..partitions {
         let mut writer = Writer::new(target.clone(), shared.clone(), options.clone(), partition);
-        let mut root = StreamingRoot::new();
-        let run = std::iter::from_fn(|| {
-            events.next_if(|item| {
-                item.as_ref()
-                    .map_or(true, |e| e.event.partition == partition)
-            })
-        })
-        .inspect(|item| {
-            if let Ok(event) = item
-                && let Ok(digest) = hex_digest(&event.hash)
-            {
-                root.push(&digest);
-            }
-        });
-        let replayed = writer.replay_recorded(run, true)?;
+        let head = replay_partition(&mut writer, &mut events)?;
         if partition == 0 && partitions > 1 {
             // The other partitions' writers use a deployment only once
             // partition 0's log holding it is durable, as when running.
             target.flush()?;
-            shared.committed_up_to(0, replayed);
+            shared.committed_up_to(0, head.size);
         }
-        logs.push(PartitionHead {
-            partition,
-            size: replayed,
-            root: root.root(),
-        });
+        logs.push(head);
         writers.push(writer);
     }
     if let Some(item) = events.next() {
-        let event = item?;
-        return Err(OpenError::from(StorageError::Corrupt {
-            key: "an imported event".to_owned(),
-            message: format!(
-                "event {} of partition {} comes after partition {}'s events, or the store has \
-                 no such partition: a log of {partitions} partition(s) gives each partition's \
-                 events in turn, from 0",
-                event.event.gseq,
-                event.event.partition,
-                partitions - 1
-            ),
-        }));
+        return Err(out_of_place(&item?, partitions).into());
     }
     let consumed = match (deadlines, writers.first_mut()) {
         (Some(kept), Some(writer)) => writer.consume_missing_deadlines(kept)?,
@@ -276,6 +247,51 @@ fn build(
         root,
         consumed_deadlines: consumed,
     })
+}
+
+/// Replays the events at the front of `events` that are `writer`'s
+/// partition's (an error is its, too); returns that partition's head.
+fn replay_partition(
+    writer: &mut Writer,
+    events: &mut std::iter::Peekable<impl Iterator<Item = Result<StoredEvent, StorageError>>>,
+) -> Result<PartitionHead, StorageError> {
+    let partition = writer.partition;
+    let mut root = StreamingRoot::new();
+    let run = std::iter::from_fn(|| {
+        events.next_if(|item| {
+            item.as_ref()
+                .map_or(true, |e| e.event.partition == partition)
+        })
+    })
+    .inspect(|item| {
+        if let Ok(event) = item
+            && let Ok(digest) = hex_digest(&event.hash)
+        {
+            root.push(&digest);
+        }
+    });
+    let size = writer.replay_recorded(run, true)?;
+    Ok(PartitionHead {
+        partition,
+        size,
+        root: root.root(),
+    })
+}
+
+/// An event left over when every partition has replayed its own: one of
+/// a partition out of range, or out of turn.
+fn out_of_place(event: &StoredEvent, partitions: u32) -> StorageError {
+    StorageError::Corrupt {
+        key: "an imported event".to_owned(),
+        message: format!(
+            "event {} of partition {} comes after partition {}'s events, or the store has no \
+             such partition: a log of {partitions} partition(s) gives each partition's events \
+             in turn, from 0",
+            event.event.gseq,
+            event.event.partition,
+            partitions - 1
+        ),
+    }
 }
 
 fn hex_digest(hash: &str) -> Result<Hash, ()> {
