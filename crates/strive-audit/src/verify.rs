@@ -464,9 +464,6 @@ impl Shard {
     /// The event (decoded, its hash in hex) in its subject's chain, then
     /// replayed. Problems go to `out`, in that order.
     pub(crate) fn event(&mut self, hash: &str, event: &Event, out: &mut Vec<Problem>) {
-        let at = |code, message: String| {
-            Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
-        };
         if event.kind == strive_core::EventKind::Start {
             let parent = event.payload.get("parent").and_then(|p| p.as_str());
             self.homes.insert(
@@ -479,24 +476,7 @@ impl Shard {
         }
         match self.chains.get_mut(&event.instance) {
             None => {
-                // An extract from a later position starts chains late.
-                if event.seq != 1 {
-                    if self.from_start {
-                        out.push(at(
-                            ProblemCode::ChainBroken,
-                            format!(
-                                "the chain starts at #{}: events #1..#{} are missing",
-                                event.seq,
-                                event.seq.saturating_sub(1)
-                            ),
-                        ));
-                    }
-                } else if event.prev != GENESIS {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        "the first event's prev must be 64 zeros".to_owned(),
-                    ));
-                }
+                first_link(event, self.from_start, out);
                 self.chains.insert(
                     event.instance.clone(),
                     Link {
@@ -507,47 +487,85 @@ impl Shard {
                     },
                 );
             }
-            Some(link) => {
-                if event.partition != link.partition {
-                    out.push(at(
-                        ProblemCode::WrongPartition,
-                        format!(
-                            "the event is in partition {}, but its chain is in partition {}: \
-                             an instance's events are all in one partition's log",
-                            event.partition, link.partition
-                        ),
-                    ));
-                }
-                if Some(event.seq) != link.seq.checked_add(1) {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        format!("#{} follows #{} in the chain", event.seq, link.seq),
-                    ));
-                }
-                if event.prev != link.hash {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        format!(
-                            "prev is {}, but #{} hashes to {}",
-                            event.prev, link.seq, link.hash
-                        ),
-                    ));
-                }
-                if event.at < link.at {
-                    out.push(at(
-                        ProblemCode::TimeBackwards,
-                        format!("dated {}, before #{} at {}", event.at, link.seq, link.at),
-                    ));
-                }
-                link.seq = event.seq;
-                hash.clone_into(&mut link.hash);
-                link.at = event.at;
-            }
+            Some(link) => next_link(link, hash, event, out),
         }
         if self.from_start {
             out.extend(self.replayer.apply(hash, event));
         }
     }
+}
+
+/// A problem at `event`.
+fn at_event(event: &Event, code: ProblemCode, message: String) -> Problem {
+    Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
+}
+
+/// The checks of a chain's first event: #1 with the genesis `prev`. An
+/// extract from a later position (`from_start` false) starts chains late.
+fn first_link(event: &Event, from_start: bool, out: &mut Vec<Problem>) {
+    if event.seq != 1 {
+        if from_start {
+            out.push(at_event(
+                event,
+                ProblemCode::ChainBroken,
+                format!(
+                    "the chain starts at #{}: events #1..#{} are missing",
+                    event.seq,
+                    event.seq.saturating_sub(1)
+                ),
+            ));
+        }
+    } else if event.prev != GENESIS {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            "the first event's prev must be 64 zeros".to_owned(),
+        ));
+    }
+}
+
+/// The checks of an event against its chain's last one, `link`, which it
+/// then becomes: the same partition, the next number, `prev` its hash, and
+/// time never going backwards.
+fn next_link(link: &mut Link, hash: &str, event: &Event, out: &mut Vec<Problem>) {
+    if event.partition != link.partition {
+        out.push(at_event(
+            event,
+            ProblemCode::WrongPartition,
+            format!(
+                "the event is in partition {}, but its chain is in partition {}: an instance's \
+                 events are all in one partition's log",
+                event.partition, link.partition
+            ),
+        ));
+    }
+    if Some(event.seq) != link.seq.checked_add(1) {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            format!("#{} follows #{} in the chain", event.seq, link.seq),
+        ));
+    }
+    if event.prev != link.hash {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            format!(
+                "prev is {}, but #{} hashes to {}",
+                event.prev, link.seq, link.hash
+            ),
+        ));
+    }
+    if event.at < link.at {
+        out.push(at_event(
+            event,
+            ProblemCode::TimeBackwards,
+            format!("dated {}, before #{} at {}", event.at, link.seq, link.at),
+        ));
+    }
+    link.seq = event.seq;
+    hash.clone_into(&mut link.hash);
+    link.at = event.at;
 }
 
 /// The snapshot checks, run after the last event: which snapshots were
