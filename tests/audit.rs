@@ -44,25 +44,45 @@ struct Fixture {
     instance_events: u64,
 }
 
+/// The fixture, in a store of the default number of partitions (4 under
+/// `STRIVE_PARTITIONS=4`).
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(build_fixture)
+    FIXTURE.get_or_init(|| build_fixture(Options::default().partitions))
 }
 
-fn build_fixture() -> Fixture {
+/// The fixture in a store of one partition, for the tests that tamper
+/// with the log's records below the engine: `strive_store::raw` addresses
+/// one log's positions (partition 0's), and their expectations name
+/// positions in it. The same store as [`fixture`] when the default is one
+/// partition.
+fn one_log_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    if Options::default().partitions == 1 {
+        return fixture();
+    }
+    FIXTURE.get_or_init(|| build_fixture(1))
+}
+
+fn build_fixture(partitions: u32) -> Fixture {
     // One directory per test process, since several test runs may share
     // the target directory; those of processes that are gone are removed.
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("audit-fixture-")
+        if let Some(pid) = name
+            .strip_prefix("audit-fixture-")
+            .and_then(|rest| rest.split('-').next())
             && Path::new("/proc/self").exists()
             && !Path::new("/proc").join(pid).exists()
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-    let dir = tmp.join(format!("audit-fixture-{}", std::process::id()));
+    let dir = tmp.join(format!(
+        "audit-fixture-{}-p{partitions}",
+        std::process::id()
+    ));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("remove an old fixture");
     }
@@ -72,6 +92,7 @@ fn build_fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(strive_campaign::demo_start()));
     let options = || Options {
         clock: clock.clone(),
+        partitions,
         ..Options::default()
     };
     let engine = Engine::open(&db, options()).expect("open");
@@ -106,7 +127,7 @@ fn build_fixture() -> Fixture {
                 .unwrap_or_else(|e| panic!("close {}: {e}", snapshot.instance.id));
         }
     }
-    let backup_events = engine.last_gseq();
+    let backup_events = engine.total_events();
     drop(engine);
     copy_dir(&db, &backup);
 
@@ -146,9 +167,8 @@ fn build_fixture() -> Fixture {
             .fire("doc-1", event, &actor, payload, CommandOptions::default())
             .unwrap_or_else(|e| panic!("doc-1 {event}: {e}"));
     }
-    let events = engine.last_gseq();
-    let instance_events = engine
-        .events(1)
+    let events = engine.total_events();
+    let instance_events = every_event(&engine)
         .filter(|e| e.as_ref().is_ok_and(|e| !e.event.instance.starts_with('@')))
         .count() as u64;
     drop(engine);
@@ -171,10 +191,23 @@ fn build_fixture() -> Fixture {
     }
 }
 
+/// Every partition's events in turn, from partition 0 (whose log holds
+/// the deployments): the whole log, however many partitions it has.
+fn every_event(
+    engine: &Engine,
+) -> impl Iterator<Item = Result<strive_store::StoredEvent, strive_store::StorageError>> + '_ {
+    (0..engine.partitions()).flat_map(move |p| engine.events_in(p, 1))
+}
+
 /// A private copy of the fixture's store.
 fn copy_of_store(dir: &Path) -> PathBuf {
+    copy_of(fixture(), dir)
+}
+
+/// A private copy of `fixture`'s store.
+fn copy_of(fixture: &Fixture, dir: &Path) -> PathBuf {
     let db = dir.join("db");
-    copy_dir(&fixture().db, &db);
+    copy_dir(&fixture.db, &db);
     db
 }
 
@@ -271,11 +304,32 @@ fn the_untouched_store_verifies_and_every_export_runs() {
     assert!(xes.contains("key=\"org:resource\""));
     // From a later position: only the instances with events since (o1, m1
     // and doc-1, started after the backup), no empty traces.
-    let since = (f.backup_events + 1).to_string();
-    let recent = strive(&db, &["export", "--format", "xes", "--since", &since]);
+    // With several partitions, `--since` is a position in each partition's
+    // log: the traces are those of the instances with an event there.
+    let since = if Options::default().partitions == 1 {
+        f.backup_events + 1
+    } else {
+        3
+    };
+    let recent = strive(
+        &db,
+        &["export", "--format", "xes", "--since", &since.to_string()],
+    );
     assert_success(&recent);
     let recent = String::from_utf8_lossy(&recent.stdout);
-    assert_eq!(recent.matches("<trace>").count(), 3, "{recent}");
+    let engine = Engine::open_existing(&db, Options::default()).expect("open");
+    let mut later: Vec<String> = every_event(&engine)
+        .map(|e| e.expect("read").event)
+        .filter(|e| e.gseq >= since && !e.instance.starts_with('@'))
+        .map(|e| e.instance)
+        .collect();
+    later.sort();
+    later.dedup();
+    drop(engine);
+    if Options::default().partitions == 1 {
+        assert_eq!(later.len(), 3, "o1, m1 and doc-1: {later:?}");
+    }
+    assert_eq!(recent.matches("<trace>").count(), later.len(), "{recent}");
     let pnml = strive(&db, &["export-model", "org-campaign", "--format", "pnml"]);
     assert_success(&pnml);
     let pnml = String::from_utf8_lossy(&pnml.stdout);
@@ -287,7 +341,7 @@ fn replay_at_any_point_equals_the_history_and_the_end_equals_the_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = copy_of_store(dir.path());
     let engine = Engine::open(&db, Options::default()).expect("open");
-    let events = || engine.events(1).map(|e| e.map(|e| (e.hash, e.bytes)));
+    let events = || every_event(&engine).map(|e| e.map(|e| (e.hash, e.bytes)));
     for id in ["o1", "m1"] {
         let history = engine.history(id).expect("history");
         assert!(history.len() > 5, "{id} has a history");
@@ -429,7 +483,7 @@ fn verify_in_memory_with(
 #[test]
 fn conformance_catches_an_event_the_definition_forbids_even_when_rehashed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = copy_of_store(dir.path());
+    let db = copy_of(one_log_fixture(), dir.path());
     let mut records = load(&db);
     assert!(verify_in_memory(records.clone(), None).ok());
     // A forger with write access rewrites o1's last event (`close`, which
@@ -488,7 +542,7 @@ fn event_with_payload(backend: &dyn Backend, instance: &str) -> (u64, u64) {
 #[test]
 fn a_flipped_byte_in_a_payload_is_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = copy_of_store(dir.path());
+    let db = copy_of(one_log_fixture(), dir.path());
     let mut target = (0, 0);
     with_raw(&db, |raw| {
         target = event_with_payload(raw, "o1");
@@ -507,7 +561,7 @@ fn a_flipped_byte_in_a_payload_is_caught() {
 #[test]
 fn a_deleted_event_is_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = copy_of_store(dir.path());
+    let db = copy_of(one_log_fixture(), dir.path());
     let mut target = (0, 0);
     with_raw(&db, |raw| {
         target = chain_of(raw, "o1")[3];
@@ -532,7 +586,7 @@ fn a_deleted_event_is_caught() {
 #[test]
 fn two_swapped_events_are_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = copy_of_store(dir.path());
+    let db = copy_of(one_log_fixture(), dir.path());
     let mut pair = (0, 0);
     with_raw(&db, |raw| {
         let chain = chain_of(raw, "o1");
@@ -554,9 +608,9 @@ fn two_swapped_events_are_caught() {
 
 #[test]
 fn a_truncated_tail_is_caught_against_the_checkpoint() {
-    let f = fixture();
+    let f = one_log_fixture();
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = copy_of_store(dir.path());
+    let db = copy_of(one_log_fixture(), dir.path());
     let cut = f.events - 3;
     // The forger removes the last three events. In format 2 the log ends
     // with its last block, so no counter is left to wind back.
@@ -626,10 +680,16 @@ fn an_older_backup_passes_alone_and_is_caught_against_the_checkpoint() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = verify_cli(&restored, Some(&f.checkpoint));
     assert_eq!(code, 1, "{out}");
-    let expected = format!(
-        "[checkpoint_inconsistent]: the checkpoint covers {} events, but the log holds only {}",
-        f.events, f.backup_events
-    );
+    // With several partitions, each partition's log is checked against
+    // the checkpoint's head of it.
+    let expected = if Options::default().partitions == 1 {
+        format!(
+            "[checkpoint_inconsistent]: the checkpoint covers {} events, but the log holds only {}",
+            f.events, f.backup_events
+        )
+    } else {
+        "events were removed (a truncation, a deleted instance or an older backup)".to_owned()
+    };
     assert!(out.contains(&expected), "{expected} in:\n{out}");
 }
 
@@ -658,8 +718,13 @@ impl Rng {
 /// approved, returned and resubmitted, rejected, withdrawn.
 fn small_store() -> BTreeMap<Vec<u8>, Vec<u8>> {
     let memory = Arc::new(Memory(RwLock::new(BTreeMap::new())));
-    let engine =
-        Engine::with_backend(memory.clone(), None, Options::default()).expect("open in memory");
+    // One partition: the parallel verifier (which this store exercises)
+    // and `strive_store::raw` both work on one log.
+    let options = Options {
+        partitions: 1,
+        ..Options::default()
+    };
+    let engine = Engine::with_backend(memory.clone(), None, options).expect("open in memory");
     let (name, text) = workflow_files()
         .into_iter()
         .find(|(name, _)| name.contains("document-approval"))
@@ -805,7 +870,7 @@ fn mutate(rng: &mut Rng, copy: &Memory, size: u64) -> (usize, String) {
 #[test]
 fn parallel_and_sequential_verify_report_the_same_problems() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fixture_records = load(&copy_of_store(dir.path()));
+    let fixture_records = load(&copy_of(one_log_fixture(), dir.path()));
     let mut rng = Rng(0x0A11_C0DE);
     let mut fell_back = 0;
     for (name, base, mutations) in [
@@ -1026,8 +1091,65 @@ fn verify_bundle_accepts_an_export_and_refuses_an_altered_one() {
     assert!(text(&short).contains("cut short"), "{}", text(&short));
 }
 
+/// The bundle with `instance`'s last event dated before the one it
+/// follows, re-encoded and rehashed as a forger would: only the rule that
+/// time never goes backwards (and the proofs) can catch it.
+fn backdated(bundle: &Path, instance: &str, into: &Path) {
+    let text = std::fs::read_to_string(bundle).expect("read");
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let decode = |line: &Value| {
+        strive_core::Event::decode(line["bytes"].as_str().expect("bytes").as_bytes())
+            .expect("an event")
+    };
+    let positions: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i]["type"] == "event" && decode(&lines[i]).instance == instance)
+        .collect();
+    let [.., before, last] = positions[..] else {
+        panic!("{instance} has two events in the bundle");
+    };
+    let mut event = decode(&lines[last]);
+    event.at = decode(&lines[before]).at - jiff::SignedDuration::from_hours(1);
+    let bytes = event.encode();
+    let line = &mut lines[last];
+    let digest: String = strive_core::event_digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    line["hash"] = json!(digest);
+    line["bytes"] = json!(String::from_utf8(bytes).expect("UTF-8"));
+    let out: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(into, out.join("\n") + "\n").expect("write");
+}
+
+#[test]
+fn verify_bundle_refuses_a_bundle_whose_time_goes_backwards() {
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bundle, _) = bundles(dir.path());
+    let back = dir.path().join("backwards.jsonl");
+    backdated(&bundle, "doc-1", &back);
+    let refused = strive(
+        &f.db,
+        &[
+            "verify-bundle",
+            &back.display().to_string(),
+            "--checkpoint",
+            &f.checkpoint.display().to_string(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("[time_backwards] doc-1 #3"),
+        "{}",
+        text(&refused)
+    );
+}
+
 /// The verifier printed in docs/audit.md, as printed.
-fn python_verifier() -> String {
+pub(crate) fn python_verifier() -> String {
     let doc = std::fs::read_to_string(crate::util::root().join("docs/audit.md")).expect("docs");
     let start = doc
         .find("```python\n# strive-verify.py")

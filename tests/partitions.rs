@@ -363,11 +363,231 @@ fn a_backup_of_4_partitions_reopens_with_every_event() {
     );
 }
 
+/// `strive checkpoint` of `db`, written to `file`.
+fn keep_checkpoint(db: &Path, file: &Path) -> String {
+    let note = ok(&strive(db, &["checkpoint"]));
+    std::fs::write(file, format!("{note}\n")).expect("write the checkpoint");
+    note
+}
+
+/// `strive export` of `db` to `file`, with `args`.
+fn export(db: &Path, file: &Path, args: &[&str]) {
+    let out = file.display().to_string();
+    let mut all = vec!["export", "--out", &out];
+    all.extend(args);
+    ok(&strive(db, &all));
+}
+
+fn verify_bundle(db: &Path, bundle: &Path, checkpoint: &Path) -> std::process::Output {
+    strive(
+        db,
+        &[
+            "verify-bundle",
+            &bundle.display().to_string(),
+            "--checkpoint",
+            &checkpoint.display().to_string(),
+        ],
+    )
+}
+
+/// The bundle with one event's bytes changed (the clerk's name in a
+/// root's first event), its stored hash left alone.
+fn altered(bundle: &Path, into: &Path) {
+    let text = std::fs::read_to_string(bundle).expect("read");
+    let needle = r#"\"id\":\"li\""#;
+    assert!(text.contains(needle), "the bundle holds the clerk's events");
+    std::fs::write(into, text.replacen(needle, r#"\"id\":\"lu\""#, 1)).expect("write");
+}
+
 #[test]
-fn export_of_a_partitioned_store_is_refused_rather_than_partial() {
+fn a_bundle_of_4_partitions_verifies_and_imports_to_the_same_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = closed_store(dir.path());
-    let out = strive(&db, &["export"]);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("4 partitions"), "{}", text(&out));
+    let cp = dir.path().join("cp");
+    let note = keep_checkpoint(&db, &cp);
+    let bundle = dir.path().join("bundle.jsonl");
+    export(&db, &bundle, &[]);
+    let content = std::fs::read_to_string(&bundle).expect("read");
+    let lines: Vec<serde_json::Value> = content
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines[0]["partitions"], 4, "{}", lines[0]);
+    let events: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "event").collect();
+    assert_eq!(events.len(), 25, "every event of every partition");
+    let partitions: Vec<u64> = events
+        .iter()
+        .map(|l| l["partition"].as_u64().expect("partition"))
+        .collect();
+    assert!(
+        partitions.is_sorted(),
+        "partition by partition: {partitions:?}"
+    );
+    assert!(partitions.iter().any(|&p| p > 0), "{partitions:?}");
+    let checked = ok(&verify_bundle(&db, &bundle, &cp));
+    assert!(
+        checked
+            .contains("25 events of 13 subjects, 13 heads proven in a log of 25 events, replayed"),
+        "{checked}"
+    );
+    assert!(checked.contains("everything holds"), "{checked}");
+
+    // store -> bundle -> import gives the same checkpoint, partitions and all.
+    let imported = dir.path().join("imported");
+    ok(&strive(
+        &imported,
+        &["import", &bundle.display().to_string()],
+    ));
+    assert_eq!(ok(&strive(&imported, &["checkpoint"])), note);
+    let engine = Engine::open_existing(&imported, Options::default()).expect("open");
+    assert_eq!(engine.partitions(), 4);
+    drop(engine);
+
+    // One altered event: refused by verify-bundle and by import.
+    let bad = dir.path().join("altered.jsonl");
+    altered(&bundle, &bad);
+    let refused = verify_bundle(&db, &bad, &cp);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("[hash_mismatch] doc-"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains("of partition"),
+        "{}",
+        text(&refused)
+    );
+    let not_imported = dir.path().join("not-imported");
+    let refused = strive(&not_imported, &["import", &bad.display().to_string()]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("does not verify"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn extracts_and_later_bundles_of_4_partitions_verify_against_a_kept_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let old = dir.path().join("old");
+    keep_checkpoint(&db, &old);
+    // Later: more events in every partition.
+    let engine = Engine::open(&db, Options::default()).expect("open");
+    for i in 0..12 {
+        engine
+            .fire(
+                &format!("doc-{i}"),
+                "note",
+                &clerk(),
+                json!(null),
+                CommandOptions::default(),
+            )
+            .expect("note");
+    }
+    drop(engine);
+    let now = dir.path().join("now");
+    keep_checkpoint(&db, &now);
+
+    // Extracts: one instance, and everything from position 3 of each log.
+    for filter in [&["--instance", "doc-5"][..], &["--since", "3"][..]] {
+        let extract = dir.path().join("extract.jsonl");
+        export(&db, &extract, filter);
+        let checked = ok(&verify_bundle(&db, &extract, &now));
+        assert!(
+            checked.contains("everything holds"),
+            "{filter:?}: {checked}"
+        );
+    }
+
+    // A bundle newer than the kept checkpoint proves it extends it, from
+    // its consistency lines (one per partition) or from its events.
+    let bundle = dir.path().join("bundle.jsonl");
+    export(
+        &db,
+        &bundle,
+        &["--from-checkpoint", &old.display().to_string()],
+    );
+    let content = std::fs::read_to_string(&bundle).expect("read");
+    assert_eq!(
+        content.matches(r#""type":"consistency""#).count(),
+        4,
+        "{content}"
+    );
+    let checked = ok(&verify_bundle(&db, &bundle, &old));
+    assert!(
+        checked.contains("12 events are newer than your checkpoint"),
+        "{checked}"
+    );
+    let filtered = dir.path().join("filtered.jsonl");
+    export(
+        &db,
+        &filtered,
+        &[
+            "--workflow",
+            "notes",
+            "--from-checkpoint",
+            &old.display().to_string(),
+        ],
+    );
+    ok(&verify_bundle(&db, &filtered, &old));
+
+    // A kept checkpoint of one partition is not one of this store.
+    let single = dir.path().join("single");
+    std::fs::write(
+        &single,
+        "strive\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+    )
+    .expect("write");
+    let refused = strive(
+        &db,
+        &["export", "--from-checkpoint", &single.display().to_string()],
+    );
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("1 partition(s), but this store has 4"),
+        "{}",
+        text(&refused)
+    );
+    let refused = verify_bundle(&db, &bundle, &single);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("[checkpoint_inconsistent]: your checkpoint is of a log of 1 partition(s), the bundle's of 4"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn the_python_verifier_in_the_docs_checks_a_bundle_of_4_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = closed_store(dir.path());
+    let cp = dir.path().join("cp");
+    keep_checkpoint(&db, &cp);
+    let bundle = dir.path().join("bundle.jsonl");
+    export(&db, &bundle, &[]);
+    let bad = dir.path().join("altered.jsonl");
+    altered(&bundle, &bad);
+    let script = dir.path().join("strive-verify.py");
+    std::fs::write(&script, crate::audit::python_verifier()).expect("write");
+    let run = |file: &Path| {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(file)
+            .arg(&cp)
+            .output()
+            .expect("python3 runs")
+    };
+    let checked = ok(&run(&bundle));
+    assert!(checked.contains("25 events in 4 partitions"), "{checked}");
+    assert!(checked.contains("everything holds"), "{checked}");
+    let refused = run(&bad);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("the bytes do not hash to"),
+        "{}",
+        text(&refused)
+    );
 }

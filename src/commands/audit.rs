@@ -327,19 +327,6 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
         return Err(Failure::usage("--ocel-map goes with --format ocel only"));
     }
     let engine = open(db)?;
-    if engine.partitions() > 1 {
-        // Bundles do not speak of partitions yet (issue #10 item 5).
-        return Err(Failure::new(
-            "unsupported",
-            format!(
-                "{} has {} partitions, and export writes bundles of one-partition stores \
-                 only for now; use `strive backup` to copy it, `strive verify` and \
-                 `strive checkpoint` to audit it",
-                db.display(),
-                engine.partitions()
-            ),
-        ));
-    }
     check_filter(&engine, &filter)?;
     if let (Some(from), Some(path)) = (&from, from_checkpoint) {
         check_earlier(&engine, from, path, origin)?;
@@ -450,17 +437,21 @@ fn check_filter(engine: &Engine, filter: &Filter) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Refuses a `--from-checkpoint` of another log (its origin differs, or
-/// its root is not this log's root at its size) or from this log's future
-/// (it is larger than the log). The root is compared through a consistency
-/// proof from the stored tiles, in O(log N) reads.
+/// Refuses a `--from-checkpoint` of another log (its origin differs, its
+/// number of partitions differs, or a partition's root is not this log's
+/// root of it at its size) or from this log's future (a partition of it is
+/// larger than this log's). Roots are compared through consistency proofs
+/// from the stored tiles, in O(log N) reads per partition.
 fn check_earlier(
     engine: &Engine,
     from: &Checkpoint,
     path: &Path,
     origin: &str,
 ) -> Result<(), Failure> {
-    let head = engine.tree_head().map_err(corrupt)?;
+    let heads = engine.tree_heads().map_err(corrupt)?;
+    let old = from
+        .heads()
+        .map_err(|e| Failure::new("checkpoint", format!("{}: {e}", path.display())))?;
     let problem = if from.origin != origin {
         format!(
             "is a checkpoint of the log `{}`, not of `{}`; pass --origin {} if that is this log",
@@ -468,18 +459,19 @@ fn check_earlier(
             strive_core::id::escape(origin),
             strive_core::id::escape(&from.origin)
         )
-    } else if from.size > head.size {
+    } else if old.len() != heads.len() {
         format!(
-            "has {} events, but this log has only {}: it is not an earlier checkpoint of this store",
-            from.size, head.size
+            "is a checkpoint of a log of {} partition(s), but this store has {}: it is not an \
+             earlier checkpoint of this store",
+            old.len(),
+            heads.len()
         )
-    } else if !extends(engine, from, &head)? {
-        format!(
-            "has the root of another log: this store's first {} events do not hash to it, so \
-             it is not an earlier checkpoint of this store (or the store was rewritten since; \
-             `strive verify --since` says which)",
-            from.size
-        )
+    } else if let Some(problem) = old
+        .iter()
+        .zip(&heads)
+        .find_map(|(old, head)| earlier_problem(engine, old, head, heads.len() > 1).transpose())
+    {
+        problem?
     } else {
         return Ok(());
     };
@@ -489,20 +481,42 @@ fn check_earlier(
     ))
 }
 
-/// Whether the log with `head` extends the checkpoint `from` (no larger).
-fn extends(
+/// Why the kept head `old` of a partition is not an earlier head of this
+/// store's partition with `head`, if it is not.
+fn earlier_problem(
     engine: &Engine,
-    from: &Checkpoint,
+    old: &strive_core::PartitionHead,
     head: &strive_store::TreeHead,
-) -> Result<bool, Failure> {
-    let proof = match from.size {
-        0 => Vec::new(),
-        size => engine.consistency_proof(size, head.size)?,
+    several: bool,
+) -> Result<Option<String>, Failure> {
+    let (log, of) = if several {
+        (
+            format!("partition {}'s log", old.partition),
+            format!(" of partition {}", old.partition),
+        )
+    } else {
+        ("this log".to_owned(), String::new())
     };
-    Ok(
-        strive_core::verify_consistency(from.size, &from.root, head.size, &head.root, &proof)
-            .is_ok(),
-    )
+    if old.size > head.size {
+        return Ok(Some(format!(
+            "has {} events{of}, but {log} has only {}: it is not an earlier checkpoint of this store",
+            old.size, head.size
+        )));
+    }
+    let proof = match old.size {
+        0 => Vec::new(),
+        size => engine.consistency_proof_in(old.partition, size, head.size)?,
+    };
+    let extends =
+        strive_core::verify_consistency(old.size, &old.root, head.size, &head.root, &proof).is_ok();
+    Ok((!extends).then(|| {
+        format!(
+            "has the root of another log: the first {} events of {log} do not hash to it, so \
+             it is not an earlier checkpoint of this store (or the store was rewritten since; \
+             `strive verify --since` says which)",
+            old.size
+        )
+    }))
 }
 
 fn unknown_workflow(workflow: &str) -> Failure {

@@ -158,10 +158,45 @@ fn import(db: &Path, bundle: &Path, checkpoint: Option<&Path>, json: bool) -> Ou
             ),
         ));
     }
+    // The new store has the bundle's partitions, whatever the default.
+    let options = Options {
+        partitions: bundle_partitions(open_bundle()?)?,
+        ..Options::default()
+    };
     let events = bundle_events(open_bundle()?);
-    let (_, converted) = Engine::import(db, events, Options::default())?;
+    let (engine, converted) = Engine::import(db, events, options)?;
+    let heads: Vec<strive_core::PartitionHead> = (0u32..)
+        .zip(engine.tree_heads()?)
+        .map(|(partition, head)| strive_core::PartitionHead {
+            partition,
+            size: head.size,
+            root: head.root,
+        })
+        .collect();
+    if strive_core::combined_head(&heads).ok() != Some((converted.events, converted.root)) {
+        return Err(Failure::new(
+            "import",
+            "the new store's checkpoint differs from the bundle's log; the new store is not to be used"
+                .to_owned(),
+        ));
+    }
     report("imported into", &converted, db, json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The number of partitions a bundle's header states (1 when it states
+/// none, as a bundle of one partition does).
+fn bundle_partitions(mut input: impl BufRead) -> Result<u32, Failure> {
+    let mut first = String::new();
+    input
+        .read_line(&mut first)
+        .map_err(|e| Failure::new("io", e.to_string()))?;
+    let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
+    Ok(header
+        .get("partitions")
+        .and_then(Value::as_u64)
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(1))
 }
 
 /// The checkpoint a bundle carries (its last line).

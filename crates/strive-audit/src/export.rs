@@ -7,69 +7,76 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
+use std::rc::Rc;
 
 use serde_json::{Value, json};
-use strive_core::{Due, Event, EventKind, Instance, event_digest};
+use strive_core::{Due, Event, EventKind, Instance, PartitionHead, event_digest};
 
 use crate::checkpoint::{Checkpoint, SigningKey};
 use crate::merkle::{Hash, MerkleLog};
 use strive_core::StreamingRoot;
 
-/// Merkle proofs from a log that keeps its tree, for a bundle's heads.
+/// Merkle proofs from a log that keeps its tree, for a bundle's heads:
+/// each partition's tree (partition 0 in a log of one partition).
 pub trait Prover {
-    /// The inclusion proof of leaf `index` (0-based) in the tree of `size`.
-    fn inclusion(&self, index: u64, size: u64) -> io::Result<Vec<Hash>>;
-    /// The proof that the tree of `old` leaves is a prefix of that of `new`.
-    fn consistency(&self, old: u64, new: u64) -> io::Result<Vec<Hash>>;
+    /// The inclusion proof of leaf `index` (0-based) in `partition`'s tree
+    /// of `size`.
+    fn inclusion(&self, partition: u32, index: u64, size: u64) -> io::Result<Vec<Hash>>;
+    /// The proof that `partition`'s tree of `old` leaves is a prefix of its
+    /// tree of `new`.
+    fn consistency(&self, partition: u32, old: u64, new: u64) -> io::Result<Vec<Hash>>;
 }
 
 /// Where a bundle's root and proofs come from.
 enum Tree {
     /// The whole tree, built from the events as they stream by.
     Memory(Box<MerkleLog>),
-    /// The root recomputed from the events; proofs from the log's own tree.
-    /// A proof that does not lead to the recomputed root fails
-    /// `verify_bundle`, so stored hashes are checked, never trusted.
-    Stored(StreamingRoot, Box<dyn Prover>),
+    /// The root recomputed from the events; proofs from the log's own tree
+    /// (shared by the partitions' trees). A proof that does not lead to the
+    /// recomputed root fails `verify_bundle`, so stored hashes are checked,
+    /// never trusted.
+    Stored(u32, StreamingRoot, Rc<dyn Prover>),
 }
 
 impl Tree {
     fn push(&mut self, digest: Hash) {
         match self {
             Tree::Memory(log) => log.push(digest),
-            Tree::Stored(root, _) => root.push(&digest),
+            Tree::Stored(_, root, _) => root.push(&digest),
         }
     }
 
     fn size(&self) -> u64 {
         match self {
             Tree::Memory(log) => log.size(),
-            Tree::Stored(root, _) => root.size(),
+            Tree::Stored(_, root, _) => root.size(),
         }
     }
 
     fn root(&self) -> Hash {
         match self {
             Tree::Memory(log) => log.root(),
-            Tree::Stored(root, _) => root.root(),
+            Tree::Stored(_, root, _) => root.root(),
         }
     }
 
     fn inclusion(&self, index: u64) -> io::Result<Vec<Hash>> {
         match self {
             Tree::Memory(log) => Ok(log.prove_inclusion(index).unwrap_or_default()),
-            Tree::Stored(root, prover) => prover.inclusion(index, root.size()),
+            Tree::Stored(partition, root, prover) => {
+                prover.inclusion(*partition, index, root.size())
+            }
         }
     }
 
     fn consistency(&self, old: u64) -> io::Result<Option<Vec<Hash>>> {
         match self {
             Tree::Memory(log) => Ok(log.prove_consistency(old)),
-            Tree::Stored(root, prover) => {
+            Tree::Stored(partition, root, prover) => {
                 if old == 0 || old > root.size() {
                     return Ok(None);
                 }
-                prover.consistency(old, root.size()).map(Some)
+                prover.consistency(*partition, old, root.size()).map(Some)
             }
         }
     }
@@ -85,7 +92,8 @@ pub struct Filter {
     pub workflow: Option<String>,
     /// Only this instance.
     pub instance: Option<String>,
-    /// Only events at or after this global position.
+    /// Only events at or after this global position (in a store of several
+    /// partitions: at or after it in their partition's log).
     pub since: Option<u64>,
 }
 
@@ -121,10 +129,23 @@ pub struct BundleWriter<W: Write> {
     filter: Filter,
     /// Instances selected so far, with their descendants.
     selected: HashSet<String>,
-    log: Tree,
-    /// Per exported subject: its last exported event (seq, gseq, hash, leaf index).
-    heads: BTreeMap<String, (u64, u64, String, u64)>,
+    /// Each partition's tree, by partition.
+    logs: Vec<Tree>,
+    /// The partition whose events are being given.
+    current: usize,
+    /// Per exported subject: its last exported event.
+    heads: BTreeMap<String, HeadOf>,
     exported: u64,
+}
+
+/// A subject's last exported event: what its proof line proves.
+struct HeadOf {
+    partition: u32,
+    seq: u64,
+    gseq: u64,
+    hash: String,
+    /// Its leaf index in its partition's tree.
+    index: u64,
 }
 
 impl<W: Write> std::fmt::Debug for BundleWriter<W> {
@@ -156,39 +177,86 @@ impl<W: Write> BundleWriter<W> {
     /// Starts a bundle on `out`: writes the header line. It builds the
     /// Merkle tree of the whole log in memory to prove the heads.
     pub fn new(out: W, filter: Filter) -> io::Result<BundleWriter<W>> {
-        BundleWriter::start(out, filter, Tree::Memory(Box::default()))
+        BundleWriter::start(out, filter, vec![Tree::Memory(Box::default())])
     }
 
-    /// Starts a bundle whose proofs come from `prover`, a log that stores
-    /// its tree: memory stays O(log N) whatever the log's size.
+    /// Starts a bundle of a log of one partition whose proofs come from
+    /// `prover`, a log that stores its tree: memory stays O(log N)
+    /// whatever the log's size.
     pub fn with_prover(
         out: W,
         filter: Filter,
         prover: Box<dyn Prover>,
     ) -> io::Result<BundleWriter<W>> {
-        BundleWriter::start(out, filter, Tree::Stored(StreamingRoot::new(), prover))
+        BundleWriter::partitioned(out, filter, 1, prover)
     }
 
-    fn start(mut out: W, filter: Filter, log: Tree) -> io::Result<BundleWriter<W>> {
-        line(
-            &mut out,
-            &json!({
-                "type": "header",
-                "format": BUNDLE_FORMAT,
-                "event_tag": "strive/event/v1",
-                "leaf": "sha256 event digest, RFC 6962",
-                "complete": filter.is_empty(),
-                "filter": filter.json(),
-            }),
-        )?;
+    /// Starts a bundle of a log of `partitions` partitions (1 to 256) whose
+    /// proofs come from `prover`. Give each partition's events in turn,
+    /// from partition 0, after [`BundleWriter::partition`].
+    pub fn partitioned(
+        out: W,
+        filter: Filter,
+        partitions: u32,
+        prover: Box<dyn Prover>,
+    ) -> io::Result<BundleWriter<W>> {
+        let prover: Rc<dyn Prover> = Rc::from(prover);
+        let logs = (0..partitions.max(1))
+            .map(|p| Tree::Stored(p, StreamingRoot::new(), prover.clone()))
+            .collect();
+        BundleWriter::start(out, filter, logs)
+    }
+
+    fn start(mut out: W, filter: Filter, logs: Vec<Tree>) -> io::Result<BundleWriter<W>> {
+        let mut header = json!({
+            "type": "header",
+            "format": BUNDLE_FORMAT,
+            "event_tag": "strive/event/v1",
+            "leaf": "sha256 event digest, RFC 6962",
+            "complete": filter.is_empty(),
+            "filter": filter.json(),
+        });
+        // A bundle of one partition stays what it was before partitions.
+        if logs.len() > 1 {
+            header["partitions"] = json!(logs.len());
+        }
+        line(&mut out, &header)?;
         Ok(BundleWriter {
             out,
             filter,
             selected: HashSet::new(),
-            log,
+            logs,
+            current: 0,
             heads: BTreeMap::new(),
             exported: 0,
         })
+    }
+
+    /// The partition whose events are being given.
+    pub fn current_partition(&self) -> u32 {
+        self.current as u32
+    }
+
+    /// Whether the log has several partitions (then lines name theirs).
+    fn several(&self) -> bool {
+        self.logs.len() > 1
+    }
+
+    /// The events given from now on are `partition`'s (partitions are
+    /// given in turn, from 0). A partition the log does not have is an
+    /// `InvalidInput` error.
+    pub fn partition(&mut self, partition: u32) -> io::Result<()> {
+        if partition as usize >= self.logs.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the bundle is of a log of {} partition(s), which has no partition {partition}",
+                    self.logs.len()
+                ),
+            ));
+        }
+        self.current = partition as usize;
+        Ok(())
     }
 
     fn selects(&mut self, event: &Event) -> bool {
@@ -221,20 +289,29 @@ impl<W: Write> BundleWriter<W> {
     /// The next event of the log, in global order: every event must be
     /// given, selected or not, since the checkpoint covers the whole log.
     pub fn event(&mut self, stored_hash: &str, bytes: &[u8], event: &Event) -> io::Result<()> {
-        let index = self.log.size();
-        self.log.push(event_digest(bytes));
+        let log = &mut self.logs[self.current];
+        let index = log.size();
+        log.push(event_digest(bytes));
         if !self.selects(event) {
             return Ok(());
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        line(
-            &mut self.out,
-            &json!({"type": "event", "gseq": event.gseq, "hash": stored_hash, "bytes": text}),
-        )?;
+        let mut value =
+            json!({"type": "event", "gseq": event.gseq, "hash": stored_hash, "bytes": text});
+        if self.several() {
+            value["partition"] = json!(self.current);
+        }
+        line(&mut self.out, &value)?;
         self.heads.insert(
             event.instance.clone(),
-            (event.seq, event.gseq, stored_hash.to_owned(), index),
+            HeadOf {
+                partition: self.current as u32,
+                seq: event.seq,
+                gseq: event.gseq,
+                hash: stored_hash.to_owned(),
+                index,
+            },
         );
         self.exported += 1;
         Ok(())
@@ -253,7 +330,7 @@ impl<W: Write> BundleWriter<W> {
     /// last event). A snapshot that moved on past the exported events (the
     /// store was written meanwhile) is left out: it would not match them.
     pub fn snapshot(&mut self, instance: &Instance, due: Option<&Due>) -> io::Result<bool> {
-        if self.heads.get(&instance.id).map(|h| h.0) != Some(instance.seq) {
+        if self.heads.get(&instance.id).map(|h| h.seq) != Some(instance.seq) {
             return Ok(false);
         }
         line(
@@ -265,37 +342,40 @@ impl<W: Write> BundleWriter<W> {
 
     /// Writes the proofs and the checkpoint (signed with `key` when given),
     /// and, when `from` is given, a consistency proof from that earlier
-    /// checkpoint. Returns the output, the checkpoint and a summary.
+    /// checkpoint (one per partition whose log grew from a non-empty one).
+    /// Returns the output, the checkpoint and a summary. A `from` of
+    /// another number of partitions is an `InvalidInput` error.
     pub fn finish(
         mut self,
         origin: &str,
         key: Option<&SigningKey>,
         from: Option<&Checkpoint>,
     ) -> io::Result<(W, Checkpoint, ExportSummary)> {
-        let size = self.log.size();
-        let checkpoint = Checkpoint::new(origin, size, self.log.root());
-        for (subject, (seq, gseq, hash, index)) in &self.heads {
-            let path = self.log.inclusion(*index)?;
-            line(
-                &mut self.out,
-                &json!({
-                    "type": "proof", "subject": subject, "seq": seq, "gseq": gseq,
-                    "hash": hash, "index": index, "size": size,
-                    "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
-                }),
-            )?;
+        let heads: Vec<PartitionHead> = (0u32..)
+            .zip(&self.logs)
+            .map(|(partition, log)| PartitionHead {
+                partition,
+                size: log.size(),
+                root: log.root(),
+            })
+            .collect();
+        let checkpoint = Checkpoint::of_heads(origin, &heads)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        for (subject, head) in &self.heads {
+            let log = &self.logs[head.partition as usize];
+            let path = log.inclusion(head.index)?;
+            let mut value = json!({
+                "type": "proof", "subject": subject, "seq": head.seq, "gseq": head.gseq,
+                "hash": head.hash, "index": head.index, "size": log.size(),
+                "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+            });
+            if self.several() {
+                value["partition"] = json!(head.partition);
+            }
+            line(&mut self.out, &value)?;
         }
-        if let Some(from) = from
-            && let Some(path) = self.log.consistency(from.size)?
-        {
-            line(
-                &mut self.out,
-                &json!({
-                    "type": "consistency", "old_size": from.size,
-                    "old_root": hex::encode(from.root), "size": size,
-                    "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
-                }),
-            )?;
+        if let Some(from) = from {
+            self.consistency_lines(from)?;
         }
         line(
             &mut self.out,
@@ -304,10 +384,40 @@ impl<W: Write> BundleWriter<W> {
         self.out.flush()?;
         let summary = ExportSummary {
             events: self.exported,
-            log_size: size,
+            log_size: checkpoint.size,
             proofs: self.heads.len() as u64,
         };
         Ok((self.out, checkpoint, summary))
+    }
+
+    /// A consistency line per partition from `from`'s head of it.
+    fn consistency_lines(&mut self, from: &Checkpoint) -> io::Result<()> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        let old = from.heads().map_err(|e| invalid(e.to_string()))?;
+        if old.len() != self.logs.len() {
+            return Err(invalid(format!(
+                "the earlier checkpoint is of a log of {} partition(s), this one has {}: it is \
+                 not a checkpoint of this log",
+                old.len(),
+                self.logs.len()
+            )));
+        }
+        for head in &old {
+            let log = &self.logs[head.partition as usize];
+            let Some(path) = log.consistency(head.size)? else {
+                continue;
+            };
+            let mut value = json!({
+                "type": "consistency", "old_size": head.size,
+                "old_root": hex::encode(head.root), "size": log.size(),
+                "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+            });
+            if self.several() {
+                value["partition"] = json!(head.partition);
+            }
+            line(&mut self.out, &value)?;
+        }
+        Ok(())
     }
 }
 
@@ -349,6 +459,8 @@ fn csv_field(text: &str) -> String {
 pub struct CsvWriter<W: Write> {
     out: W,
     rows: u64,
+    /// Whether rows end with the event's partition (a store of several).
+    partitioned: bool,
 }
 
 impl<W: Write> std::fmt::Debug for CsvWriter<W> {
@@ -364,7 +476,24 @@ impl<W: Write> CsvWriter<W> {
     pub fn new(mut out: W) -> io::Result<CsvWriter<W>> {
         out.write_all(CSV_COLUMNS.join(",").as_bytes())?;
         out.write_all(b"\r\n")?;
-        Ok(CsvWriter { out, rows: 0 })
+        Ok(CsvWriter {
+            out,
+            rows: 0,
+            partitioned: false,
+        })
+    }
+
+    /// Starts the CSV of a store of several partitions: the columns of
+    /// [`CSV_COLUMNS`] and a last one, `partition` (`gseq` is the
+    /// position in that partition's log).
+    pub fn partitioned(mut out: W) -> io::Result<CsvWriter<W>> {
+        out.write_all(CSV_COLUMNS.join(",").as_bytes())?;
+        out.write_all(b",partition\r\n")?;
+        Ok(CsvWriter {
+            out,
+            rows: 0,
+            partitioned: true,
+        })
     }
 
     /// One event's row.
@@ -408,7 +537,10 @@ impl<W: Write> CsvWriter<W> {
             hash.to_owned(),
             event.definition_hash.clone(),
         ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let mut row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        if self.partitioned {
+            row.push(event.partition.to_string());
+        }
         self.out.write_all(row.join(",").as_bytes())?;
         self.out.write_all(b"\r\n")?;
         self.rows += 1;
@@ -545,6 +677,18 @@ impl<W: Write> XesWriter<W> {
             attribute(out, i, "string", "strive:event", &event.event)?;
             attribute(out, i, "int", "strive:seq", &event.seq.to_string())?;
             attribute(out, i, "int", "strive:gseq", &event.gseq.to_string())?;
+            // In a store of several partitions `gseq` is the position in
+            // the event's partition's log (left out for partition 0, as
+            // the event's own encoding does).
+            if event.partition != 0 {
+                attribute(
+                    out,
+                    i,
+                    "int",
+                    "strive:partition",
+                    &event.partition.to_string(),
+                )?;
+            }
             if let Some(from) = &event.from {
                 attribute(out, i, "string", "strive:from", from)?;
             }

@@ -58,6 +58,10 @@ pub enum ProblemCode {
     /// (not made by an admin, a grant made twice, a revocation of what is
     /// not held) or does not carry a grant.
     AccessRefused,
+    /// An instance is not in the partition its root ancestor routes to
+    /// (`strive_core::root_partition`), or its events are in more than
+    /// one partition's log.
+    WrongPartition,
 }
 
 impl ProblemCode {
@@ -84,6 +88,7 @@ impl ProblemCode {
             ProblemCode::BundleMalformed => "bundle_malformed",
             ProblemCode::NotGranted => "not_granted",
             ProblemCode::AccessRefused => "access_refused",
+            ProblemCode::WrongPartition => "wrong_partition",
         }
     }
 }

@@ -154,7 +154,9 @@ pub fn scoped_events(engine: &Engine, instance: &str) -> Result<Vec<StoredEvent>
             }
         }
     }
-    events.sort_by_key(|e| e.event.gseq);
+    // Partition 0's log (the deployments) first; an instance's family is
+    // in one partition's log, in order.
+    events.sort_by_key(|e| (e.event.partition, e.event.gseq));
     Ok(events)
 }
 
@@ -300,11 +302,44 @@ pub fn export<W: Write>(
     Ok(events)
 }
 
+/// Each partition's durable size, read for the other partitions first and
+/// for partition 0 last: a deployment (and a grant) is durable before any
+/// event that uses it is, so the export of partition 0's log up to its
+/// size holds every deployment the other partitions' events name, though
+/// the store be written meanwhile.
+fn export_sizes(engine: &Engine) -> Vec<u64> {
+    let mut sizes: Vec<u64> = (0..engine.partitions())
+        .map(|p| if p == 0 { 0 } else { engine.last_gseq_in(p) })
+        .collect();
+    sizes[0] = engine.last_gseq_in(0);
+    sizes
+}
+
+/// Each partition's events from position `from`, in turn from partition
+/// 0, up to the sizes of [`export_sizes`]: the partition and the event.
+fn partition_events(
+    engine: &Engine,
+    from: u64,
+) -> impl Iterator<Item = (u32, Result<StoredEvent, StorageError>)> + '_ {
+    (0u32..)
+        .zip(export_sizes(engine))
+        .flat_map(move |(p, size)| {
+            engine
+                .events_in(p, from)
+                .take_while(move |item| item.as_ref().map_or(true, |e| e.event.gseq <= size))
+                .map(move |item| (p, item))
+        })
+}
+
 fn bundle<W: Write>(engine: &Engine, out: W, export: &Export<'_>) -> Result<u64, ExportError> {
     let prover = Box::new(StoreProver(engine.clone()));
-    let mut writer = BundleWriter::with_prover(out, export.filter.clone(), prover)?;
-    for item in engine.events(1) {
+    let partitions = engine.partitions();
+    let mut writer = BundleWriter::partitioned(out, export.filter.clone(), partitions, prover)?;
+    for (partition, item) in partition_events(engine, 1) {
         let stored = item?;
+        if partition != writer.current_partition() {
+            writer.partition(partition)?;
+        }
         writer.event(&stored.hash, &stored.bytes, &stored.event)?;
     }
     strive_store::fail_point!("export-middle");
@@ -322,14 +357,16 @@ fn bundle<W: Write>(engine: &Engine, out: W, export: &Export<'_>) -> Result<u64,
 struct StoreProver(Engine);
 
 impl Prover for StoreProver {
-    fn inclusion(&self, index: u64, size: u64) -> io::Result<Vec<Hash>> {
+    fn inclusion(&self, partition: u32, index: u64, size: u64) -> io::Result<Vec<Hash>> {
         self.0
-            .inclusion_proof(index + 1, size)
+            .inclusion_proof_in(partition, index + 1, size)
             .map_err(io::Error::other)
     }
 
-    fn consistency(&self, old: u64, new: u64) -> io::Result<Vec<Hash>> {
-        self.0.consistency_proof(old, new).map_err(io::Error::other)
+    fn consistency(&self, partition: u32, old: u64, new: u64) -> io::Result<Vec<Hash>> {
+        self.0
+            .consistency_proof_in(partition, old, new)
+            .map_err(io::Error::other)
     }
 }
 
@@ -586,8 +623,12 @@ impl Parents {
 }
 
 fn csv<W: Write>(engine: &Engine, out: W, filter: &Filter) -> Result<u64, ExportError> {
-    let mut writer = CsvWriter::new(out)?;
-    for item in engine.events(filter.since.unwrap_or(1)) {
+    let mut writer = if engine.partitions() > 1 {
+        CsvWriter::partitioned(out)?
+    } else {
+        CsvWriter::new(out)?
+    };
+    for (_, item) in partition_events(engine, filter.since.unwrap_or(1)) {
         let stored = item?;
         if filter.matches(&stored.event) {
             writer.row(&stored.hash, &stored.event)?;

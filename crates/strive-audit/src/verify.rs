@@ -227,6 +227,15 @@ pub(crate) struct Link {
     seq: u64,
     hash: String,
     at: Timestamp,
+    /// The partition whose log holds the chain.
+    partition: u32,
+}
+
+/// Where an instance's start put it: the partition whose log holds it and
+/// its parent, for the routing check ([`check_routing`]).
+struct Home {
+    partition: u32,
+    parent: Option<String>,
 }
 
 /// The checks of one log stream (a partition's log) that need every event
@@ -237,6 +246,10 @@ pub(crate) struct Stream {
     /// (then messages name it).
     partition: u32,
     several: bool,
+    /// Whether the stream is fed every event of its log (a store, a
+    /// complete bundle): then the sequence must be gapless from 1, and the
+    /// access chain is checked. An extract only keeps the order.
+    whole: bool,
     next_gseq: u64,
     /// The grants as replayed so far: the access check needs every event
     /// in log order, so it runs with the stream, not in a shard.
@@ -261,6 +274,7 @@ impl Stream {
         Stream {
             partition,
             several,
+            whole: true,
             next_gseq: 1,
             access: Default::default(),
             log: StreamingProof::new(since),
@@ -303,8 +317,11 @@ impl Stream {
                 ),
             ));
         }
-        // The partition's sequence: gapless from 1, each number once.
-        if event.gseq > self.next_gseq {
+        // The partition's sequence: gapless from 1, each number once (an
+        // extract's: increasing).
+        if event.gseq > self.next_gseq && !self.whole {
+            self.next_gseq = event.gseq.saturating_add(1);
+        } else if event.gseq > self.next_gseq {
             let missing = if event.gseq - self.next_gseq == 1 {
                 format!("event {} is missing", self.next_gseq)
             } else {
@@ -314,7 +331,7 @@ impl Stream {
                 ProblemCode::SequenceGap,
                 format!("{missing} from {}", self.name()),
             ));
-            self.next_gseq = event.gseq + 1;
+            self.next_gseq = event.gseq.saturating_add(1);
         } else if event.gseq < self.next_gseq {
             out.push(at(
                 ProblemCode::SequenceOrder,
@@ -325,10 +342,14 @@ impl Stream {
                 ),
             ));
         } else {
-            self.next_gseq += 1;
+            self.next_gseq = self.next_gseq.saturating_add(1);
         }
         self.log.push(computed);
-        out.extend(self.access.event(event));
+        // Only a whole log has every grant and every ancestor's start
+        // event that an instance grant is checked through.
+        if self.whole {
+            out.extend(self.access.event(event));
+        }
     }
 
     /// An event record whose bytes do not decode: it is in the log (it is
@@ -337,7 +358,7 @@ impl Stream {
         let gseq = self.next_gseq;
         self.count(len);
         self.log.push(computed);
-        self.next_gseq += 1;
+        self.next_gseq = self.next_gseq.saturating_add(1);
         Problem::new(
             ProblemCode::UnreadableEvent,
             format!("the event record does not decode: {error}"),
@@ -370,12 +391,37 @@ impl Stream {
     /// position, unchecked.
     pub(crate) fn pass(&mut self, len: usize) {
         self.count(len);
-        self.next_gseq += 1;
+        self.next_gseq = self.next_gseq.saturating_add(1);
     }
 
     /// Events read so far.
     pub(crate) fn events(&self) -> u64 {
         self.events
+    }
+
+    /// The partition whose log this is.
+    pub(crate) fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The highest position read so far.
+    pub(crate) fn last_gseq(&self) -> u64 {
+        self.next_gseq - 1
+    }
+
+    /// The head of the log of the events read: their size and root.
+    pub(crate) fn head(&self) -> PartitionHead {
+        PartitionHead {
+            partition: self.partition,
+            size: self.log.size(),
+            root: self.log.root(),
+        }
+    }
+
+    /// The consistency proof from the `since` size given at the start to
+    /// the events read (`None` from 0, or when fewer were read).
+    pub(crate) fn consistency_proof(&self) -> Option<Vec<Hash>> {
+        self.log.consistency_proof()
     }
 }
 
@@ -383,74 +429,143 @@ impl Stream {
 /// subject's chain, and replay. The sequential verifier has one; the
 /// parallel one has a shard per worker, each with whole families of
 /// instances (an instance, its parent and its children together).
-#[derive(Default)]
 pub(crate) struct Shard {
     chains: HashMap<String, Link>,
+    /// Each started instance's partition and parent.
+    homes: HashMap<String, Home>,
     pub(crate) replayer: Replayer,
+    /// Whether each subject is fed from its first event (not a bundle
+    /// exported `--since`): then chains start at #1, and replay runs.
+    from_start: bool,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard {
+            chains: HashMap::new(),
+            homes: HashMap::new(),
+            replayer: Replayer::new(),
+            from_start: true,
+        }
+    }
 }
 
 impl Shard {
+    /// The shard of an extract (a filtered bundle), whose instances'
+    /// parents may be left out, fed from each subject's first event or not.
+    pub(crate) fn extract(from_start: bool) -> Shard {
+        Shard {
+            replayer: Replayer::extract(),
+            from_start,
+            ..Shard::default()
+        }
+    }
+
     /// The event (decoded, its hash in hex) in its subject's chain, then
     /// replayed. Problems go to `out`, in that order.
     pub(crate) fn event(&mut self, hash: &str, event: &Event, out: &mut Vec<Problem>) {
-        let at = |code, message: String| {
-            Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
-        };
+        if event.kind == strive_core::EventKind::Start {
+            let parent = event.payload.get("parent").and_then(|p| p.as_str());
+            self.homes.insert(
+                event.instance.clone(),
+                Home {
+                    partition: event.partition,
+                    parent: parent.map(str::to_owned),
+                },
+            );
+        }
         match self.chains.get_mut(&event.instance) {
             None => {
-                if event.seq != 1 {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        format!(
-                            "the chain starts at #{}: events #1..#{} are missing",
-                            event.seq,
-                            event.seq - 1
-                        ),
-                    ));
-                } else if event.prev != GENESIS {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        "the first event's prev must be 64 zeros".to_owned(),
-                    ));
-                }
+                first_link(event, self.from_start, out);
                 self.chains.insert(
                     event.instance.clone(),
                     Link {
                         seq: event.seq,
                         hash: hash.to_owned(),
                         at: event.at,
+                        partition: event.partition,
                     },
                 );
             }
-            Some(link) => {
-                if event.seq != link.seq + 1 {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        format!("#{} follows #{} in the chain", event.seq, link.seq),
-                    ));
-                }
-                if event.prev != link.hash {
-                    out.push(at(
-                        ProblemCode::ChainBroken,
-                        format!(
-                            "prev is {}, but #{} hashes to {}",
-                            event.prev, link.seq, link.hash
-                        ),
-                    ));
-                }
-                if event.at < link.at {
-                    out.push(at(
-                        ProblemCode::TimeBackwards,
-                        format!("dated {}, before #{} at {}", event.at, link.seq, link.at),
-                    ));
-                }
-                link.seq = event.seq;
-                hash.clone_into(&mut link.hash);
-                link.at = event.at;
-            }
+            Some(link) => next_link(link, hash, event, out),
         }
-        out.extend(self.replayer.apply(hash, event));
+        if self.from_start {
+            out.extend(self.replayer.apply(hash, event));
+        }
     }
+}
+
+/// A problem at `event`.
+fn at_event(event: &Event, code: ProblemCode, message: String) -> Problem {
+    Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
+}
+
+/// The checks of a chain's first event: #1 with the genesis `prev`. An
+/// extract from a later position (`from_start` false) starts chains late.
+fn first_link(event: &Event, from_start: bool, out: &mut Vec<Problem>) {
+    if event.seq != 1 {
+        if from_start {
+            out.push(at_event(
+                event,
+                ProblemCode::ChainBroken,
+                format!(
+                    "the chain starts at #{}: events #1..#{} are missing",
+                    event.seq,
+                    event.seq.saturating_sub(1)
+                ),
+            ));
+        }
+    } else if event.prev != GENESIS {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            "the first event's prev must be 64 zeros".to_owned(),
+        ));
+    }
+}
+
+/// The checks of an event against its chain's last one, `link`, which it
+/// then becomes: the same partition, the next number, `prev` its hash, and
+/// time never going backwards.
+fn next_link(link: &mut Link, hash: &str, event: &Event, out: &mut Vec<Problem>) {
+    if event.partition != link.partition {
+        out.push(at_event(
+            event,
+            ProblemCode::WrongPartition,
+            format!(
+                "the event is in partition {}, but its chain is in partition {}: an instance's \
+                 events are all in one partition's log",
+                event.partition, link.partition
+            ),
+        ));
+    }
+    if Some(event.seq) != link.seq.checked_add(1) {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            format!("#{} follows #{} in the chain", event.seq, link.seq),
+        ));
+    }
+    if event.prev != link.hash {
+        out.push(at_event(
+            event,
+            ProblemCode::ChainBroken,
+            format!(
+                "prev is {}, but #{} hashes to {}",
+                event.prev, link.seq, link.hash
+            ),
+        ));
+    }
+    if event.at < link.at {
+        out.push(at_event(
+            event,
+            ProblemCode::TimeBackwards,
+            format!("dated {}, before #{} at {}", event.at, link.seq, link.at),
+        ));
+    }
+    link.seq = event.seq;
+    hash.clone_into(&mut link.hash);
+    link.at = event.at;
 }
 
 /// The snapshot checks, run after the last event: which snapshots were
@@ -560,6 +675,7 @@ pub(crate) fn finish(
         );
     }
     problems.extend(unmet(shards));
+    problems.extend(check_routing(shards, streams.len() as u32));
     let partitions: Vec<PartitionSummary> = streams
         .iter()
         .map(|stream| {
@@ -678,6 +794,56 @@ pub(crate) fn unmet(shards: &[Shard]) -> Vec<Problem> {
     unmet
 }
 
+/// The routing rule (docs/audit.md, "Partitions"): a root instance is in
+/// the partition its id routes to (`strive_core::root_partition`), and a
+/// child in its parent's, so every instance is in its root ancestor's. A
+/// problem names the instance where the rule first breaks, not each of
+/// its descendants; an instance whose parent is not in the log read (an
+/// extract) is not checked. With one partition there is nothing to check.
+pub(crate) fn check_routing(shards: &[Shard], partitions: u32) -> Vec<Problem> {
+    if partitions <= 1 {
+        return Vec::new();
+    }
+    let homes: HashMap<&str, &Home> = shards
+        .iter()
+        .flat_map(|shard| shard.homes.iter())
+        .map(|(id, home)| (id.as_str(), home))
+        .collect();
+    let mut ids: Vec<&str> = homes.keys().copied().collect();
+    ids.sort_unstable();
+    let mut problems = Vec::new();
+    for id in ids {
+        let home = homes[id];
+        let (expected, why) = match &home.parent {
+            None => (
+                strive_core::root_partition(id, partitions),
+                "its id routes a root instance there".to_owned(),
+            ),
+            Some(parent) => match homes.get(parent.as_str()) {
+                Some(parent_home) => (
+                    parent_home.partition,
+                    format!("its parent `{parent}` is there"),
+                ),
+                None => continue,
+            },
+        };
+        if home.partition != expected {
+            problems.push(
+                Problem::new(
+                    ProblemCode::WrongPartition,
+                    format!(
+                        "the instance is in partition {}, but belongs in partition {expected}: \
+                         {why} (it was written to or moved into the wrong log)",
+                        home.partition
+                    ),
+                )
+                .on(id),
+            );
+        }
+    }
+    problems
+}
+
 /// The instances the shards replayed.
 pub(crate) fn instances(shards: &[Shard]) -> u64 {
     shards
@@ -732,8 +898,12 @@ pub struct Verifier {
     options: VerifyOptions,
     /// The `since` checkpoint's sizes, by partition.
     since_sizes: Vec<u64>,
-    /// Each partition's stream so far, by partition; the last is fed.
+    /// Each partition's stream so far, by partition.
     streams: Vec<Stream>,
+    /// The stream being fed.
+    current: usize,
+    /// Whether the streams are fed their whole logs ([`Stream`]'s `whole`).
+    whole: bool,
     shard: Shard,
     snapshots: Snapshots,
     problems: Vec<Problem>,
@@ -758,6 +928,8 @@ impl Verifier {
         }
         Verifier {
             streams: vec![Stream::of_partition(0, false, since_sizes[0])],
+            current: 0,
+            whole: true,
             since_sizes,
             options,
             shard: Shard::default(),
@@ -774,17 +946,76 @@ impl Verifier {
         while self.streams.len() <= partition as usize {
             let next = self.streams.len() as u32;
             let since = self.since_sizes.get(next as usize).copied().unwrap_or(0);
-            self.streams.push(Stream::of_partition(next, true, since));
+            let mut stream = Stream::of_partition(next, true, since);
+            stream.whole = self.whole;
+            self.streams.push(stream);
         }
         if partition > 0 {
             self.streams[0].several = true;
         }
+        self.current = partition as usize;
     }
 
-    /// The stream being fed: the last partition started.
+    /// Sets what the verifier will be fed, before the first event: a log
+    /// of `partitions` partitions (their streams made now, so that an
+    /// empty partition has one too), `whole` when every event of each is
+    /// fed (else an extract), `from_start` when each subject is fed from
+    /// its first event (else its chain is not checked from #1 nor
+    /// replayed). A bundle's header says all three.
+    pub(crate) fn rescope(&mut self, partitions: u32, whole: bool, from_start: bool) {
+        self.whole = whole;
+        self.shard = if whole && from_start {
+            Shard::default()
+        } else {
+            Shard::extract(from_start)
+        };
+        for stream in &mut self.streams {
+            stream.whole = whole;
+        }
+        self.partition(partitions.saturating_sub(1));
+        for stream in &mut self.streams {
+            stream.several = partitions > 1;
+        }
+        self.current = 0;
+    }
+
+    /// The stream being fed.
     fn stream(&mut self) -> &mut Stream {
-        let last = self.streams.len() - 1;
-        &mut self.streams[last]
+        &mut self.streams[self.current]
+    }
+
+    /// The partition being fed.
+    pub(crate) fn current_partition(&self) -> u32 {
+        self.current as u32
+    }
+
+    /// A problem the caller found (a bundle's own checks), in its place
+    /// among the others.
+    pub(crate) fn push(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    /// An event record whose bytes the caller could not decode.
+    pub(crate) fn undecodable(&mut self, bytes: &[u8], error: &str) {
+        let problem = self
+            .stream()
+            .undecodable(&event_digest(bytes), bytes.len(), error);
+        self.problems.push(problem);
+    }
+
+    /// The state after the last event and snapshot, for a caller that runs
+    /// its own final checks (a bundle's): the streams, by partition, the
+    /// shard, and the problems so far with what the definitions imply but
+    /// the log lacks and the routing check's (when `from_start`).
+    pub(crate) fn into_parts(mut self) -> (Vec<Stream>, Shard, Vec<Problem>) {
+        if self.shard.from_start {
+            let shards = std::slice::from_ref(&self.shard);
+            self.problems.extend(unmet(shards));
+        }
+        let shards = std::slice::from_ref(&self.shard);
+        self.problems
+            .extend(check_routing(shards, self.streams.len() as u32));
+        (self.streams, self.shard, self.problems)
     }
 
     /// Problems found so far.
@@ -842,8 +1073,7 @@ impl Verifier {
     }
 
     fn checked(&mut self, stored: Stored<'_>, hash: (&Hash, &str), len: usize, event: &Event) {
-        let last = self.streams.len() - 1;
-        self.streams[last].event(stored, hash, len, event, &mut self.problems);
+        self.streams[self.current].event(stored, hash, len, event, &mut self.problems);
         self.shard.event(hash.1, event, &mut self.problems);
     }
 
@@ -901,4 +1131,102 @@ where
         }
     }
     verifier.finish()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use serde_json::json;
+    use strive_core::{Actor, EventKind, definition_hash, event_hash, root_partition};
+
+    use super::*;
+
+    /// A log of 4 partitions, by partition: a deployment in partition 0,
+    /// then `id` started as a root in `partition` (and, with `child`, a
+    /// child of it started in that partition).
+    pub(crate) fn routing_log(id: &str, partition: u32, child: Option<u32>) -> Vec<Vec<Event>> {
+        let definition = json!({
+            "id": "approval", "title": "Approval", "roles": [{"id": "chief"}],
+            "stages": [{"id": "draft", "kind": "initial"}, {"id": "approved", "kind": "terminal"}],
+            "transitions": [{"event": "approve", "from": "draft", "to": "approved", "roles": ["chief"]}]
+        });
+        let event = |partition: u32, gseq: u64, instance: &str, kind: EventKind| Event {
+            v: 1,
+            gseq,
+            partition,
+            instance: instance.into(),
+            seq: 1,
+            prev: GENESIS.into(),
+            kind,
+            workflow: "approval".into(),
+            version: 1,
+            definition_hash: definition_hash(&definition),
+            from: None,
+            event: "start".into(),
+            transition: None,
+            to: "draft".into(),
+            actor: Actor::new("chief", &["chief"]),
+            at: "2026-05-01T08:00:00Z".parse().expect("a time"),
+            command_id: None,
+            payload: json!({"data": {}, "parent": null}),
+            effects: vec![],
+            cause: None,
+        };
+        let mut deploy = event(0, 1, "@workflow/approval", EventKind::Deploy);
+        deploy.event = "deploy".into();
+        deploy.to = String::new();
+        deploy.payload = definition.clone();
+        let mut logs: Vec<Vec<Event>> = vec![vec![deploy], vec![], vec![], vec![]];
+        let root = event(partition, 1, id, EventKind::Start);
+        logs[partition as usize].push(root);
+        if let Some(child_partition) = child {
+            let log = &mut logs[child_partition as usize];
+            let mut started = event(
+                child_partition,
+                log.len() as u64 + 1,
+                "kid",
+                EventKind::Start,
+            );
+            started.payload = json!({"data": {}, "parent": id});
+            log.push(started);
+        }
+        logs
+    }
+
+    /// The codes of the problems `Verifier` finds in [`routing_log`].
+    fn routing_codes(id: &str, partition: u32, child: Option<u32>) -> Vec<ProblemCode> {
+        let logs = routing_log(id, partition, child);
+        let mut verifier = Verifier::new(VerifyOptions::default());
+        for (p, log) in (0u32..).zip(&logs) {
+            verifier.partition(p);
+            for event in log {
+                let bytes = event.encode();
+                verifier.event(&event_hash(&bytes), &bytes);
+            }
+        }
+        verifier.finish().problems.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn an_instance_outside_its_root_ancestors_partition_is_reported_once() {
+        let home = root_partition("doc-1", 4);
+        let elsewhere = (home + 1) % 4;
+        let wrong = |codes: &[ProblemCode]| {
+            codes
+                .iter()
+                .filter(|c| **c == ProblemCode::WrongPartition)
+                .count()
+        };
+        // Data-driven: (root's partition, child's partition, problems).
+        for (root, child, expected) in [
+            (home, None, 0),
+            (home, Some(home), 0),
+            (elsewhere, None, 1),
+            // The child follows its misrouted parent: one cause, one problem.
+            (elsewhere, Some(elsewhere), 1),
+            (home, Some(elsewhere), 1),
+        ] {
+            let codes = routing_codes("doc-1", root, child);
+            assert_eq!(wrong(&codes), expected, "{root} {child:?}: {codes:?}");
+        }
+    }
 }

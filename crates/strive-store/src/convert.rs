@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use strive_core::{Hash, StreamingRoot, TileLog};
+use strive_core::{Hash, PartitionHead, StreamingRoot, TileLog, combined_head};
 
 use crate::backend::{Backend, SledBackend, Write};
 use crate::engine::{Engine, stored_format};
@@ -28,7 +28,8 @@ use crate::writer::{Shared, Writer};
 pub struct Converted {
     /// Events written to the new store (each decided again and checked).
     pub events: u64,
-    /// The Merkle root over them, equal to the source's.
+    /// The Merkle root over them, equal to the source's (with several
+    /// partitions, the combined root, `strive_core::combined_head`).
     pub root: Hash,
     /// Deadlines the source had consumed without an event (a refused
     /// deadline event), consumed in the new store too.
@@ -71,7 +72,8 @@ impl Engine {
         });
         let deadlines = deadline_keys(&source)?;
         let target = open_empty(new)?;
-        let converted = build(target.clone(), events, Some(&deadlines), &options)?;
+        // A format-1 store has one log.
+        let converted = build(target.clone(), events, Some(&deadlines), &options, 1)?;
         drop(source);
         let engine = Engine::with_backend(target, Some(new.to_owned()), options)?;
         Ok((engine, converted))
@@ -79,8 +81,10 @@ impl Engine {
 
     /// Builds a new store at `new` (which must not exist or be empty) from
     /// a whole log's events, in order, as (stored hash, exact bytes): an
-    /// audit bundle's, which the caller has verified. Every event is
-    /// decided again and checked.
+    /// audit bundle's, which the caller has verified. The store gets
+    /// `options.partitions` partitions, and the events come partition by
+    /// partition from 0, each naming its own (`Event::partition`). Every
+    /// event is decided again and checked, its routing included.
     pub fn import(
         new: &Path,
         events: impl Iterator<Item = Result<(String, Vec<u8>), StorageError>>,
@@ -95,7 +99,14 @@ impl Engine {
             })?;
             Ok(StoredEvent { hash, bytes, event })
         });
-        let converted = build(target.clone(), events, None, &options)?;
+        let partitions = options.partitions;
+        if !(1..=crate::records::MAX_PARTITIONS).contains(&partitions) {
+            return Err(OpenError::Partitions {
+                requested: partitions,
+                limit: crate::records::MAX_PARTITIONS,
+            });
+        }
+        let converted = build(target.clone(), events, None, &options, partitions)?;
         let engine = Engine::with_backend(target, Some(new.to_owned()), options)?;
         Ok((engine, converted))
     }
@@ -169,48 +180,118 @@ fn deadline_keys(source: &dyn Backend) -> Result<BTreeSet<Vec<u8>>, StorageError
         .collect()
 }
 
-/// Writes `events` as the whole log of `target`, with the state they
-/// determine. `deadlines`, when known, are the source's pending deadline
-/// entries: any the replay leaves pending that the source had not was
-/// consumed by a refused deadline event, which no event records.
+/// Writes `events` as the whole log of `target`, a store of `partitions`
+/// partitions, with the state they determine: each partition's events in
+/// turn from partition 0 (whose log holds the deployments the others
+/// use), each decided again by that partition's writer. `deadlines`, when
+/// known, are the source's pending deadline entries: any the replay leaves
+/// pending that the source had not was consumed by a refused deadline
+/// event, which no event records.
 fn build(
     target: Arc<dyn Backend>,
     events: impl Iterator<Item = Result<StoredEvent, StorageError>>,
     deadlines: Option<&BTreeSet<Vec<u8>>>,
     options: &Options,
+    partitions: u32,
 ) -> Result<Converted, OpenError> {
-    target.apply(vec![(
+    let mut meta = vec![(
         keys::meta("format"),
         Some(crate::records::STORE_FORMAT.to_be_bytes().to_vec()),
-    )])?;
-    let shared = Arc::new(Shared::new(vec![(0, TileLog::new())]));
-    let mut writer = Writer::new(target.clone(), shared, options.clone(), 0);
+    )];
+    if partitions > 1 {
+        meta.push(crate::engine::partitions_record(partitions));
+    }
+    target.apply(meta)?;
+    let heads = (0..partitions).map(|_| (0, TileLog::new())).collect();
+    let shared = Arc::new(Shared::new(heads));
+    let mut events = events.peekable();
+    let mut writers = Vec::with_capacity(partitions as usize);
+    let mut logs = Vec::with_capacity(partitions as usize);
+    for partition in 0..partitions {
+        let mut writer = Writer::new(target.clone(), shared.clone(), options.clone(), partition);
+        let head = replay_partition(&mut writer, &mut events)?;
+        if partition == 0 && partitions > 1 {
+            // The other partitions' writers use a deployment only once
+            // partition 0's log holding it is durable, as when running.
+            target.flush()?;
+            shared.committed_up_to(0, head.size);
+        }
+        logs.push(head);
+        writers.push(writer);
+    }
+    if let Some(item) = events.next() {
+        return Err(out_of_place(&item?, partitions).into());
+    }
+    let consumed = match (deadlines, writers.first_mut()) {
+        (Some(kept), Some(writer)) => writer.consume_missing_deadlines(kept)?,
+        _ => 0,
+    };
+    for writer in &mut writers {
+        writer.write_back_now()?;
+    }
+    target.flush()?;
+    for head in &logs {
+        let log = LogReader {
+            backend: &*target,
+            partition: head.partition,
+            cache: None,
+        };
+        debug_assert_eq!(log.last()?, head.size);
+    }
+    let (events, root) = combined_head(&logs).map_err(|e| StorageError::Corrupt {
+        key: "an imported log".to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(Converted {
+        events,
+        root,
+        consumed_deadlines: consumed,
+    })
+}
+
+/// Replays the events at the front of `events` that are `writer`'s
+/// partition's (an error is its, too); returns that partition's head.
+fn replay_partition(
+    writer: &mut Writer,
+    events: &mut std::iter::Peekable<impl Iterator<Item = Result<StoredEvent, StorageError>>>,
+) -> Result<PartitionHead, StorageError> {
+    let partition = writer.partition;
     let mut root = StreamingRoot::new();
-    let events = events.inspect(|item| {
+    let run = std::iter::from_fn(|| {
+        events.next_if(|item| {
+            item.as_ref()
+                .map_or(true, |e| e.event.partition == partition)
+        })
+    })
+    .inspect(|item| {
         if let Ok(event) = item
             && let Ok(digest) = hex_digest(&event.hash)
         {
             root.push(&digest);
         }
     });
-    let replayed = writer.replay_recorded(events, true)?;
-    let consumed = match deadlines {
-        Some(kept) => writer.consume_missing_deadlines(kept)?,
-        None => 0,
-    };
-    writer.write_back_now()?;
-    target.flush()?;
-    let log = LogReader {
-        backend: &*target,
-        partition: 0,
-        cache: None,
-    };
-    debug_assert_eq!(log.last()?, replayed);
-    Ok(Converted {
-        events: replayed,
+    let size = writer.replay_recorded(run, true)?;
+    Ok(PartitionHead {
+        partition,
+        size,
         root: root.root(),
-        consumed_deadlines: consumed,
     })
+}
+
+/// An event left over when every partition has replayed its own: one of
+/// a partition out of range, or out of turn.
+fn out_of_place(event: &StoredEvent, partitions: u32) -> StorageError {
+    StorageError::Corrupt {
+        key: "an imported event".to_owned(),
+        message: format!(
+            "event {} of partition {} comes after partition {}'s events, or the store has no \
+             such partition: a log of {partitions} partition(s) gives each partition's events \
+             in turn, from 0",
+            event.event.gseq,
+            event.event.partition,
+            partitions - 1
+        ),
+    }
 }
 
 fn hex_digest(hash: &str) -> Result<Hash, ()> {

@@ -261,7 +261,7 @@ impl Shared {
         }
     }
 
-    fn committed_up_to(&self, partition: u32, last: u64) {
+    pub(crate) fn committed_up_to(&self, partition: u32, last: u64) {
         let part = self.part(partition);
         if let Ok(mut committed) = part.committed.lock() {
             *committed = (*committed).max(last);
