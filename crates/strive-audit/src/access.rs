@@ -17,7 +17,7 @@
 //! grants when they were written: a store that records grants says who may
 //! act, and an auditor must see an event outside them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 use strive_core::access::{self, Access, Change, Grant};
@@ -36,17 +36,62 @@ pub(crate) struct AccessCheck {
     parents: HashMap<String, Option<String>>,
     /// Set at the first grant: from there on every event is checked.
     active: bool,
+    /// The access chain's events applied so far (partition 0's check
+    /// keeps them for the other partitions').
+    changes: Vec<Event>,
+    /// For a partition other than 0: partition 0's grants, applied as the
+    /// partition's events reach their times.
+    pending: VecDeque<Event>,
 }
 
 impl AccessCheck {
+    /// The access chain's events this check has applied, in log order.
+    pub(crate) fn changes(&self) -> &[Event] {
+        &self.changes
+    }
+
+    /// Makes this the check of a partition other than 0, whose grants are
+    /// `changes`, partition 0's access chain.
+    ///
+    /// A writer of another partition sees a grant once it is durable, so
+    /// its events are never earlier than the grants they rely on: each
+    /// grant is applied once the partition's events reach its time. A
+    /// revocation is not applied: the writer may act on a grant until the
+    /// revocation is durable, and the log records no order between the two
+    /// logs that would tell a use just before it from one just after. So
+    /// in those partitions the check is that each actor had been granted
+    /// the role by the time it acted (docs/audit.md, "The access chain").
+    pub(crate) fn follow(&mut self, changes: &[Event]) {
+        self.pending = changes
+            .iter()
+            .filter(|e| e.kind == EventKind::Grant)
+            .cloned()
+            .collect();
+    }
+
+    /// Applies the pending grants dated at or before `event`'s time.
+    fn catch_up(&mut self, event: &Event) {
+        while self.pending.front().is_some_and(|g| g.at <= event.at) {
+            if let Some(grant) = self.pending.pop_front()
+                && let Ok(payload) = serde_json::from_value::<Grant>(grant.payload.clone())
+            {
+                self.active = true;
+                self.access
+                    .apply(Change::Grant, &payload, grant.gseq, &grant.actor.id);
+            }
+        }
+    }
+
     /// Checks the next event of the log, in global order, and applies it
     /// if it changes grants.
     pub(crate) fn event(&mut self, event: &Event) -> Vec<Problem> {
         let here = |code, message: String| {
             Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
         };
+        self.catch_up(event);
         if let Some(change) = Change::of(event.kind) {
             self.active = true;
+            self.changes.push(event.clone());
             return self
                 .change(change, event)
                 .err()

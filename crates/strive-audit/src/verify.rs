@@ -904,6 +904,9 @@ pub struct Verifier {
     current: usize,
     /// Whether the streams are fed their whole logs ([`Stream`]'s `whole`).
     whole: bool,
+    /// Partition 0's access chain, once its log has been fed: what the
+    /// other partitions' events are checked against.
+    grants: Option<Vec<Event>>,
     shard: Shard,
     snapshots: Snapshots,
     problems: Vec<Problem>,
@@ -930,6 +933,7 @@ impl Verifier {
             streams: vec![Stream::of_partition(0, false, since_sizes[0])],
             current: 0,
             whole: true,
+            grants: None,
             since_sizes,
             options,
             shard: Shard::default(),
@@ -943,17 +947,35 @@ impl Verifier {
     /// partition from 0 (whose log holds the deployments); a store of one
     /// partition needs no call.
     pub fn partition(&mut self, partition: u32) {
+        self.ensure_streams(partition);
+        if partition > 0 {
+            self.streams[0].several = true;
+            // Partition 0's log is fed first and holds the access chain;
+            // the other partitions are checked against its grants.
+            if self.current == 0 {
+                let grants = self.streams[0].access.changes().to_vec();
+                for stream in self.streams.iter_mut().skip(1) {
+                    stream.access.follow(&grants);
+                }
+                self.grants = Some(grants);
+            }
+        }
+        self.current = partition as usize;
+    }
+
+    /// Makes the streams of partitions up to `partition`; a stream made
+    /// after partition 0 was read follows its grants.
+    fn ensure_streams(&mut self, partition: u32) {
         while self.streams.len() <= partition as usize {
             let next = self.streams.len() as u32;
             let since = self.since_sizes.get(next as usize).copied().unwrap_or(0);
             let mut stream = Stream::of_partition(next, true, since);
             stream.whole = self.whole;
+            if let Some(grants) = &self.grants {
+                stream.access.follow(grants);
+            }
             self.streams.push(stream);
         }
-        if partition > 0 {
-            self.streams[0].several = true;
-        }
-        self.current = partition as usize;
     }
 
     /// Sets what the verifier will be fed, before the first event: a log
@@ -972,7 +994,7 @@ impl Verifier {
         for stream in &mut self.streams {
             stream.whole = whole;
         }
-        self.partition(partitions.saturating_sub(1));
+        self.ensure_streams(partitions.saturating_sub(1));
         for stream in &mut self.streams {
             stream.several = partitions > 1;
         }

@@ -26,9 +26,6 @@ fn meaning(status: u16) -> &'static str {
         413 => "the body is larger than the server's limit",
         422 => "the workflow definition refused the command (or the definition is invalid)",
         429 => "the token's rate limit is spent; retry after a second",
-        501 => {
-            "not done by this server yet for this store (an export of a store of several partitions)"
-        }
         _ => "the store is unavailable, the request timed out, or the server is shutting down",
     }
 }
@@ -75,11 +72,6 @@ problem_set!(
 problem_set!(
     /// What a read can answer besides success.
     QueryProblems = [400, 401, 404, 429, 500, 503]
-);
-problem_set!(
-    /// What an export can answer besides success: a read's problems, and
-    /// 501 while bundles of a store of several partitions are not written.
-    ExportProblems = [400, 401, 404, 429, 500, 501, 503]
 );
 problem_set!(
     /// What changing and listing grants can answer besides success.

@@ -25,7 +25,7 @@ use crate::model::{
     CheckpointBody, CheckpointParams, ExportFormat, ExportParams, PartitionHeadBody, PledgeParams,
     ReplayBody, ReplayParams, ReportFormatParam, ReportParams, VerifyJob,
 };
-use crate::openapi::{ExportProblems, QueryProblems};
+use crate::openapi::QueryProblems;
 use crate::problem::Problem;
 use crate::routes::{P, Q, parse_time};
 use crate::state::{Caller, Shared, blocking};
@@ -264,28 +264,12 @@ impl Write for Chunks {
 /// Streams events out: the JSONL audit bundle (default), CSV or XES, as
 /// `strive export` writes them.
 #[utoipa::path(get, path = "/v1/export", tag = "audit", params(ExportParams),
-    responses((status = 200, description = "the export, streamed", content((String = "application/jsonl"), (String = "text/csv"), (String = "application/xml"))), ExportProblems))]
+    responses((status = 200, description = "the export, streamed", content((String = "application/jsonl"), (String = "text/csv"), (String = "application/xml"))), QueryProblems))]
 pub(crate) async fn export(
     State(state): State<Shared>,
     _caller: Caller,
     Q(params): Q<ExportParams>,
 ) -> Result<Response, Problem> {
-    if state.engine.partitions() > 1 {
-        // `strive export` refuses the same (src/commands/audit.rs): the
-        // exports do not speak of partitions yet (issue #10 item 5), and a
-        // bundle of partition 0 alone would pass for the whole store.
-        // Remove both refusals together once they do.
-        return Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "unsupported",
-            format!(
-                "the store has {} partitions, and exports are written of one-partition \
-                 stores only for now; verify it with POST /v1/verify and take its \
-                 checkpoint with GET /v1/checkpoint",
-                state.engine.partitions()
-            ),
-        ));
-    }
     let format = params.format.unwrap_or(ExportFormat::Jsonl);
     let filter = Filter {
         workflow: params.workflow,
