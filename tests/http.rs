@@ -357,6 +357,36 @@ fn the_organisation_campaign_runs_over_http() {
         xes.body.as_str().unwrap_or_default().contains("<trace>"),
         "{xes:?}"
     );
+    let ocel = api.get("/v1/export?format=ocel", &director);
+    assert_eq!(ocel.header("content-type"), Some("application/json"));
+    let ocel: Value = match &ocel.body {
+        Value::String(text) => serde_json::from_str(text).expect("OCEL is JSON"),
+        other => other.clone(),
+    };
+    assert!(
+        ocel["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .any(|o| o["id"] == "o1" && o["type"] == "organisation"),
+        "{ocel}"
+    );
+
+    // A member's receipt from the service checks offline.
+    let receipt = api.get("/v1/instances/o1/events/2/receipt", &director);
+    assert_eq!(receipt.status, 200, "{receipt:?}");
+    assert_eq!(receipt.body["format"], "strive-receipt/v1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, receipt.body.to_string()).expect("write");
+    let checked = crate::util::strive(
+        &dir.path().join("no-store"),
+        &["verify-receipt", file.to_str().expect("utf-8")],
+    );
+    assert!(checked.status.success(), "{}", crate::util::text(&checked));
+    let missing = api.get("/v1/instances/o1/events/999/receipt", &director);
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert_eq!(missing.code(), "unknown_event");
 }
 
 /// Runs a verification job to its end.

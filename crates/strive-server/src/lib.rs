@@ -47,8 +47,8 @@ use tokio::sync::watch;
 pub use model::{
     CheckpointBody, DefinitionBody, DeployRequest, DueBody, EventBody, EventPage, ExportFormat,
     FireRequest, GrantBody, GrantRequest, InstanceBody, InstancePage, IssueRequest, IssuedBody,
-    OutcomeBody, PartitionHeadBody, ReplayBody, ReportFormatParam, StartRequest, TokenBody,
-    VerifyJob,
+    OutcomeBody, PartitionHeadBody, ReceiptBody, ReplayBody, ReportFormatParam, StartRequest,
+    TokenBody, VerifyJob,
 };
 pub use openapi::openapi_json;
 pub use problem::{Problem, ProblemDetails};

@@ -365,6 +365,31 @@ pub(crate) struct CheckpointParams {
     pub origin: Option<String>,
 }
 
+/// A receipt for one event (`strive-receipt/v1`, docs/audit.md
+/// "Receipts"): check it offline with `strive verify-receipt`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptBody {
+    /// `strive-receipt/v1`.
+    pub format: String,
+    /// The event's instance.
+    pub instance: String,
+    /// Its place in the instance's chain.
+    pub seq: u64,
+    /// The partition whose log holds it.
+    pub partition: u32,
+    /// Its position in that log.
+    pub gseq: u64,
+    /// Its hash, hex.
+    pub hash: String,
+    /// Its exact stored bytes, as text.
+    pub event: String,
+    /// The inclusion proof to the partition's root, hex hashes.
+    pub proof: Vec<String>,
+    /// The checkpoint note the proof leads to (unsigned from the server:
+    /// compare it with a checkpoint you trust).
+    pub checkpoint: String,
+}
+
 /// How far a verification job is.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VerifyJob {
@@ -409,6 +434,9 @@ pub enum ExportFormat {
     Csv,
     /// An IEEE 1849 XES event log.
     Xes,
+    /// An OCEL 2.0 object-centric event log (JSON), with the campaign's
+    /// object mapping.
+    Ocel,
 }
 
 /// A report's format.

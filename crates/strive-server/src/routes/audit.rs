@@ -23,7 +23,7 @@ use strive_core::PartitionHead;
 
 use crate::model::{
     CheckpointBody, CheckpointParams, ExportFormat, ExportParams, PartitionHeadBody, PledgeParams,
-    ReplayBody, ReplayParams, ReportFormatParam, ReportParams, VerifyJob,
+    ReceiptBody, ReplayBody, ReplayParams, ReportFormatParam, ReportParams, VerifyJob,
 };
 use crate::openapi::QueryProblems;
 use crate::problem::Problem;
@@ -261,10 +261,10 @@ impl Write for Chunks {
     }
 }
 
-/// Streams events out: the JSONL audit bundle (default), CSV or XES, as
-/// `strive export` writes them.
+/// Streams events out: the JSONL audit bundle (default), CSV, XES or OCEL
+/// 2.0, as `strive export` writes them.
 #[utoipa::path(get, path = "/v1/export", tag = "audit", params(ExportParams),
-    responses((status = 200, description = "the export, streamed", content((String = "application/jsonl"), (String = "text/csv"), (String = "application/xml"))), QueryProblems))]
+    responses((status = 200, description = "the export, streamed", content((String = "application/jsonl"), (String = "text/csv"), (String = "application/xml"), (Object = "application/json"))), QueryProblems))]
 pub(crate) async fn export(
     State(state): State<Shared>,
     _caller: Caller,
@@ -298,6 +298,19 @@ pub(crate) async fn export(
             ExportFormat::Jsonl => store::Format::Jsonl,
             ExportFormat::Csv => store::Format::Csv,
             ExportFormat::Xes => store::Format::Xes,
+            ExportFormat::Ocel => {
+                // The mapping is the campaign's, as `strive export --format
+                // ocel` uses by default; it is checked by the tests.
+                match strive_audit::Mapping::from_json(strive_campaign::OCEL_MAPPING) {
+                    Ok(mapping) => {
+                        if let Err(error) = store::export_ocel(&engine, sink, &filter, mapping) {
+                            tracing::warn!(%error, "the export stopped");
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "the campaign's OCEL mapping"),
+                }
+                return;
+            }
         };
         let export = store::Export {
             format,
@@ -319,6 +332,7 @@ pub(crate) async fn export(
     });
     let content_type = match format {
         ExportFormat::Jsonl => "application/jsonl",
+        ExportFormat::Ocel => "application/json",
         ExportFormat::Csv => "text/csv; charset=utf-8",
         ExportFormat::Xes => "application/xml",
     };
@@ -327,6 +341,52 @@ pub(crate) async fn export(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// A receipt for event `seq` of the instance: its exact bytes and an
+/// inclusion proof to a checkpoint of every partition now, for its member
+/// to keep and check offline (`strive verify-receipt`).
+#[utoipa::path(get, path = "/v1/instances/{id}/events/{seq}/receipt", tag = "audit",
+    params(("id" = String, Path, description = "the instance"),
+           ("seq" = u64, Path, description = "the event's sequence number in the instance"),
+           CheckpointParams),
+    responses((status = 200, description = "the receipt", body = ReceiptBody), QueryProblems))]
+pub(crate) async fn receipt(
+    State(state): State<Shared>,
+    _caller: Caller,
+    P((id, seq)): P<(String, u64)>,
+    Q(params): Q<CheckpointParams>,
+) -> Result<Json<ReceiptBody>, Problem> {
+    let origin = params.origin.unwrap_or_else(|| "strive".to_owned());
+    if origin.is_empty() || origin.contains('\n') {
+        return Err(Problem::bad_request("origin must be one non-empty line"));
+    }
+    let engine = state.engine.clone();
+    let receipt = blocking(move || {
+        store::receipt(&engine, &id, seq, &origin, None).map_err(|e| match e {
+            store::ReceiptError::NoSuchEvent { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_event", e.to_string())
+            }
+            store::ReceiptError::Storage(e) => Problem::from(e),
+            other => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "corrupt",
+                other.to_string(),
+            ),
+        })
+    })
+    .await?;
+    Ok(Json(ReceiptBody {
+        format: receipt.format,
+        instance: receipt.instance,
+        seq: receipt.seq,
+        partition: receipt.partition,
+        gseq: receipt.gseq,
+        hash: receipt.hash,
+        event: receipt.event,
+        proof: receipt.proof,
+        checkpoint: receipt.checkpoint,
+    }))
 }
 
 fn campaign_problem(error: CampaignError) -> Problem {

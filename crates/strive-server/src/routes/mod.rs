@@ -50,6 +50,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/instances/{id}/events", post(commands::fire))
         .route("/instances/{id}/history", get(queries::history))
         .route("/instances/{id}/replay", get(audit::replay))
+        .route("/instances/{id}/events/{seq}/receipt", get(audit::receipt))
         .route("/events", get(queries::events))
         .route("/events/stream", get(stream::stream))
         .route("/verify", post(audit::start_verify))
