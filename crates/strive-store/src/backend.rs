@@ -87,9 +87,25 @@ impl SledBackend {
         // reopen work; a store really in use by another process still gets
         // `Locked`, after `LOCK_WAIT` instead of at once, never a hang.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let mut cleared = false;
         loop {
             match config.open() {
                 Ok(db) => return Ok(SledBackend { db }),
+                // sled 0.34 writes a snapshot of its page table to
+                // `snap.<lsn>.generating` and renames it when complete; a
+                // process killed in between leaves the unfinished file, and
+                // sled then reads it as the newest snapshot and refuses
+                // every open as corrupt (`get_snapshot_files` does not skip
+                // it; spacejam/sled#1527). The file is never a complete
+                // snapshot, so removing it loses nothing: sled recovers from
+                // the previous snapshot and its log. Only done after sled
+                // refused the open, when it had taken the store's lock, so
+                // no live process is writing that file.
+                Err(sled::Error::Corruption { .. })
+                    if !cleared && remove_unfinished_snapshots(path) > 0 =>
+                {
+                    cleared = true;
+                }
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                     if std::time::Instant::now() >= deadline {
                         return Err(OpenError::Locked {
@@ -111,6 +127,30 @@ impl SledBackend {
             .map(|db| SledBackend { db })
             .map_err(|error| OpenError::Storage(backend_error(error)))
     }
+}
+
+/// Removes the unfinished snapshot files (`snap.*.generating`) sled left in
+/// `path` when it was killed while writing one; returns how many.
+fn remove_unfinished_snapshots(path: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.")
+            && name.ends_with(".generating")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            tracing::warn!(
+                file = %entry.path().display(),
+                "removed an unfinished sled snapshot left by a crash"
+            );
+            removed += 1;
+        }
+    }
+    removed
 }
 
 impl Backend for SledBackend {
