@@ -252,6 +252,33 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// `strive grant` / `strive revoke --server`: the change, made by the
+    /// token's actor (an admin), through `/v1/grants`.
+    pub fn change_grant(
+        &self,
+        grant: &strive_core::Grant,
+        revoke: bool,
+    ) -> Result<Outcome, Failure> {
+        let path = if revoke {
+            "/v1/grants/revoke"
+        } else {
+            "/v1/grants"
+        };
+        let body = json!({"actor": grant.actor, "role": grant.role, "on": grant.on});
+        self.send("POST", path, Some(&body), &CommandOptions::default())
+    }
+
+    /// `strive grants --server`: the grants held now (only `actor`'s).
+    pub fn grants(&self, actor: Option<&str>) -> Result<Vec<strive_store::GrantInfo>, Failure> {
+        let path = match actor {
+            Some(actor) => format!("/v1/grants?actor={}", segment(actor)),
+            None => "/v1/grants".to_owned(),
+        };
+        self.get(&path)
+    }
+}
+
 /// A problem from the server as the failure the local command would give:
 /// the same kind (the problem's stable code) and message.
 fn problem_failure(problem: &Value, status: u16) -> Failure {
@@ -407,6 +434,11 @@ pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
             | Command::Schema
             | Command::Audit(AuditCommand::Verify { since: None, .. })
             | Command::Audit(AuditCommand::Checkpoint { .. })
+            | Command::Audit(AuditCommand::VerifyReceipt {
+                check_store: false,
+                ..
+            })
+            | Command::Grant(_)
     );
     if supported {
         Ok(())

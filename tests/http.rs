@@ -1244,15 +1244,21 @@ fn the_cli_talks_to_a_running_server() {
     // the grant says li may.
     let granted = strive(&["--db", &db_text, "grant", "li", "author"]);
     assert!(granted.status.success(), "{granted:?}");
-    let issued = strive(&[
-        "--db", &db_text, "token", "issue", "--actor", "li", "--roles", "author",
-    ]);
-    assert!(issued.status.success(), "{issued:?}");
-    let token = String::from_utf8_lossy(&issued.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
+    let granted = strive(&["--db", &db_text, "grant", "root", "admin"]);
+    assert!(granted.status.success(), "{granted:?}");
+    let issue = |actor: &str, roles: &str| {
+        let issued = strive(&[
+            "--db", &db_text, "token", "issue", "--actor", actor, "--roles", roles,
+        ]);
+        assert!(issued.status.success(), "{issued:?}");
+        String::from_utf8_lossy(&issued.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let token = issue("li", "author");
+    let admin = issue("root", "admin");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_strive"))
         .args(["--db", &db_text, "serve", "--listen", "127.0.0.1:0"])
@@ -1300,6 +1306,17 @@ fn the_cli_talks_to_a_running_server() {
         ],
         &["checkpoint"],
     ];
+    // Grants over the server, made by the token's actor, an admin (before
+    // the commands below, whose checkpoint is compared with the local one).
+    let as_admin = |args: &[&str]| {
+        let mut all = vec!["--server", url.as_str(), "--token", admin.as_str()];
+        all.extend_from_slice(args);
+        strive(&all)
+    };
+    let granted_remotely = as_admin(&["grant", "wang", "author", "--on", "doc-1"]);
+    let listed_remotely = as_admin(&["grants"]);
+    let not_admin = remote(&["grant", "zhao", "author"]);
+    let with_by = as_admin(&["grant", "zhao", "author", "--by", "root"]);
     let remote_out: Vec<Output> = commands.iter().map(|args| remote(args)).collect();
     let verified = remote(&["verify"]);
     assert!(
@@ -1318,6 +1335,19 @@ fn the_cli_talks_to_a_running_server() {
         String::from_utf8_lossy(&verified.stdout).contains("everything holds"),
         "{verified:?}"
     );
+    assert!(granted_remotely.status.success(), "{granted_remotely:?}");
+    assert!(
+        String::from_utf8_lossy(&granted_remotely.stdout).starts_with("granted: "),
+        "{granted_remotely:?}"
+    );
+    let listed = strive(&["--db", &db_text, "grants"]);
+    assert_eq!(listed.stdout, listed_remotely.stdout, "{listed_remotely:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("wang"),
+        "{listed:?}"
+    );
+    assert_eq!(not_admin.status.code(), Some(1), "{not_admin:?}");
+    assert_eq!(with_by.status.code(), Some(2), "{with_by:?}");
     // The same commands locally, read-only ones only (the writes happened
     // once), give the same output.
     for (i, args) in commands.iter().enumerate().skip(2) {

@@ -3,14 +3,14 @@
 //! (`Engine::grant`, `Engine::revoke`, `Engine::grants`). Over HTTP the
 //! same is `/v1/grants` (docs/http.md).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use strive_core::{ADMIN_ROLE, Grant};
 use strive_store::{Actor, CommandError};
 
-use crate::cli::{TextOrJson, is_json};
+use crate::cli::{Cli, TextOrJson, is_json};
+use crate::client::Remote;
 use crate::failure::Failure;
 use crate::output;
 
@@ -66,8 +66,9 @@ pub struct GrantArgs {
     on: Option<String>,
     /// The admin who makes the change (recorded in the audit trail); acts
     /// as `admin`, and must hold a global `admin` grant once anyone does.
-    #[arg(long, default_value = ADMIN_ROLE)]
-    by: String,
+    /// `admin` when absent; with --server the token's actor makes it.
+    #[arg(long)]
+    by: Option<String>,
 }
 
 impl GrantArgs {
@@ -80,18 +81,22 @@ impl GrantArgs {
     }
 
     fn admin(&self) -> Actor {
-        Actor::new(self.by.clone(), &[ADMIN_ROLE])
+        Actor::new(self.by.as_deref().unwrap_or(ADMIN_ROLE), &[ADMIN_ROLE])
     }
 }
 
-/// Runs one of the grant commands against the store at `db`.
-pub fn run(db: &Path, command: &GrantCommand, json: bool) -> Result<ExitCode, Failure> {
+/// Runs one of the grant commands against the store at `--db`, or with
+/// `--server` against the server that holds it.
+pub fn run(cli: &Cli, command: &GrantCommand, json: bool) -> Result<ExitCode, Failure> {
+    let remote = Remote::from_cli(cli)?;
     match command {
-        GrantCommand::Grant { grant, .. } => change(db, grant, false, json)?,
-        GrantCommand::Revoke { grant, .. } => change(db, grant, true, json)?,
+        GrantCommand::Grant { grant, .. } => change(cli, remote.as_ref(), grant, false, json)?,
+        GrantCommand::Revoke { grant, .. } => change(cli, remote.as_ref(), grant, true, json)?,
         GrantCommand::Grants { actor, .. } => {
-            let opened = crate::commands::open(db)?;
-            let grants = opened.grants(actor.as_deref())?;
+            let grants = match &remote {
+                Some(remote) => remote.grants(actor.as_deref())?,
+                None => crate::commands::open(&cli.db)?.grants(actor.as_deref())?,
+            };
             if json {
                 output::json(&grants);
             } else if grants.is_empty() {
@@ -113,15 +118,31 @@ pub fn run(db: &Path, command: &GrantCommand, json: bool) -> Result<ExitCode, Fa
 }
 
 /// Records a grant, or with `revoke` its revocation, and prints the event.
-fn change(db: &Path, args: &GrantArgs, revoke: bool, json: bool) -> Result<(), Failure> {
-    let engine = crate::commands::open_for_writing(db)?;
+fn change(
+    cli: &Cli,
+    remote: Option<&Remote>,
+    args: &GrantArgs,
+    revoke: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let grant = args.grant();
-    let outcome = if revoke {
-        engine.revoke(&grant, &args.admin())
-    } else {
-        engine.grant(&grant, &args.admin())
-    }
-    .map_err(failure)?;
+    let outcome = match remote {
+        Some(_) if args.by.is_some() => {
+            return Err(Failure::usage(
+                "--by does not go with --server: the token's actor makes the change",
+            ));
+        }
+        Some(remote) => remote.change_grant(&grant, revoke)?,
+        None => {
+            let engine = crate::commands::open_for_writing(&cli.db)?;
+            if revoke {
+                engine.revoke(&grant, &args.admin())
+            } else {
+                engine.grant(&grant, &args.admin())
+            }
+            .map_err(failure)?
+        }
+    };
     if json {
         output::json(&outcome);
     } else {

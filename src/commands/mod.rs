@@ -55,7 +55,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Audit(command) => audit::run(cli, command, json),
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),
-        Command::Grant(command) => grants::run(&cli.db, command, json),
+        Command::Grant(command) => grants::run(cli, command, json),
     }
 }
 

@@ -4,7 +4,7 @@
 //! core's rules (`strive_core::access`).
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strive_core::access::{self, Change, Grant};
 use strive_core::{Actor, id};
 
@@ -15,7 +15,7 @@ use crate::records::Outcome;
 use crate::writer::{AccessRead, AccessStore, Cmd, GrantRecord, Reply, Request, access_scope};
 
 /// A grant held, with when and by whom it was made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantInfo {
     /// Who holds which role where.
     #[serde(flatten)]
