@@ -23,9 +23,7 @@
 //! log (the sequence and the Merkle log are per partition).
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
-use std::hash::{Hash as _, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -34,7 +32,7 @@ use strive_core::{Due, Event, EventKind, Instance, event_digest};
 
 use crate::merkle::Hash;
 use crate::problem::Problem;
-use crate::replay::parent_of;
+use crate::replay::{FastMap, parent_of};
 use crate::verify::{
     EventRun, Report, Shard, Snapshots, Stored, Stream, Verifier, VerifyOptions, finish, instances,
     unmet,
@@ -227,7 +225,21 @@ struct Router {
     shards: usize,
     /// A subject's shard, fixed by its first appearance: its parent's (a
     /// started child) or its own id's hash.
-    of: HashMap<String, usize>,
+    of: FastMap<String, usize>,
+}
+
+/// The hash that picks a new subject's shard: aHash under fixed keys, so
+/// that a log is spread over the shards the same way on every run (the
+/// report does not depend on it; a hostile log can at worst put its
+/// families in one shard, which is the sequential run).
+fn spread(subject: &str) -> u64 {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+    .hash_one(subject)
 }
 
 /// Where an event goes.
@@ -244,9 +256,7 @@ impl Router {
         if let Some(&shard) = self.of.get(subject) {
             return shard;
         }
-        let mut hasher = DefaultHasher::new();
-        subject.hash(&mut hasher);
-        let shard = (hasher.finish() % self.shards as u64) as usize;
+        let shard = (spread(subject) % self.shards as u64) as usize;
         self.of.insert(subject.to_owned(), shard);
         shard
     }
@@ -538,7 +548,7 @@ impl<'a> Dispatcher<'a> {
             mode,
             router: Router {
                 shards: jobs,
-                of: HashMap::new(),
+                of: FastMap::default(),
             },
             tagged: Vec::new(),
             found: Vec::new(),
@@ -746,7 +756,7 @@ mod tests {
     fn apart(jobs: usize) -> (String, String) {
         let mut router = Router {
             shards: jobs,
-            of: HashMap::new(),
+            of: FastMap::default(),
         };
         let first = router.shard_of("doc-0");
         let other = (1..)

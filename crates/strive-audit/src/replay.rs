@@ -99,24 +99,33 @@ enum Expected {
     },
 }
 
+/// The replayer's and the parallel router's maps, keyed by ids read from
+/// the log, looked up several times per event: hashed with aHash, several
+/// times cheaper than the standard SipHash on short ids (SipHash was ~20%
+/// of the replay shards' time, docs/performance.md) and still keyed at
+/// random per process, so a hostile bundle cannot pick ids that collide.
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+/// A set hashed as [`FastMap`] is.
+pub(crate) type FastSet<K> = HashSet<K, ahash::RandomState>;
+
 /// Rebuilds instances from events fed in global order.
 #[derive(Default)]
 pub struct Replayer {
-    workflows: HashMap<(String, u32), Arc<Workflow>>,
-    instances: HashMap<String, Instance>,
+    workflows: FastMap<(String, u32), Arc<Workflow>>,
+    instances: FastMap<String, Instance>,
     /// Pending deadlines, as the store keeps them with each snapshot.
-    dues: HashMap<String, Due>,
+    dues: FastMap<String, Due>,
     /// Per parent: (child workflow, stage) -> count, as the store's `n` keys.
-    children: HashMap<String, BTreeMap<(String, String), u64>>,
+    children: FastMap<String, BTreeMap<(String, String), u64>>,
     /// Spawned children not started yet, by child id.
-    spawns: HashMap<String, Expected>,
+    spawns: FastMap<String, Expected>,
     /// Parent notifications not recorded yet, by (parent, cause).
-    notices: HashMap<(String, (String, u64)), Expected>,
+    notices: FastMap<(String, (String, u64)), Expected>,
     /// Events that did not conform: their consequences are not checked.
-    broken: HashSet<(String, u64)>,
+    broken: FastSet<(String, u64)>,
     /// When set, only these instances (and children started under them) are
     /// replayed.
-    scope: Option<HashSet<String>>,
+    scope: Option<FastSet<String>>,
     /// Whether the events are an extract (a filtered bundle) whose
     /// instances' parents may be left out.
     extract: bool,
@@ -152,7 +161,7 @@ impl Replayer {
     /// its guards may read. Others' events are skipped, deployments kept.
     pub fn scoped(instance: &str) -> Replayer {
         Replayer {
-            scope: Some(HashSet::from([instance.to_owned()])),
+            scope: Some(std::iter::once(instance.to_owned()).collect()),
             ..Replayer::default()
         }
     }
@@ -497,8 +506,10 @@ impl Replayer {
         };
         // Taken out of the map rather than cloned (a clone of the whole
         // instance per event was a third of replay's time); `next` goes
-        // back in at the end. Nothing below reads this instance's entry.
-        let Some(current) = self.instances.remove(&event.instance) else {
+        // back in at the end under the same key, so the id is not copied
+        // again. Nothing below reads this instance's entry, and the checks
+        // below see it absent while it is out, as they always have.
+        let Some((key, current)) = self.instances.remove_entry(&event.instance) else {
             problems.push(here(
                 ProblemCode::Nonconforming,
                 "an event on an instance that was never started".to_owned(),
@@ -556,7 +567,7 @@ impl Replayer {
             .as_ref()
             .map(|w| (w, w.fire(&current, &command, &children)));
         let mut next = match decided {
-            Some((workflow, Ok(accepted))) => {
+            Some((workflow, Ok(mut accepted))) => {
                 let mut differences = Vec::new();
                 if Some(&accepted.transition) != event.transition.as_ref() {
                     differences.push(format!(
@@ -587,7 +598,8 @@ impl Replayer {
                 }
                 if differences.is_empty() {
                     self.expect_consequences(event, &current, &accepted);
-                    workflow.advance(&current, &accepted, event.at)
+                    // Nothing reads `accepted.data` after: move it.
+                    workflow.advance_taking(&current, &mut accepted, event.at)
                 } else {
                     problems.push(
                         here(ProblemCode::OutcomeMismatch, differences.join("; ")).rule(
@@ -650,7 +662,7 @@ impl Replayer {
             self.count_child(parent, &next.workflow, &current.stage, -1);
             self.count_child(parent, &next.workflow, &next.stage, 1);
         }
-        self.instances.insert(event.instance.clone(), next);
+        self.instances.insert(key, next);
     }
 
     /// Records the children a transition spawns and the notice it sends, so

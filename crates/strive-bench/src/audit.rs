@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use strive_audit::{Replayer, Verifier, VerifyOptions, XesWriter};
-use strive_store::{Engine, ListQuery, StoredEvent};
+use strive_store::{Engine, ListQuery, StorageError, StoredEvent};
 
 use crate::Fallible;
 use crate::report::Report;
@@ -167,14 +167,17 @@ pub fn rows(report: &mut Report, path: &Path, dir: &Path, repeats: usize) -> Fal
 }
 
 /// Every stored event, with its stored digest and exact bytes, passed to
-/// `visit` in log order, read a block at a time (`Engine::blocks`).
+/// `visit` in log order (partition by partition), read a block at a time
+/// (`Engine::blocks`).
 pub fn scan(
     engine: &Engine,
     mut visit: impl FnMut(&[u8; 32], &[u8]) -> Fallible<()>,
 ) -> Fallible<()> {
-    for block in engine.blocks(0, 1) {
-        for (digest, bytes) in block?.events() {
-            visit(digest, bytes)?;
+    for partition in 0..engine.partitions() {
+        for block in engine.blocks(partition, 1) {
+            for (digest, bytes) in block?.events() {
+                visit(digest, bytes)?;
+            }
         }
     }
     Ok(())
@@ -186,7 +189,12 @@ pub fn scan(
 /// result. Returns (events, seconds).
 pub fn replay(engine: &Engine, jobs: usize) -> Fallible<(u64, f64)> {
     let start = Instant::now();
-    let report = strive_audit::replay_runs(|| strive_audit::store::runs(engine, 0), jobs);
+    // Replay checks no sequence, so the partitions' logs can follow one
+    // another: partition 0 first, whose log holds the deployments.
+    let report = strive_audit::replay_runs(
+        || (0..engine.partitions()).flat_map(|p| strive_audit::store::runs(engine, p)),
+        jobs,
+    );
     if let Some(problem) = report.problems.first() {
         return Err(format!("replay found a problem: {problem:?}").into());
     }
@@ -200,7 +208,7 @@ pub fn replay_events(engine: &Engine) -> Fallible<(u64, f64)> {
     let start = Instant::now();
     let mut replayer = Replayer::new();
     let mut events = 0u64;
-    for item in engine.events(1) {
+    for item in all_events(engine) {
         let stored = item?;
         let problems = replayer.apply(&stored.hash, &stored.event);
         if let Some(problem) = problems.first() {
@@ -211,10 +219,16 @@ pub fn replay_events(engine: &Engine) -> Fallible<(u64, f64)> {
     Ok((events, start.elapsed().as_secs_f64()))
 }
 
+/// Every stored event through `Engine::events_in`, partition by partition
+/// from partition 0 (whose log holds the deployments).
+fn all_events(engine: &Engine) -> impl Iterator<Item = Result<StoredEvent, StorageError>> + '_ {
+    (0..engine.partitions()).flat_map(|p| engine.events_in(p, 1))
+}
+
 /// The replay loop alone ([`strive_audit::Replayer`]), over up to `limit`
 /// events read and decoded beforehand. Returns (events, seconds).
 pub fn replay_core(engine: &Engine, limit: usize) -> Fallible<(u64, f64)> {
-    let decoded: Vec<StoredEvent> = engine.events(1).take(limit).collect::<Result<_, _>>()?;
+    let decoded: Vec<StoredEvent> = all_events(engine).take(limit).collect::<Result<_, _>>()?;
     let start = Instant::now();
     let mut replayer = Replayer::new();
     for stored in &decoded {
@@ -247,13 +261,22 @@ pub fn verify(engine: &Engine, jobs: usize) -> Fallible<Verified> {
 /// `Engine::events`, fed to [`strive_audit::Verifier`] on one thread.
 pub fn verify_events(engine: &Engine) -> Fallible<Verified> {
     let start = Instant::now();
+    let partitions = engine.partitions();
     let mut verifier = Verifier::new(VerifyOptions {
-        expected_size: Some(engine.last_gseq()),
+        expected_size: Some(engine.total_events()),
+        expected_sizes: if partitions > 1 {
+            (0..partitions).map(|p| engine.last_gseq_in(p)).collect()
+        } else {
+            Vec::new()
+        },
         ..VerifyOptions::default()
     });
-    for item in engine.events(1) {
-        let stored = item?;
-        verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event);
+    for partition in 0..partitions {
+        verifier.partition(partition);
+        for item in engine.events_in(partition, 1) {
+            let stored = item?;
+            verifier.decoded_event(&stored.hash, &stored.bytes, &stored.event);
+        }
     }
     let mut after: Option<String> = None;
     loop {

@@ -121,7 +121,7 @@ impl Sample {
     /// About `events` events of the bench workflow (`scale::fill`: a
     /// start and nine fires per instance), read back; removes the store.
     pub fn bench(path: &Path, events: usize) -> Fallible<Sample> {
-        crate::scale::fill(path, events)?;
+        crate::scale::fill(path, events, 1)?;
         let engine = Engine::open(path, Options::default())?;
         Sample::read_back(engine, path)
     }

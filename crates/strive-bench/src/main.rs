@@ -4,7 +4,7 @@
 //! on a missed target (pass `--check` to exit 1 on one).
 //!
 //! ```text
-//! strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]
+//! strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--partitions N] [--check]
 //! ```
 //!
 //! `--quick` takes seconds (what CI runs; the demo runs at 12
@@ -15,7 +15,11 @@
 //! fdatasync baselines write there too, so every figure is of one disk.
 //! `--only` takes a comma-separated list of limits, peers, strive, eval,
 //! compression, blobs, scale, audit, demo; `--budget-ms` and `--repeats` override how long each
-//! measurement runs and how often it is repeated.
+//! measurement runs and how often it is repeated. `--partitions N` makes
+//! the stores of the strive, scale and audit rows with N partitions
+//! (instances spread over them by their root; the default is one), and
+//! with one, a row of 64 durable callers on 4 partitions runs beside the
+//! 64-caller row.
 
 mod audit;
 mod blobs;
@@ -54,6 +58,8 @@ struct Config {
     repeats: Option<usize>,
     /// The demo's (organisations, members), when it runs.
     demo: Option<(usize, usize)>,
+    /// The partitions of the stores the strive, scale and audit rows make.
+    partitions: u32,
 }
 
 impl Config {
@@ -145,7 +151,7 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("strive-bench: {message}");
             eprintln!(
-                "usage: strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--check]"
+                "usage: strive-bench [--quick | --large] [--demo] [--json] [--dir DIR] [--only SECTIONS] [--budget-ms N] [--repeats N] [--partitions N] [--check]"
             );
             return ExitCode::from(2);
         }
@@ -191,6 +197,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
         budget_ms: None,
         repeats: None,
         demo: None,
+        partitions: 1,
     };
     let mut demo = false;
     let mut args = args.iter();
@@ -213,6 +220,17 @@ fn parse(args: &[String]) -> Result<Config, String> {
             "--repeats" => {
                 let n = args.next().ok_or("--repeats needs a number")?;
                 config.repeats = Some(n.parse().map_err(|_| "--repeats needs a number")?);
+            }
+            "--partitions" => {
+                let n = args.next().ok_or("--partitions needs a number")?;
+                config.partitions = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=strive_store::MAX_PARTITIONS).contains(n))
+                    .ok_or(format!(
+                        "--partitions needs a number from 1 to {}",
+                        strive_store::MAX_PARTITIONS
+                    ))?;
             }
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -365,19 +383,26 @@ fn run(config: &Config) -> Fallible<Report> {
     if config.wants("strive") {
         progress("strive");
         let s = "strive";
+        let setup = strive::Setup {
+            dir,
+            instances: INSTANCES,
+            partitions: config.partitions,
+            budget,
+        };
+        let on = partitions_label(config.partitions);
         let mut runs = Vec::new();
         for callers in [1usize, 4, 16, 64] {
             let mut samples = Vec::new();
             let mut kept = None;
             for _ in 0..repeats {
-                let run = strive::fire(dir, callers, INSTANCES, strive::Mode::Flushed, budget)?;
+                let run = strive::fire(&setup, callers, strive::Mode::Flushed)?;
                 samples.push(run.per_second);
                 kept = Some(run);
             }
             report.add(
                 &format!("strive.durable.c{callers}"),
                 s,
-                &format!("durable fire, {callers} caller(s)"),
+                &format!("durable fire, {callers} caller(s){on}"),
                 "tr/s",
                 samples,
             );
@@ -385,24 +410,41 @@ fn run(config: &Config) -> Fallible<Report> {
                 runs.push((callers, run));
             }
         }
+        if config.partitions == 1 {
+            let four = strive::Setup {
+                partitions: 4,
+                ..setup
+            };
+            let samples = repeat(repeats, || {
+                Ok(strive::fire(&four, 64, strive::Mode::Flushed)?.per_second)
+            })?;
+            report.add(
+                "strive.durable.c64.p4",
+                s,
+                "durable fire, 64 callers, 4 partitions",
+                "tr/s",
+                samples,
+            );
+            report.note("a writer thread per partition; instances spread by their root");
+        }
         let samples = repeat(repeats, || {
-            Ok(strive::fire(dir, 64, INSTANCES, strive::Mode::Buffered, budget)?.per_second)
+            Ok(strive::fire(&setup, 64, strive::Mode::Buffered)?.per_second)
         })?;
         report.add(
             "strive.bulk.c64",
             s,
-            "bulk (Buffered), 64 callers",
+            &format!("bulk (Buffered), 64 callers{on}"),
             "tr/s",
             samples,
         );
         for callers in [1usize, 64] {
             let samples = repeat(repeats, || {
-                Ok(strive::fire(dir, callers, INSTANCES, strive::Mode::Synced, budget)?.per_second)
+                Ok(strive::fire(&setup, callers, strive::Mode::Synced)?.per_second)
             })?;
             report.add(
                 &format!("strive.synced.c{callers}"),
                 s,
-                &format!("durable + fdatasync, {callers} caller(s)"),
+                &format!("durable + fdatasync, {callers} caller(s){on}"),
                 "tr/s",
                 samples,
             );
@@ -456,7 +498,7 @@ fn run(config: &Config) -> Fallible<Report> {
         let s = "scale";
         for (label, events) in config.sizes() {
             let path = dir.join(format!("scale-{label}"));
-            let fill_rate = scale::fill(&path, events)?;
+            let fill_rate = scale::fill(&path, events, config.partitions)?;
             let disk = scale::disk_bytes(&path)? as f64;
             let engine = strive_store::Engine::open(&path, strive_store::Options::default())?;
             let mut encoded = 0u64;
@@ -481,7 +523,7 @@ fn run(config: &Config) -> Fallible<Report> {
             report.add(
                 &format!("{key}.fill"),
                 s,
-                &format!("{label}: bulk fill"),
+                &format!("{label}: bulk fill{}", partitions_label(config.partitions)),
                 "ev/s",
                 vec![fill_rate],
             );
@@ -637,6 +679,7 @@ fn targets(report: &mut Report, full_demo: bool) {
     report.ratio("strive.durable.c64", sqlite, Some(2.0));
     report.ratio("strive.durable.c64", "peers.sqlite.memory.1000", None);
     report.ratio("strive.durable.c64", "limits.sled.naive", Some(20.0));
+    report.ratio("strive.durable.c64.p4", "strive.durable.c64", None);
     report.ratio("strive.durable.c1", "limits.fdatasync.1", Some(0.8));
     report.ratio("strive.durable.c1", "peers.sqlite.append.1", None);
     report.ratio("strive.durable.c64", "limits.sled.shaped.64", None);
@@ -674,6 +717,16 @@ fn targets(report: &mut Report, full_demo: bool) {
     report
         .ratios
         .retain(|r| measured.contains(&r.row) && measured.contains(&r.baseline));
+}
+
+/// What a row's label adds for a store of `partitions` partitions:
+/// nothing for one.
+fn partitions_label(partitions: u32) -> String {
+    if partitions == 1 {
+        String::new()
+    } else {
+        format!(", {partitions} partitions")
+    }
 }
 
 fn progress(section: &str) {
@@ -722,6 +775,7 @@ fn facts(report: &mut Report, config: &Config, dir: &Path) {
     report.fact("filesystem", filesystem_of(dir));
     report.fact("mode", format!("{:?}", config.mode));
     report.fact("repeats", config.repeats().to_string());
+    report.fact("partitions", config.partitions.to_string());
     report.fact("budget_ms", config.budget().as_millis().to_string());
     report.fact("sqlite", rusqlite::version());
     report.fact("load_before", load_average());

@@ -16,15 +16,17 @@ const PER_INSTANCE: usize = 10;
 /// Instances each filling thread keeps in flight.
 const WINDOW: usize = 256;
 
-/// Fills a fresh store at `path` with about `events` events in the bulk
-/// mode. Returns the fill rate in events per second.
-pub fn fill(path: &Path, events: usize) -> Fallible<f64> {
+/// Fills a fresh store of `partitions` partitions at `path` with about
+/// `events` events in the bulk mode. Returns the fill rate in events per
+/// second.
+pub fn fill(path: &Path, events: usize, partitions: u32) -> Fallible<f64> {
     let instances = (events / PER_INSTANCE).max(1);
     let start = Instant::now();
     let engine = Engine::open(
         path,
         Options {
             durability: Durability::Buffered,
+            partitions,
             ..Options::default()
         },
     )?;
@@ -186,7 +188,7 @@ pub fn probe_main(path: &Path) -> Fallible<String> {
     })?;
     // An instance in the middle of the fill: its events are spread over the
     // log like any other's.
-    let one = fixture::instance_id(engine.last_gseq() as usize / PER_INSTANCE / 2);
+    let one = fixture::instance_id(engine.total_events() as usize / PER_INSTANCE / 2);
     let mut own_events = 0;
     let (history_ms, history_cold_ms) = best_ms(|| {
         own_events = engine.history(&one)?.len();
@@ -197,7 +199,9 @@ pub fn probe_main(path: &Path) -> Fallible<String> {
         // (their own chain) and its events, in log order.
         let mut events = engine.history("@workflow/bench")?;
         events.extend(engine.history(&one)?);
-        events.sort_by_key(|stored| stored.event.gseq);
+        // Partition 0 holds the deployments; with several partitions the
+        // instance's own are in its root's, each in its own order.
+        events.sort_by_key(|stored| (stored.event.partition, stored.event.gseq));
         let mut replayer = strive_audit::Replayer::scoped(&one);
         for stored in events {
             if let Some(problem) = replayer.apply(&stored.hash, &stored.event).first() {

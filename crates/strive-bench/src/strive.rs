@@ -33,13 +33,28 @@ impl Run {
     }
 }
 
-/// Opens a fresh store at `path` with the bench workflow deployed and
-/// `instances` instances started (in the buffered mode, to set up fast).
-pub fn prepare(path: &Path, instances: usize) -> Fallible<()> {
+/// Where and on what a run of callers fires: the directory for its
+/// store, the instances cycled through, the store's partitions (fixed when
+/// the store is made; instances spread over them by their root,
+/// `strive_core::root_partition`, as the engine places them) and how long
+/// each run lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    pub dir: &'a Path,
+    pub instances: usize,
+    pub partitions: u32,
+    pub budget: Duration,
+}
+
+/// Opens a fresh store of `partitions` partitions at `path` with the bench
+/// workflow deployed and `instances` instances started (in the buffered
+/// mode, to set up fast).
+pub fn prepare(path: &Path, instances: usize, partitions: u32) -> Fallible<()> {
     let engine = Engine::open(
         path,
         Options {
             durability: Durability::Buffered,
+            partitions,
             ..Options::default()
         },
     )?;
@@ -100,23 +115,25 @@ pub enum Mode {
     Buffered,
 }
 
-/// `callers` threads fire `next` on their own instances for `budget`.
-pub fn fire(
-    dir: &Path,
-    callers: usize,
-    instances: usize,
-    mode: Mode,
-    budget: Duration,
-) -> Fallible<Run> {
+/// `callers` threads fire `next` on their own instances of a fresh store
+/// made as `setup` says, for `setup.budget`.
+pub fn fire(setup: &Setup<'_>, callers: usize, mode: Mode) -> Fallible<Run> {
+    let Setup {
+        dir,
+        instances,
+        partitions,
+        budget,
+    } = *setup;
     let holder = tempfile::tempdir_in(dir)?;
     let path = holder.path().join("store");
-    prepare(&path, instances)?;
+    prepare(&path, instances, partitions)?;
     let options = Options {
         durability: if mode == Mode::Buffered {
             Durability::Buffered
         } else {
             Durability::Flushed
         },
+        partitions,
         ..Options::default()
     };
     let engine = if mode == Mode::Synced {

@@ -86,9 +86,9 @@ pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
 pub use source::{Position, SourceMap};
 pub use tlog::{
-    Hash, HeadsError, PARTITIONS_TAG, PartitionHead, ProofError, StreamingProof, StreamingRoot,
-    TILE_WIDTH, TileId, TileLog, TileReader, TileWrite, TlogError, check_heads, combined_head,
-    decode_tile, empty_root, encode_tile, leaf_hash, node_hash, verify_consistency,
+    AppendUndo, Hash, HeadsError, PARTITIONS_TAG, PartitionHead, ProofError, StreamingProof,
+    StreamingRoot, TILE_WIDTH, TileId, TileLog, TileReader, TileWrite, TlogError, check_heads,
+    combined_head, decode_tile, empty_root, encode_tile, leaf_hash, node_hash, verify_consistency,
     verify_inclusion,
 };
 pub use types::{MAX_SAFE_INTEGER, TypeMismatch, check as check_value, check_fields, zero_value};

@@ -28,13 +28,27 @@ pub(crate) type Previous = Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>;
 /// The state not yet written back, shared by the writer and readers.
 #[derive(Default)]
 pub(crate) struct Memtable {
-    dirty: RwLock<Writes>,
+    dirty: RwLock<Dirty>,
+}
+
+/// The memtable's entries, and a count of the changes made to them.
+#[derive(Default)]
+struct Dirty {
+    writes: Writes,
+    generation: u64,
+}
+
+/// A copy of the whole memtable for a write-back batch, and the generation
+/// it was taken at (see [`Memtable::written_back`]).
+pub(crate) struct WriteBack {
+    pub(crate) writes: Writes,
+    pub(crate) generation: u64,
 }
 
 impl Memtable {
     /// This memtable's entry for `key`: a value, a deletion, or nothing.
     fn entry(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.dirty.read().ok()?.get(key).cloned()
+        self.dirty.read().ok()?.writes.get(key).cloned()
     }
 
     /// A copy of this memtable's entries with `start <= key < end` (bounded
@@ -42,6 +56,7 @@ impl Memtable {
     fn overlay(&self, start: &[u8], end: &[u8]) -> Vec<Overlaid> {
         match self.dirty.read() {
             Ok(dirty) if start < end => dirty
+                .writes
                 .range(start.to_vec()..end.to_vec())
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
@@ -52,7 +67,8 @@ impl Memtable {
     /// Adds a committed group's state writes.
     pub(crate) fn extend(&self, writes: Writes) {
         if let Ok(mut dirty) = self.dirty.write() {
-            dirty.extend(writes);
+            dirty.writes.extend(writes);
+            dirty.generation += 1;
         }
     }
 
@@ -61,9 +77,10 @@ impl Memtable {
         let mut previous = Vec::with_capacity(writes.len());
         if let Ok(mut dirty) = self.dirty.write() {
             for (key, value) in writes {
-                let old = dirty.insert(key.clone(), value);
+                let old = dirty.writes.insert(key.clone(), value);
                 previous.push((key, old));
             }
+            dirty.generation += 1;
         }
         previous
     }
@@ -74,33 +91,47 @@ impl Memtable {
         if let Ok(mut dirty) = self.dirty.write() {
             for (key, old) in previous.into_iter().rev() {
                 match old {
-                    Some(value) => dirty.insert(key, value),
-                    None => dirty.remove(&key),
+                    Some(value) => dirty.writes.insert(key, value),
+                    None => dirty.writes.remove(&key),
                 };
             }
+            dirty.generation += 1;
         }
     }
 
     /// How many keys wait to be written back.
     pub(crate) fn len(&self) -> usize {
-        self.dirty.read().map(|d| d.len()).unwrap_or(0)
+        self.dirty.read().map(|d| d.writes.len()).unwrap_or(0)
     }
 
-    /// A copy of everything not yet written back, for a write-back batch.
-    pub(crate) fn snapshot(&self) -> Writes {
-        self.dirty.read().map(|d| d.clone()).unwrap_or_default()
+    /// A copy of everything not yet written back, for a write-back batch,
+    /// which takes the copy's entries as they are (one copy per
+    /// write-back, not two).
+    pub(crate) fn snapshot(&self) -> WriteBack {
+        self.dirty
+            .read()
+            .map(|d| WriteBack {
+                writes: d.writes.clone(),
+                generation: d.generation,
+            })
+            .unwrap_or(WriteBack {
+                writes: Writes::new(),
+                generation: u64::MAX,
+            })
     }
 
-    /// Forgets what a write-back wrote, keeping any key written since with
-    /// its newer value (only the writer thread writes, so in practice the
-    /// write-back and this call see the same memtable).
-    pub(crate) fn written_back(&self, written: &Writes) {
-        if let Ok(mut dirty) = self.dirty.write() {
-            for (key, value) in written {
-                if dirty.get(key) == Some(value) {
-                    dirty.remove(key);
-                }
-            }
+    /// Forgets what the write-back of the snapshot taken at `generation`
+    /// wrote. Only the writer thread changes its memtable, and it does
+    /// not between a snapshot and this call, so the memtable is then what
+    /// was written and is emptied at once, without comparing entry by
+    /// entry. Should it have changed in between, it is kept whole: entries
+    /// that are also in the store only cost a second write-back.
+    pub(crate) fn written_back(&self, generation: u64) {
+        if let Ok(mut dirty) = self.dirty.write()
+            && dirty.generation == generation
+        {
+            dirty.writes.clear();
+            dirty.generation += 1;
         }
     }
 }

@@ -30,7 +30,7 @@ fn tile_id(level: usize, index: u64) -> TileId {
 /// Roots and proofs read the full tiles (and any partial tile not yet in
 /// memory) through a [`TileReader`] that returns what [`TileLog::append`]
 /// told the store to write.
-#[derive(Debug, Clone)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct TileLog {
     size: u64,
     /// The leaf hashes of the partial level-0 tile: `size % 256` of them.
@@ -38,6 +38,67 @@ pub struct TileLog {
     /// The partial tile of level `L` at `upper[L - 1]`, once known: after
     /// [`TileLog::restore`] it is read the first time an append changes it.
     upper: [Option<Vec<Hash>>; MAX_LEVELS - 1],
+}
+
+impl Clone for TileLog {
+    fn clone(&self) -> TileLog {
+        TileLog {
+            size: self.size,
+            leaves: self.leaves.clone(),
+            upper: self.upper.clone(),
+        }
+    }
+
+    /// Copies `source` into the vectors `self` already has: the writer
+    /// publishes its right edge to readers after every group this way,
+    /// without allocating.
+    fn clone_from(&mut self, source: &TileLog) {
+        self.size = source.size;
+        self.leaves.clone_from(&source.leaves);
+        for (mine, theirs) in self.upper.iter_mut().zip(&source.upper) {
+            mine.clone_from(theirs);
+        }
+    }
+}
+
+/// What one [`TileLog::append_undoable`] changed, for [`TileLog::undo`]:
+/// the size before, the length each edge had (the partial level-0 tile,
+/// then each level's partial tile, `None` when it was not in memory), and
+/// the entries of any edge the append filled and emptied. Appends only
+/// push onto the edges, so a length is enough for every other edge, and
+/// the record is small: nothing is copied unless a tile is completed.
+#[derive(Debug)]
+pub struct AppendUndo {
+    size: u64,
+    lens: [Option<usize>; MAX_LEVELS],
+    taken: [Option<Vec<Hash>>; MAX_LEVELS],
+}
+
+impl AppendUndo {
+    /// The record of `log` as it is now, before an append.
+    fn of(log: &TileLog) -> AppendUndo {
+        let mut lens = [None; MAX_LEVELS];
+        lens[0] = Some(log.leaves.len());
+        for (len, edge) in lens[1..].iter_mut().zip(&log.upper) {
+            *len = edge.as_ref().map(Vec::len);
+        }
+        AppendUndo {
+            size: log.size,
+            lens,
+            taken: std::array::from_fn(|_| None),
+        }
+    }
+
+    /// Keeps what edge `edge` (0: the leaves, `L`: level `L`) held before
+    /// the append, as the append is about to empty it (`full` is its
+    /// content, which starts with what it held).
+    fn keep(&mut self, edge: usize, full: &[Hash]) {
+        if let (Some(Some(len)), Some(slot @ None)) =
+            (self.lens.get(edge), self.taken.get_mut(edge))
+        {
+            *slot = Some(full.get(..*len).unwrap_or(full).to_vec());
+        }
+    }
 }
 
 impl Default for TileLog {
@@ -105,6 +166,20 @@ impl TileLog {
         digests: &[Hash],
         reader: &R,
     ) -> Result<Vec<TileWrite>, TlogError<R::Error>> {
+        self.append_undoable(digests, reader)
+            .map(|(writes, _)| writes)
+    }
+
+    /// [`TileLog::append`], also returning the record that
+    /// [`TileLog::undo`] takes to put the log back as it was before, when
+    /// the store then fails to write the tiles: cheaper than a clone of the
+    /// right edge kept for that case. On `Err` the log is as it was.
+    pub fn append_undoable<R: TileReader>(
+        &mut self,
+        digests: &[Hash],
+        reader: &R,
+    ) -> Result<(Vec<TileWrite>, AppendUndo), TlogError<R::Error>> {
+        let mut undo = AppendUndo::of(self);
         let new_size = u64::try_from(digests.len())
             .ok()
             .and_then(|n| self.size.checked_add(n))
@@ -128,8 +203,9 @@ impl TileLog {
             self.leaves.push(leaf_hash(digest));
             self.size += 1;
             if self.leaves.len() == TILE_WIDTH {
+                undo.keep(0, &self.leaves);
                 let full = std::mem::take(&mut self.leaves);
-                self.carry(full, &mut dirty, &mut writes);
+                self.carry(full, &mut dirty, &mut writes, &mut undo);
             }
         }
         for (above, edge) in self.upper.iter().enumerate() {
@@ -139,7 +215,36 @@ impl TileLog {
                 writes.push((tile_id(level, index), encode_tile(edge)));
             }
         }
-        Ok(writes)
+        Ok((writes, undo))
+    }
+
+    /// Puts the log back as it was before the append that returned `undo`
+    /// (the last one made): the writer's rollback when the batch with the
+    /// append's tiles fails.
+    pub fn undo(&mut self, undo: AppendUndo) {
+        let AppendUndo {
+            size,
+            lens,
+            mut taken,
+        } = undo;
+        self.size = size;
+        match taken[0].take() {
+            Some(leaves) => self.leaves = leaves,
+            None => self.leaves.truncate(lens[0].unwrap_or(0)),
+        }
+        for (above, edge) in self.upper.iter_mut().enumerate() {
+            let level = above + 1;
+            match (lens[level], taken[level].take()) {
+                // Not in memory before: read again when next needed.
+                (None, _) => *edge = None,
+                (Some(_), Some(before)) => *edge = Some(before),
+                (Some(len), None) => {
+                    if let Some(edge) = edge {
+                        edge.truncate(len);
+                    }
+                }
+            }
+        }
     }
 
     /// Records the full level-0 tile `full` that the last leaf completed,
@@ -150,6 +255,7 @@ impl TileLog {
         mut full: Vec<Hash>,
         dirty: &mut [bool; MAX_LEVELS],
         writes: &mut Vec<TileWrite>,
+        undo: &mut AppendUndo,
     ) {
         for level in 0..MAX_LEVELS {
             let index = entries_at(self.size, level) / TILE_WIDTH as u64 - 1;
@@ -167,6 +273,7 @@ impl TileLog {
                 return;
             }
             dirty[level + 1] = false;
+            undo.keep(level + 1, edge);
             full = std::mem::take(edge);
         }
     }

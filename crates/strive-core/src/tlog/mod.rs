@@ -58,7 +58,7 @@ mod stream;
 mod tests;
 
 pub use heads::{HeadsError, PARTITIONS_TAG, PartitionHead, check_heads, combined_head};
-pub use log::TileLog;
+pub use log::{AppendUndo, TileLog};
 pub use proof::{ProofError, verify_consistency, verify_inclusion};
 pub use stream::{StreamingProof, StreamingRoot};
 

@@ -514,3 +514,62 @@ fn a_log_grown_in_memory_appends_and_roots_without_reading() {
     let source = std::error::Error::source(&error).map(ToString::to_string);
     assert_eq!(source.as_deref(), Some("the disk is gone"));
 }
+
+/// The writer's rollback: an append whose tiles never reach the store is
+/// undone, the log is exactly what it was (the pair of the writer's
+/// `debug_assert`), and appending again gives the tree of every digest.
+/// Cases: (leaves before, whether the log was restored from the store so
+/// its upper edges are not in memory, leaves in the undone append).
+#[test]
+fn an_undone_append_leaves_the_log_as_it_was() {
+    let cases: &[(u64, bool, u64)] = &[
+        (0, false, 1),
+        (10, false, 5),
+        // Completes a level-0 tile, then two in one append.
+        (250, false, 10),
+        (100, false, 600),
+        // Completes a level-1 tile (65,536 leaves) and carries to level 2.
+        (65_530, false, 10),
+        (65_530, true, 10),
+        // Restored: the partial level-1 tile is read by the append.
+        (70_000, true, 300),
+        (70_000, true, 3),
+    ];
+    for &(size, restored, count) in cases {
+        let (mut log, mut tiles, mut digests) = grown(size);
+        if restored {
+            let recent = &digests[(size - size % 256) as usize..];
+            log = TileLog::restore::<Infallible>(size, recent).expect("restores");
+        }
+        let before = log.clone();
+        let more: Vec<Hash> = (size..size + count).map(digest).collect();
+        let (writes, undo) = log.append_undoable(&more, &tiles).expect("appends");
+        assert!(
+            !writes.is_empty() || count < 256,
+            "{size}+{count}: tiles to write"
+        );
+        assert_eq!(log.size(), size + count);
+        // The batch with `writes` failed: they are not in `tiles`.
+        log.undo(undo);
+        assert_eq!(log, before, "{size} (restored {restored}) + {count}");
+        tiles.write(log.append(&more, &tiles).expect("appends again"));
+        digests.extend(&more);
+        assert_eq!(
+            log.root(&tiles).ok(),
+            Some(run_root(&digests)),
+            "{size} + {count}: the root after the undo and the append"
+        );
+    }
+}
+
+#[test]
+fn clone_from_copies_the_right_edge() {
+    let (grown_log, tiles, _) = grown(70_123);
+    let mut published = TileLog::new();
+    published.clone_from(&grown_log);
+    assert_eq!(published, grown_log);
+    assert_eq!(published.root(&tiles).ok(), grown_log.root(&tiles).ok());
+    let (small, _, _) = grown(3);
+    published.clone_from(&small);
+    assert_eq!(published, small);
+}

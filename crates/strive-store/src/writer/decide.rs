@@ -566,14 +566,15 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
         payload: cmd.payload,
         now,
     };
-    let accepted = compiled
+    let mut accepted = compiled
         .fire(current, &command, &children)
         .map_err(|reason| CommandError::Rejected {
             instance: id.to_owned(),
             event: cmd.event.to_owned(),
             reason: Box::new(reason),
         })?;
-    let mut next = compiled.advance(current, &accepted, now);
+    // Nothing below reads `accepted.data`: the new data moves into `next`.
+    let mut next = compiled.advance_taking(current, &mut accepted, now);
     let recorded = Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 0,

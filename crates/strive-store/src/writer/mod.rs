@@ -29,12 +29,13 @@ pub(crate) mod recover;
 mod txn;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use strive_core::TileLog;
 use strive_core::Workflow;
+use strive_core::{AppendUndo, TileLog};
 
 use crate::backend::{Backend, Write};
 use crate::block::{self, Codec};
@@ -50,8 +51,8 @@ pub(crate) use access::{
 pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
 use decide::{Decided, decide};
 use pipeline::{Finish, Flusher, Job};
-pub(crate) use txn::Instances;
 use txn::{GroupState, Txn};
+pub(crate) use txn::{InstanceCache, Instances};
 
 /// Write the state back once this many keys wait in the memtable...
 const WRITE_BACK_KEYS: usize = 16_384;
@@ -59,8 +60,10 @@ const WRITE_BACK_KEYS: usize = 16_384;
 /// bounds what a reopen after a crash replays.
 const WRITE_BACK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The most decoded instance records the writer keeps between groups.
-const CACHED_INSTANCES: usize = 65_536;
+/// The bytes of encoded instance records whose decoded form the writer
+/// keeps between groups (`InstanceCache`): 64 MiB, about 150,000 of the
+/// bench's records, or 10,000-30,000 of the demo's larger ones.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// Where a command's result goes.
 pub(crate) enum Reply {
@@ -116,6 +119,10 @@ pub(crate) struct Shared {
     claims: Mutex<HashMap<Vec<u8>, Claim>>,
     /// Group sizes and flush latencies, for [`crate::Engine::stats`].
     pub(crate) stats: crate::stats::Stats,
+    /// Flushes are numbered as they start; see [`Shared::flush_covering`].
+    flushes_started: AtomicU64,
+    /// The number of the last flush that succeeded.
+    flushed: Mutex<u64>,
 }
 
 impl Shared {
@@ -143,7 +150,42 @@ impl Shared {
             blocks: BlockCache::default(),
             claims: Mutex::new(HashMap::new()),
             stats: crate::stats::Stats::default(),
+            flushes_started: AtomicU64::new(0),
+            flushed: Mutex::new(0),
         }
+    }
+
+    /// What a flusher takes once its group is applied, for
+    /// [`Shared::flush_covering`].
+    pub(crate) fn flush_ticket(&self) -> u64 {
+        self.flushes_started.load(Ordering::SeqCst)
+    }
+
+    /// Makes durable every write applied before `ticket` was taken. A
+    /// backend's flush covers every write applied before it (sled's is one
+    /// log for the whole store), so a flush that another partition's
+    /// flusher started after the ticket covers this group too, and this
+    /// flusher then waits for it instead of flushing again: with P
+    /// partitions, flushes are shared as a group shares one, rather than
+    /// P flushes queueing on the one log. Flushes run one at a time. With
+    /// one partition every group flushes, as before.
+    pub(crate) fn flush_covering(
+        &self,
+        ticket: u64,
+        backend: &dyn Backend,
+    ) -> Result<(), StorageError> {
+        let Ok(mut flushed) = self.flushed.lock() else {
+            return backend.flush();
+        };
+        if *flushed > ticket {
+            return Ok(());
+        }
+        let number = self.flushes_started.fetch_add(1, Ordering::SeqCst) + 1;
+        let started = Instant::now();
+        backend.flush()?;
+        self.stats.flush(started.elapsed());
+        *flushed = number;
+        Ok(())
     }
 
     /// How many partitions the store has.
@@ -288,7 +330,7 @@ pub(crate) struct Writer {
     pub(crate) partition: u32,
     pub(crate) next_position: u64,
     /// Decoded instance records as committed: what the store holds.
-    pub(crate) cache: Instances,
+    pub(crate) cache: InstanceCache,
     /// The Merkle log as this writer has applied it.
     pub(crate) tree: TileLog,
     pub(crate) last_write_back: Instant,
@@ -298,9 +340,14 @@ pub(crate) struct Writer {
 /// A group's writes, ready to apply.
 struct Batch {
     writes: Vec<Write>,
-    /// The memtable entries the batch writes back, if it does.
-    written_back: Option<Writes>,
-    tree: TileLog,
+    /// The memtable generation the batch writes back, if it does.
+    written_back: Option<u64>,
+    /// What puts the writer's Merkle log back as it was before the group,
+    /// should the batch fail (`None` when the group appended no events).
+    undo: Option<AppendUndo>,
+    /// The log as it was before the group, to check the undo with.
+    #[cfg(debug_assertions)]
+    tree_before: TileLog,
 }
 
 impl Writer {
@@ -323,7 +370,7 @@ impl Writer {
             shared,
             options,
             partition,
-            cache: Instances::new(),
+            cache: InstanceCache::new(CACHE_BYTES),
             tree,
             last_write_back: Instant::now(),
             codec: block::DEFAULT_CODEC,
@@ -513,11 +560,9 @@ impl Writer {
         let (previous, writes) = if due {
             let previous = self.memtable().extend_saving(writes);
             let snapshot = self.memtable().snapshot();
-            batch
-                .writes
-                .extend(snapshot.iter().map(|(k, v)| (k.clone(), v.clone())));
+            batch.writes.extend(snapshot.writes);
             batch.writes.push(self.applied_marker(last));
-            batch.written_back = Some(snapshot);
+            batch.written_back = Some(snapshot.generation);
             (Some(previous), None)
         } else {
             (None, Some(writes))
@@ -526,34 +571,45 @@ impl Writer {
             if let Some(previous) = previous {
                 self.memtable().restore(previous);
             }
+            if let Some(undo) = batch.undo.take() {
+                self.tree.undo(undo);
+            }
+            // Pair assertion: the rollback restores the log the group
+            // started from.
+            #[cfg(debug_assertions)]
+            debug_assert_eq!(
+                self.tree, batch.tree_before,
+                "the Merkle log is rolled back"
+            );
+            debug_assert_eq!(self.tree.size() + 1, start);
             return Err(error);
         }
-        if let Some(written) = batch.written_back {
-            self.memtable().written_back(&written);
+        if let Some(generation) = batch.written_back {
+            self.memtable().written_back(generation);
             self.last_write_back = Instant::now();
         }
         if let Some(writes) = writes {
             self.memtable().extend(writes);
         }
-        if self.cache.len() + instances.len() > CACHED_INSTANCES {
-            // Crude but cheap: start over rather than track recency.
-            self.cache.clear();
-        }
         self.cache.extend(instances);
         for (workflow, version) in installed {
             self.shared.install(workflow, version, last);
         }
+        // Readers see the new right edge, copied into the vectors they
+        // already have.
         if let Ok(mut tree) = self.shared.part(self.partition).tree.write() {
-            *tree = batch.tree.clone();
+            tree.clone_from(&self.tree);
         }
-        self.tree = batch.tree;
         Ok(last)
     }
 
-    /// The blocks and Merkle tiles of a group's events.
-    fn log_batch(&self, state: &GroupState, start: u64) -> Result<Batch, StorageError> {
+    /// The blocks and Merkle tiles of a group's events. The writer's Merkle
+    /// log is extended in place; the batch carries what undoes that.
+    fn log_batch(&mut self, state: &GroupState, start: u64) -> Result<Batch, StorageError> {
         let mut writes = Vec::new();
-        let mut tree = self.tree.clone();
+        #[cfg(debug_assertions)]
+        let tree_before = self.tree.clone();
+        let mut undo = None;
         if !state.events.is_empty() {
             let events: Vec<([u8; 32], &[u8])> = state
                 .events
@@ -567,33 +623,34 @@ impl Writer {
             }
             debug_assert_eq!(first, self.next_position, "every event is in a block");
             let digests: Vec<[u8; 32]> = state.events.iter().map(|e| e.digest).collect();
-            let tiles =
-                tree.append(&digests, &self.tiles())
-                    .map_err(|e| StorageError::Backend {
-                        message: format!("cannot extend the Merkle log: {e}"),
-                    })?;
+            let reader = Tiles {
+                backend: &*self.backend,
+                partition: self.partition,
+            };
+            // On `Err` the log is as it was.
+            let (tiles, undone) = self.tree.append_undoable(&digests, &reader).map_err(|e| {
+                StorageError::Backend {
+                    message: format!("cannot extend the Merkle log: {e}"),
+                }
+            })?;
             for (id, value) in tiles {
                 writes.push((keys::tile(self.partition, id.level, id.index), Some(value)));
             }
-            debug_assert_eq!(tree.size(), self.next_position - 1);
+            debug_assert_eq!(self.tree.size(), self.next_position - 1);
+            undo = Some(undone);
         }
         Ok(Batch {
             writes,
             written_back: None,
-            tree,
+            undo,
+            #[cfg(debug_assertions)]
+            tree_before,
         })
     }
 
     /// This partition's memtable.
     pub(crate) fn memtable(&self) -> &crate::state::Memtable {
         self.shared.memtables.part(self.partition)
-    }
-
-    fn tiles(&self) -> Tiles<'_> {
-        Tiles {
-            backend: &*self.backend,
-            partition: self.partition,
-        }
     }
 
     fn applied_marker(&self, last: u64) -> Write {
@@ -607,13 +664,10 @@ impl Writer {
     /// up to.
     pub(crate) fn write_back_now(&mut self) -> Result<(), StorageError> {
         let snapshot = self.memtable().snapshot();
-        let mut writes: Vec<Write> = snapshot
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut writes: Vec<Write> = snapshot.writes.into_iter().collect();
         writes.push(self.applied_marker(self.next_position - 1));
         self.backend.apply(writes)?;
-        self.memtable().written_back(&snapshot);
+        self.memtable().written_back(snapshot.generation);
         self.last_write_back = Instant::now();
         Ok(())
     }
@@ -654,5 +708,71 @@ fn reply_error(reply: Reply, error: StorageError) {
         Reply::Deploy(reply) => drop(reply.send(Err(error.into()))),
         Reply::Command(reply) => drop(reply.send(Err(error.into()))),
         Reply::Deadline(reply) => drop(reply.send(Err(error.into()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A backend that stores nothing and counts its flushes.
+    #[derive(Default)]
+    struct Counting {
+        flushes: AtomicU64,
+        failing: AtomicBool,
+    }
+
+    impl Backend for Counting {
+        fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(None)
+        }
+        fn range<'a>(
+            &'a self,
+            _: &[u8],
+            _: &[u8],
+        ) -> Box<dyn Iterator<Item = Result<crate::backend::Entry, StorageError>> + 'a> {
+            Box::new(std::iter::empty())
+        }
+        fn apply(&self, _: Vec<Write>) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StorageError::Backend {
+                    message: "the disk is gone".to_owned(),
+                });
+            }
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn size_on_disk(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_flush_started_after_a_group_was_applied_covers_it() {
+        let shared = Shared::new(vec![(0, TileLog::new()); 4]);
+        let backend = Counting::default();
+        let flushes = || backend.flushes.load(Ordering::SeqCst);
+        // Two partitions applied a group each before any flush: the first
+        // flusher's flush covers both.
+        let (first, second) = (shared.flush_ticket(), shared.flush_ticket());
+        assert!(shared.flush_covering(first, &backend).is_ok());
+        assert!(shared.flush_covering(second, &backend).is_ok());
+        assert_eq!(flushes(), 1);
+        // A group applied after that flush started needs one of its own.
+        let third = shared.flush_ticket();
+        assert!(shared.flush_covering(third, &backend).is_ok());
+        assert_eq!(flushes(), 2);
+        // A failed flush covers nothing: the next flusher flushes again.
+        let fourth = shared.flush_ticket();
+        backend.failing.store(true, Ordering::SeqCst);
+        assert!(shared.flush_covering(fourth, &backend).is_err());
+        backend.failing.store(false, Ordering::SeqCst);
+        assert!(shared.flush_covering(fourth, &backend).is_ok());
+        assert_eq!(flushes(), 3);
     }
 }

@@ -40,6 +40,9 @@ impl Flusher {
     }
 
     pub(crate) fn finish(&self, mut job: Job) {
+        // The group is applied: any flush that starts from now on makes it
+        // durable.
+        let ticket = self.shared.flush_ticket();
         if job.failure.is_none() {
             // A flush covers everything applied before it, so a failure of
             // an earlier group's flush fails this one too: acknowledge
@@ -55,12 +58,7 @@ impl Flusher {
             // The crash tests stop here: the group is applied, not flushed.
             crate::fail_point!("group-before-flush");
             let flushed = match self.durability {
-                Durability::Flushed => {
-                    let started = std::time::Instant::now();
-                    let flushed = self.backend.flush();
-                    self.shared.stats.flush(started.elapsed());
-                    flushed
-                }
+                Durability::Flushed => self.shared.flush_covering(ticket, &*self.backend),
                 Durability::Buffered => Ok(()),
             };
             match flushed {

@@ -221,7 +221,12 @@ impl Writer {
         id: &str,
         group: &GroupState,
     ) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
-        if let Some(record) = group.instances.get(id).or_else(|| self.cache.get(id)) {
+        if let Some(record) = group
+            .instances
+            .get(id)
+            .map(|saved| &saved.record)
+            .or_else(|| self.cache.get(id))
+        {
             return Ok(Some(record.clone()));
         }
         let key = keys::key(keys::INSTANCE, &[id]);

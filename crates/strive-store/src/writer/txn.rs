@@ -16,8 +16,89 @@ use crate::state::Writes;
 
 use super::Shared;
 
+/// A decoded instance record and the length of its encoding, which the
+/// writer's [`InstanceCache`] counts.
+#[derive(Debug, Clone)]
+pub(crate) struct Saved {
+    pub(crate) record: Arc<InstanceRecord>,
+    pub(crate) bytes: usize,
+}
+
 /// Decoded instance records by id.
-pub(crate) type Instances = HashMap<String, Arc<InstanceRecord>>;
+pub(crate) type Instances = HashMap<String, Saved>;
+
+/// The decoded instance records the writer keeps between groups, bounded
+/// by the bytes of their encodings: two generations, each up to half of
+/// the budget. Records are saved into the newer one; once it is full it
+/// becomes the older one and the older one is dropped, so what stays is
+/// what was saved most recently (an instance fired again is saved again),
+/// at the cost of one map turnover per half a budget, and the cache is
+/// never emptied at once as a whole.
+pub(crate) struct InstanceCache {
+    newer: Instances,
+    older: Instances,
+    /// The bytes of the records in `newer`.
+    newer_bytes: usize,
+    /// The most bytes `newer` holds before it turns over.
+    generation: usize,
+}
+
+impl InstanceCache {
+    /// A cache of at most about `budget` bytes of encoded records.
+    pub(crate) fn new(budget: usize) -> InstanceCache {
+        InstanceCache {
+            newer: Instances::new(),
+            older: Instances::new(),
+            newer_bytes: 0,
+            generation: (budget / 2).max(1),
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<InstanceRecord>> {
+        self.newer
+            .get(id)
+            .or_else(|| self.older.get(id))
+            .map(|saved| &saved.record)
+    }
+
+    /// Keeps `saved` as the record of `id`, committed.
+    pub(crate) fn insert(&mut self, id: String, saved: Saved) {
+        self.older.remove(&id);
+        self.newer_bytes += saved.bytes;
+        if let Some(replaced) = self.newer.insert(id, saved) {
+            self.newer_bytes -= replaced.bytes;
+        }
+        if self.newer_bytes > self.generation {
+            self.older = std::mem::take(&mut self.newer);
+            self.newer_bytes = 0;
+        }
+    }
+
+    pub(crate) fn extend(&mut self, records: Instances) {
+        for (id, saved) in records {
+            self.insert(id, saved);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) {
+        if let Some(removed) = self.newer.remove(id) {
+            self.newer_bytes -= removed.bytes;
+        }
+        self.older.remove(id);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.newer.clear();
+        self.older.clear();
+        self.newer_bytes = 0;
+    }
+
+    /// The bytes of the records held (at most about the budget).
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.newer_bytes + self.older.values().map(|saved| saved.bytes).sum::<usize>()
+    }
+}
 
 /// An event appended by a command, with its log position and digest.
 #[derive(Debug, Clone)]
@@ -50,8 +131,8 @@ pub(crate) struct Txn<'a> {
     pub(crate) backend: &'a dyn Backend,
     pub(crate) shared: &'a Shared,
     pub(crate) group: &'a GroupState,
-    /// Committed records, as written by earlier groups or read since.
-    pub(crate) cache: &'a Instances,
+    /// Committed records, as written by earlier groups.
+    pub(crate) cache: &'a InstanceCache,
     pub(crate) writes: Writes,
     /// The records this command saved, decoded (their bytes are in `writes`).
     pub(crate) instances: Instances,
@@ -118,10 +199,13 @@ impl Txn<'_> {
     ) -> Result<Option<Arc<InstanceRecord>>, StorageError> {
         // Instance keys are only ever written through `save_instance`, so
         // the decoded layers hold exactly what the byte layers hold.
-        for layer in [&self.instances, &self.group.instances, self.cache] {
-            if let Some(record) = layer.get(id) {
-                return Ok(Some(record.clone()));
+        for layer in [&self.instances, &self.group.instances] {
+            if let Some(saved) = layer.get(id) {
+                return Ok(Some(saved.record.clone()));
             }
+        }
+        if let Some(record) = self.cache.get(id) {
+            return Ok(Some(record.clone()));
         }
         let key = keys::key(keys::INSTANCE, &[id]);
         match self.shared.memtables.get(self.backend, &key)? {
@@ -137,9 +221,16 @@ impl Txn<'_> {
 
     pub(crate) fn save_instance(&mut self, record: InstanceRecord) {
         let key = keys::key(keys::INSTANCE, &[&record.instance.id]);
-        self.put(key, to_json(&record));
-        self.instances
-            .insert(record.instance.id.clone(), Arc::new(record));
+        let value = to_json(&record);
+        let bytes = value.len();
+        self.put(key, value);
+        self.instances.insert(
+            record.instance.id.clone(),
+            Saved {
+                record: Arc::new(record),
+                bytes,
+            },
+        );
     }
 
     /// Appends an event: assigns its log position and computes its hash.
@@ -331,4 +422,62 @@ impl Txn<'_> {
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // The records are plain structs and JSON values: serializing cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(id: &str, bytes: usize) -> Saved {
+        let text = format!(
+            r#"{{"v":1,"instance":{{"id":"{id}","workflow":"w","version":1,"definition_hash":"h",
+            "stage":"s","seq":1,"head":"h","data":{{}},"created_at":"2026-05-01T08:00:00Z",
+            "updated_at":"2026-05-01T08:00:00Z","stage_entered_at":"2026-05-01T08:00:00Z","finished":false}}}}"#
+        );
+        let record = serde_json::from_str(&text).expect("a record");
+        Saved {
+            record: Arc::new(record),
+            bytes,
+        }
+    }
+
+    /// The cache holds at most its budget, keeps the records saved most
+    /// recently, and never empties at once: after each turnover the last
+    /// generation is still there.
+    #[test]
+    fn the_instance_cache_is_bounded_by_bytes_and_keeps_the_recent() {
+        // (budget, record size, records saved)
+        for (budget, size, count) in [
+            (10_000, 100, 1_000),
+            (1_000_000, 437, 5_000),
+            (8_192, 3_000, 20),
+        ] {
+            let mut cache = InstanceCache::new(budget);
+            for n in 0..count {
+                cache.insert(format!("i-{n}"), saved(&format!("i-{n}"), size));
+                assert!(
+                    cache.bytes() <= budget + size,
+                    "{budget}/{size}: {} bytes",
+                    cache.bytes()
+                );
+                assert!(
+                    cache.get(&format!("i-{n}")).is_some(),
+                    "the last saved is kept"
+                );
+            }
+            let kept = (0..count)
+                .filter(|n| cache.get(&format!("i-{n}")).is_some())
+                .count();
+            assert!(
+                kept * size >= (budget / 2).min(count * size),
+                "{budget}/{size}: {kept} kept"
+            );
+            // Saving one again moves it to the newer generation, once.
+            cache.insert("i-0".to_owned(), saved("i-0", size));
+            cache.insert("i-0".to_owned(), saved("i-0", size));
+            assert!(cache.bytes() <= budget + size);
+            cache.remove("i-0");
+            assert!(cache.get("i-0").is_none());
+        }
+    }
 }
