@@ -806,22 +806,16 @@ impl Replayer {
         }
     }
 
-    /// `{"wf": {"total": n, "stages": {"stage": n}}}`, as the writer gives
-    /// guards (an empty object when there are no children).
+    /// The children summary guards read (`strive_core::children_summary`,
+    /// as the writer builds it), from the counts replayed so far.
     fn children_summary(&self, parent: &str) -> Value {
-        let mut summary = Map::new();
-        for ((workflow, stage), count) in self.children.get(parent).into_iter().flatten() {
-            let entry = summary
-                .entry(workflow.clone())
-                .or_insert_with(|| json!({"total": 0, "stages": {}}));
-            if let Some(total) = entry.get_mut("total") {
-                *total = Value::from(total.as_u64().unwrap_or(0) + count);
-            }
-            if let Some(Value::Object(stages)) = entry.get_mut("stages") {
-                stages.insert(stage.clone(), Value::from(*count));
-            }
-        }
-        Value::Object(summary)
+        strive_core::children_summary(
+            self.children
+                .get(parent)
+                .into_iter()
+                .flatten()
+                .map(|((workflow, stage), count)| (workflow.as_str(), stage.as_str(), *count)),
+        )
     }
 }
 

@@ -80,7 +80,7 @@ pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, read
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{
     Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, DeadlineError, Due, Instance,
-    MAX_DEADLINE_YEARS, Rejection, SpawnRequest, Workflow,
+    MAX_DEADLINE_YEARS, Rejection, SpawnRequest, Workflow, children_summary,
 };
 pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;

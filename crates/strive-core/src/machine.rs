@@ -942,6 +942,27 @@ impl Workflow {
     }
 }
 
+/// The children summary [`Workflow::fire`] takes, `{"wf": {"total": n,
+/// "stages": {"stage": n}}}`, from `(child workflow, stage, count)` counts:
+/// the one shape the engine's writer and the auditor's replay both build,
+/// so a guard reads the same children in either (an empty object when
+/// there are none).
+pub fn children_summary<'a>(counts: impl IntoIterator<Item = (&'a str, &'a str, u64)>) -> Value {
+    let mut summary = Map::new();
+    for (workflow, stage, count) in counts {
+        let entry = summary
+            .entry(workflow.to_owned())
+            .or_insert_with(|| serde_json::json!({"total": 0, "stages": {}}));
+        if let Some(total) = entry.get_mut("total") {
+            *total = Value::from(total.as_u64().unwrap_or(0) + count);
+        }
+        if let Some(Value::Object(stages)) = entry.get_mut("stages") {
+            stages.insert(stage.to_owned(), Value::from(count));
+        }
+    }
+    Value::Object(summary)
+}
+
 /// The object guards and effects are evaluated against, built in `arena`
 /// with the parts `needs` names:
 ///
@@ -1188,6 +1209,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_children_summary_totals_each_workflow_over_its_stages() {
+        let summary = children_summary([
+            ("member-pledge", "closed", 3),
+            ("member-pledge", "pledge", 2),
+            ("review", "draft", 1),
+        ]);
+        assert_eq!(
+            summary,
+            json!({
+                "member-pledge": {"total": 5, "stages": {"closed": 3, "pledge": 2}},
+                "review": {"total": 1, "stages": {"draft": 1}}
+            })
+        );
+        assert_eq!(children_summary([]), json!({}));
+    }
 
     fn workflow() -> Workflow {
         let value = json!({

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use strive_core::{Event, Workflow};
 
 use crate::backend::{Backend, Entry};
@@ -391,31 +391,26 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// `{"wf": {"total": n, "stages": {"stage": n}}}` for guards.
+    /// The children summary guards read (`strive_core::children_summary`),
+    /// from the parent's stored counts.
     pub(crate) fn children_summary(&self, parent: &str) -> Result<Value, StorageError> {
         let prefix = keys::key(keys::CHILD_COUNT, &[parent]);
-        let mut summary = Map::new();
+        let mut counts = Vec::new();
         for (key, value) in self.scan(&prefix)? {
             let rest = key.get(prefix.len()..).unwrap_or_default();
             let mut parts = rest.split(|&b| b == 0);
             let (Some(workflow), Some(stage)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let count = keys::u64_value(&value).unwrap_or(0);
-            let entry = summary
-                .entry(String::from_utf8_lossy(workflow).into_owned())
-                .or_insert_with(|| json!({"total": 0, "stages": {}}));
-            if let Some(total) = entry.get_mut("total") {
-                *total = Value::from(total.as_u64().unwrap_or(0) + count);
-            }
-            if let Some(Value::Object(stages)) = entry.get_mut("stages") {
-                stages.insert(
-                    String::from_utf8_lossy(stage).into_owned(),
-                    Value::from(count),
-                );
-            }
+            counts.push((
+                String::from_utf8_lossy(workflow).into_owned(),
+                String::from_utf8_lossy(stage).into_owned(),
+                keys::u64_value(&value).unwrap_or(0),
+            ));
         }
-        Ok(Value::Object(summary))
+        Ok(strive_core::children_summary(
+            counts.iter().map(|(w, s, n)| (w.as_str(), s.as_str(), *n)),
+        ))
     }
 }
 
