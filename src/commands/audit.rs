@@ -89,7 +89,7 @@ pub enum AuditCommand {
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
     },
-    /// Streams events out: --format jsonl (the audit bundle, default), csv or xes.
+    /// Streams events out: --format jsonl (the audit bundle, default), csv, xes or ocel.
     Export(ExportArgs),
     /// Writes a workflow definition as a PNML Petri net.
     ExportModel {
