@@ -86,7 +86,9 @@ pub fn runs(
 /// block by block (on `options.jobs` threads), then every snapshot.
 /// `progress` is called with the number of events read after each block.
 /// A store of several partitions is verified partition by partition from
-/// partition 0 (whose log holds the deployments), sequentially.
+/// partition 0 (whose log holds the deployments and the grants): the
+/// checks run in log order on this thread while `options.jobs` threads
+/// hash and decode the blocks ahead of them (one thread with `jobs` 1).
 pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
     let partitions = engine.partitions();
     let options = VerifyOptions {
@@ -102,15 +104,23 @@ pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(
     if partitions == 1 {
         return crate::verify_runs(|| runs(engine, 0), snapshots, options, progress);
     }
+    let jobs = match options.jobs {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        jobs => jobs,
+    };
     let mut verifier = Verifier::new(options);
-    for partition in 0..partitions {
-        verifier.partition(partition);
-        for run in runs(engine, partition) {
-            match run {
-                Ok(run) => verifier.run(&run),
-                Err(error) => verifier.unreadable(error),
+    if jobs > 1 {
+        verify_partitions_decoding_on(jobs, engine, &mut verifier, &mut progress);
+    } else {
+        for partition in 0..partitions {
+            verifier.partition(partition);
+            for run in runs(engine, partition) {
+                match run {
+                    Ok(run) => verifier.run(&run),
+                    Err(error) => verifier.unreadable(error),
+                }
+                progress(verifier.events_read());
             }
-            progress(verifier.events_read());
         }
     }
     for item in snapshots {
@@ -120,6 +130,84 @@ pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(
         }
     }
     verifier.finish()
+}
+
+/// A block read from a partition's log, numbered in reading order.
+type Read = (u64, u32, Result<EventRun, StorageError>);
+
+/// Feeds `verifier` every partition's log in order (partition 0 first),
+/// while `jobs` threads hash and decode the blocks ahead of it: the
+/// verifier's checks, which need the log's order, stay on this thread and
+/// see exactly what [`Verifier::run`] would, so the report is the one a
+/// sequential run gives (`tests/partitions.rs` compares them).
+fn verify_partitions_decoding_on(
+    jobs: usize,
+    engine: &Engine,
+    verifier: &mut Verifier,
+    progress: &mut impl FnMut(u64),
+) {
+    use std::collections::BTreeMap;
+    use std::sync::mpsc::sync_channel;
+    use std::sync::{Arc, Mutex};
+
+    let (blocks, blocks_rx) = sync_channel::<Read>(jobs * 4);
+    let blocks_rx = Arc::new(Mutex::new(blocks_rx));
+    let (done, done_rx) = sync_channel::<(Read, Vec<crate::verify::DecodedEvent>)>(jobs * 4);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (blocks_rx, done) = (Arc::clone(&blocks_rx), done.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next block.
+                    let next = match blocks_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(read) = next else { return };
+                    let decoded = match &read.2 {
+                        Ok(run) => crate::verify::decode_run(run),
+                        Err(_) => Vec::new(),
+                    };
+                    if done.send((read, decoded)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done);
+        scope.spawn(move || {
+            let mut ordinal = 0u64;
+            for partition in 0..engine.partitions() {
+                for run in runs(engine, partition) {
+                    if blocks.send((ordinal, partition, run)).is_err() {
+                        return;
+                    }
+                    ordinal += 1;
+                }
+            }
+        });
+        // Blocks come back in any order; they are checked in log order.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        let mut partition = None;
+        for (read, decoded) in done_rx {
+            waiting.insert(read.0, (read, decoded));
+            while let Some(((_, p, run), decoded)) = waiting.remove(&next) {
+                if partition != Some(p) {
+                    verifier.partition(p);
+                    partition = Some(p);
+                }
+                match run {
+                    Ok(run) => verifier.decoded_run(&run, &decoded),
+                    Err(error) => verifier.unreadable(error),
+                }
+                progress(verifier.events_read());
+                next += 1;
+            }
+        }
+        // An empty partition still gets its stream (and its size check).
+        verifier.partition(engine.partitions().saturating_sub(1));
+    });
 }
 
 /// The events a replay of `instance` reads, in log order: every deployment

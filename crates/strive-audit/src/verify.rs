@@ -199,6 +199,25 @@ impl EventRun {
     }
 }
 
+/// One event of a run as [`decode_run`] gives it: the digest of its bytes
+/// and the event, or the digest and why the bytes do not decode.
+pub(crate) type DecodedEvent = Result<(Hash, Event), (Hash, String)>;
+
+/// Hashes and decodes every event of `run`, for [`Verifier::decoded_run`]:
+/// the part of verification that needs no order, so it can run on other
+/// threads.
+pub(crate) fn decode_run(run: &EventRun) -> Vec<DecodedEvent> {
+    (0..run.len())
+        .map_while(|index| run.get(index).ok())
+        .map(|(_, bytes)| {
+            let computed = event_digest(bytes);
+            Event::decode(bytes)
+                .map(|event| (computed, event))
+                .map_err(|error| (computed, error.to_string()))
+        })
+        .collect()
+}
+
 /// The hash stored with an event: hex from a caller, raw from a block.
 #[derive(Clone, Copy)]
 pub(crate) enum Stored<'a> {
@@ -1061,6 +1080,31 @@ impl Verifier {
             match run.get(index) {
                 Ok((digest, bytes)) => self.stored(Stored::Digest(digest), bytes),
                 Err(what) => self.unreadable(what),
+            }
+        }
+    }
+
+    /// The next block of the log, its events already hashed and decoded
+    /// elsewhere (by [`decode_run`], on other threads): the same checks in
+    /// the same order as [`Verifier::run`], without the decoding.
+    pub(crate) fn decoded_run(&mut self, run: &EventRun, decoded: &[DecodedEvent]) {
+        for index in 0..run.len() {
+            match (run.get(index), decoded.get(index)) {
+                (Ok((digest, bytes)), Some(Ok((computed, event)))) => {
+                    let hash = hex::encode(computed);
+                    self.checked(
+                        Stored::Digest(digest),
+                        (computed, &hash),
+                        bytes.len(),
+                        event,
+                    );
+                }
+                (Ok((_, bytes)), Some(Err((computed, error)))) => {
+                    let problem = self.stream().undecodable(computed, bytes.len(), error);
+                    self.problems.push(problem);
+                }
+                (Ok((digest, bytes)), None) => self.stored(Stored::Digest(digest), bytes),
+                (Err(what), _) => self.unreadable(what),
             }
         }
     }
