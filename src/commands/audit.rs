@@ -702,14 +702,7 @@ fn checkpoint(cli: &Cli, key: Option<&Path>, origin: &str, json: bool) -> Outcom
             let engine = open(&cli.db)?;
             // The stored Merkle tiles give the root in O(log N) reads;
             // `verify` recomputes it from the events.
-            let heads: Vec<strive_core::PartitionHead> = (0u32..)
-                .zip(engine.tree_heads().map_err(corrupt)?)
-                .map(|(partition, head)| strive_core::PartitionHead {
-                    partition,
-                    size: head.size,
-                    root: head.root,
-                })
-                .collect();
+            let heads = engine.partition_heads().map_err(corrupt)?;
             strive_store::fail_point!("checkpoint-middle");
             Checkpoint::of_heads(origin, &heads)
                 .map_err(|e| Failure::new("corrupt", e.to_string()))?

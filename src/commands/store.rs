@@ -165,14 +165,7 @@ fn import(db: &Path, bundle: &Path, checkpoint: Option<&Path>, json: bool) -> Ou
     };
     let events = bundle_events(open_bundle()?);
     let (engine, converted) = Engine::import(db, events, options)?;
-    let heads: Vec<strive_core::PartitionHead> = (0u32..)
-        .zip(engine.tree_heads()?)
-        .map(|(partition, head)| strive_core::PartitionHead {
-            partition,
-            size: head.size,
-            root: head.root,
-        })
-        .collect();
+    let heads = engine.partition_heads()?;
     if strive_core::combined_head(&heads).ok() != Some((converted.events, converted.root)) {
         return Err(Failure::new(
             "import",

@@ -568,14 +568,7 @@ pub fn receipt(
             events,
         });
     };
-    let heads: Vec<strive_core::PartitionHead> = (0u32..)
-        .zip(engine.tree_heads()?)
-        .map(|(partition, head)| strive_core::PartitionHead {
-            partition,
-            size: head.size,
-            root: head.root,
-        })
-        .collect();
+    let heads = engine.partition_heads()?;
     let checkpoint = Checkpoint::of_heads(origin, &heads).map_err(ReceiptError::Checkpoint)?;
     let partition = stored.event.partition;
     let size = heads

@@ -780,11 +780,25 @@ impl Engine {
     }
 
     /// Every partition's tree head, by partition: what a checkpoint of a
-    /// store of several partitions signs (`strive_core::PartitionHeads`).
+    /// store of several partitions signs (see [`Engine::partition_heads`]).
     pub fn tree_heads(&self) -> Result<Vec<TreeHead>, StorageError> {
         (0..self.partitions())
             .map(|p| self.tree_head_in(p))
             .collect()
+    }
+
+    /// Every partition's head as a checkpoint states it
+    /// ([`strive_core::PartitionHead`], numbered by partition): what
+    /// `strive_audit::Checkpoint::of_heads` signs.
+    pub fn partition_heads(&self) -> Result<Vec<strive_core::PartitionHead>, StorageError> {
+        Ok((0u32..)
+            .zip(self.tree_heads()?)
+            .map(|(partition, head)| strive_core::PartitionHead {
+                partition,
+                size: head.size,
+                root: head.root,
+            })
+            .collect())
     }
 
     /// Whether the store ever ran on a manual clock (a simulation): its

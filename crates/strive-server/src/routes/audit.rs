@@ -19,8 +19,6 @@ use strive_campaign::{CampaignError, RenderOptions, Report, ReportFormat, Report
 use strive_store::Engine;
 use tokio::sync::mpsc;
 
-use strive_core::PartitionHead;
-
 use crate::model::{
     CheckpointBody, CheckpointParams, ExportFormat, ExportParams, PartitionHeadBody, PledgeParams,
     ReceiptBody, ReplayBody, ReplayParams, ReportFormatParam, ReportParams, VerifyJob,
@@ -207,15 +205,7 @@ pub(crate) async fn checkpoint(
     // The stored Merkle tiles give each partition's root in O(log N)
     // reads, as `strive checkpoint` reads them; verification recomputes
     // them.
-    let heads = blocking(move || engine.tree_heads().map_err(Problem::from)).await?;
-    let heads: Vec<PartitionHead> = (0u32..)
-        .zip(heads)
-        .map(|(partition, head)| PartitionHead {
-            partition,
-            size: head.size,
-            root: head.root,
-        })
-        .collect();
+    let heads = blocking(move || engine.partition_heads().map_err(Problem::from)).await?;
     let checkpoint = Checkpoint::of_heads(origin, &heads)
         .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "corrupt", e.to_string()))?;
     let note = checkpoint.to_note(None);
