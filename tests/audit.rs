@@ -1217,14 +1217,7 @@ fn the_python_verifier_in_the_docs_accepts_an_export_and_refuses_an_altered_one(
 
 #[test]
 fn pm4py_reads_the_xes_and_replays_the_designed_models() {
-    let Some(python) = std::env::var_os("STRIVE_PM4PY_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PM4Py check: .ci/setup-pm4py.sh exports STRIVE_PM4PY_PYTHON"
-        );
-        eprintln!(
-            "note: the PM4Py check did not run; `source .ci/setup-pm4py.sh` installs PM4Py and sets STRIVE_PM4PY_PYTHON"
-        );
+    let Some(python) = crate::util::pm4py_python("PM4Py check") else {
         return;
     };
     let f = fixture();
@@ -1250,20 +1243,10 @@ fn pm4py_reads_the_xes_and_replays_the_designed_models() {
         std::fs::write(&path, &pnml.stdout).expect("write");
         models.push(format!("{workflow}={}", path.display()));
     }
-    let output = Command::new(python)
-        .arg(crate::util::root().join("tests/data/audit/pm4py_check.py"))
-        .arg(&xes)
-        .arg(events.to_string())
-        .args(&models)
-        .output()
-        .expect("the PM4Py python runs");
-    assert!(output.status.success(), "{}", text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let figures: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .expect("the check prints its figures");
+    let count = events.to_string();
+    let mut args: Vec<&std::ffi::OsStr> = vec![xes.as_os_str(), count.as_ref()];
+    args.extend(models.iter().map(std::ffi::OsStr::new));
+    let figures = crate::util::pm4py_figures(&python, "pm4py_check.py", &args);
     eprintln!("pm4py: {figures}");
     for workflow in ["org-campaign", "member-pledge", "bureau-campaign"] {
         assert_eq!(figures["workflows"][workflow]["log_fitness"], json!(1.0));

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
@@ -288,14 +288,7 @@ fn bad_ocel_options_are_refused_with_what_to_do() {
 
 #[test]
 fn pm4py_reads_the_ocel_log_and_discovers_an_object_centric_graph() {
-    let Some(python) = std::env::var_os("STRIVE_PM4PY_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PM4Py check: .ci/setup-pm4py.sh exports STRIVE_PM4PY_PYTHON"
-        );
-        eprintln!(
-            "note: the PM4Py OCEL check did not run; `source .ci/setup-pm4py.sh` installs PM4Py and sets STRIVE_PM4PY_PYTHON"
-        );
+    let Some(python) = crate::util::pm4py_python("PM4Py OCEL check") else {
         return;
     };
     let f = fixture();
@@ -303,18 +296,7 @@ fn pm4py_reads_the_ocel_log_and_discovers_an_object_centric_graph() {
     let path = dir.path().join("log.json");
     let output = export(dir.path(), &["--out", &path.display().to_string()]);
     assert!(output.status.success(), "{}", text(&output));
-    let output = Command::new(python)
-        .arg(crate::util::root().join("tests/data/audit/pm4py_ocel_check.py"))
-        .arg(&path)
-        .output()
-        .expect("the PM4Py python runs");
-    assert!(output.status.success(), "{}", text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let figures: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .expect("the check prints its figures");
+    let figures = crate::util::pm4py_figures(&python, "pm4py_ocel_check.py", &[path.as_os_str()]);
     eprintln!("pm4py ocel: {figures}");
     assert_eq!(figures["events"], f.events);
     assert_eq!(

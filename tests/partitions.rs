@@ -316,23 +316,10 @@ fn every_partitions_state_is_rebuilt_from_its_log_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = closed_store(dir.path());
     let before = ok(&strive(&db, &["list", "--format", "json"]));
-    {
-        // Keep only the logs (blocks `b`, tiles `r`), the format and the
-        // number of partitions: every state record and applied marker goes.
-        let backend = strive_store::SledBackend::open(&db).expect("raw open");
-        let state: Vec<strive_store::Write> = strive_store::Backend::range(&backend, &[], &[0xFF])
-            .map(|entry| entry.expect("read").0)
-            .filter(|key| {
-                !matches!(key[0], b'b' | b'r')
-                    && key.as_slice() != b"mformat"
-                    && key.as_slice() != b"mpartitions"
-            })
-            .map(|key| (key, None))
-            .collect();
-        assert!(state.len() > 10, "{} state records", state.len());
-        strive_store::Backend::apply(&backend, state).expect("write");
-        strive_store::Backend::flush(&backend).expect("flush");
-    }
+    // Keep only the logs (blocks `b`, tiles `r`), the format and the
+    // number of partitions: every state record and applied marker goes.
+    let removed = crate::util::keep_only_the_log(&db);
+    assert!(removed > 10, "{removed} state records");
     assert_eq!(ok(&strive(&db, &["list", "--format", "json"])), before);
     assert!(ok(&strive(&db, &["verify"])).contains("everything holds"));
     let engine = Engine::open(&db, Options::default()).expect("reopen");

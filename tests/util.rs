@@ -8,6 +8,44 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python with PM4Py that `.ci/setup-pm4py.sh` makes
+/// (`STRIVE_PM4PY_PYTHON`), or `None` after a note that `check` did not
+/// run; under CI it must be there, so a missing one fails the test.
+pub fn pm4py_python(check: &str) -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("STRIVE_PM4PY_PYTHON");
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PM4Py check: .ci/setup-pm4py.sh exports STRIVE_PM4PY_PYTHON"
+        );
+        eprintln!(
+            "note: the {check} did not run; `source .ci/setup-pm4py.sh` installs PM4Py and sets STRIVE_PM4PY_PYTHON"
+        );
+    }
+    python
+}
+
+/// Runs the PM4Py check `script` (under `tests/data/audit`) with `args`
+/// and returns the JSON figures it prints last; a failing check fails the
+/// test with its output.
+pub fn pm4py_figures(
+    python: &std::ffi::OsStr,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> serde_json::Value {
+    let output = Command::new(python)
+        .arg(root().join("tests/data/audit").join(script))
+        .args(args)
+        .output()
+        .expect("the PM4Py python runs");
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .expect("the check prints its figures")
+}
+
 /// Runs the `strive` binary built for these tests on the store `db`.
 pub fn strive(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strive"))
@@ -31,8 +69,8 @@ pub fn text(output: &Output) -> String {
 /// Deletes every state record of the closed store `db`, keeping only the
 /// log (blocks `b`, tiles `r`), the format record and the partition count,
 /// so that its next open rebuilds the state by deciding every logged
-/// command again.
-pub fn keep_only_the_log(db: &Path) {
+/// command again. Returns how many records went.
+pub fn keep_only_the_log(db: &Path) -> usize {
     use strive_store::{Backend, SledBackend, Write};
     let backend = SledBackend::open(db).expect("raw open");
     let state: Vec<Write> = backend
@@ -46,8 +84,10 @@ pub fn keep_only_the_log(db: &Path) {
         .map(|key| (key, None))
         .collect();
     assert!(!state.is_empty(), "a store has state records");
+    let removed = state.len();
     backend.apply(state).expect("write");
     backend.flush().expect("flush");
+    removed
 }
 
 /// Copies a directory tree (a closed store, say).
