@@ -236,6 +236,11 @@ pub enum Command {
     Store(crate::commands::store::StoreCommand),
     #[command(flatten)]
     Grant(crate::commands::grants::GrantCommand),
+    /// Runs a witness that cosigns a log's checkpoints only when they
+    /// extend the last one it cosigned, or presents the store's checkpoint
+    /// to witnesses (docs/audit.md, "Witnesses").
+    #[command(subcommand)]
+    Witness(crate::commands::witness::WitnessCommand),
 }
 
 impl Command {
@@ -259,6 +264,7 @@ impl Command {
             Command::Campaign(command) => command.json(),
             Command::Store(command) => command.json(),
             Command::Grant(command) => command.json(),
+            Command::Witness(command) => command.json(),
             Command::Graph { .. }
             | Command::Schema
             | Command::Stress { .. }

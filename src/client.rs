@@ -16,6 +16,7 @@ use strive_store::{
 
 use crate::cli::Cli;
 use crate::commands::open;
+use crate::commands::witness::WitnessCommand;
 use crate::failure::Failure;
 use crate::output;
 
@@ -439,6 +440,13 @@ pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
                 ..
             })
             | Command::Grant(_)
+            // A witness keeps its own state, never a store.
+            | Command::Witness(
+                WitnessCommand::Init { .. }
+                    | WitnessCommand::AddLog { .. }
+                    | WitnessCommand::AddCheckpoint { .. }
+                    | WitnessCommand::Serve { .. }
+            )
     );
     if supported {
         Ok(())

@@ -14,6 +14,13 @@ pub fn line(text: impl std::fmt::Display) {
     written(writeln!(out, "{text}"));
 }
 
+/// Prints text to stdout as it is, without adding a newline (a signed
+/// note, or a witness's cosignature lines, each already ending in one).
+pub fn text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    written(out.write_all(text.as_bytes()));
+}
+
 /// Prints a value as pretty JSON to stdout.
 pub fn json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {

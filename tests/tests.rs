@@ -20,3 +20,4 @@ mod receipt;
 mod simulate;
 mod storage;
 mod util;
+mod witness;

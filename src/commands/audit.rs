@@ -56,6 +56,10 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long, requires = "since")]
         public_key: Option<PathBuf>,
+        /// A witness policy that checkpoint must satisfy: k of its
+        /// witnesses cosigned it (docs/audit.md, "Witnesses").
+        #[arg(long, requires = "since")]
+        policy: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
@@ -145,6 +149,9 @@ pub enum AuditCommand {
         /// The public key that must have signed that checkpoint.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// A witness policy that checkpoint must satisfy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
@@ -211,14 +218,18 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
         AuditCommand::Verify {
             since,
             public_key,
+            policy,
             jobs,
             ..
         } => match crate::client::Remote::from_cli(cli)? {
             Some(remote) => crate::client::verify(&remote, json),
             None => verify(
                 &cli.db,
-                since.as_deref(),
-                public_key.as_deref(),
+                &Kept {
+                    checkpoint: since.as_deref(),
+                    key: public_key.as_deref(),
+                    policy: policy.as_deref(),
+                },
                 *jobs,
                 json,
             ),
@@ -260,8 +271,17 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             file,
             checkpoint,
             public_key,
+            policy,
             ..
-        } => verify_bundle(file, checkpoint, public_key.as_deref(), json),
+        } => verify_bundle(
+            file,
+            &Kept {
+                checkpoint: Some(checkpoint),
+                key: public_key.as_deref(),
+                policy: policy.as_deref(),
+            },
+            json,
+        ),
         AuditCommand::Receipt {
             instance,
             seq,
@@ -321,7 +341,14 @@ fn export(db: &Path, args: &ExportArgs) -> Outcome {
     check_origin(origin)?;
     let from = from_checkpoint
         .as_deref()
-        .map(|p| read_checkpoint(p, None))
+        .map(|p| {
+            let unchecked = Kept {
+                checkpoint: Some(p),
+                key: None,
+                policy: None,
+            };
+            read_checkpoint(p, &unchecked).map(|read| read.checkpoint)
+        })
         .transpose()?;
     if ocel_map.is_some() {
         return Err(Failure::usage("--ocel-map goes with --format ocel only"));
@@ -551,16 +578,44 @@ pub(super) fn read_verifier_key(path: &Path) -> Result<VerifierKey, Failure> {
     })
 }
 
-/// Reads a checkpoint file, checking its signature when a key is given.
-fn read_checkpoint(path: &Path, key: Option<&Path>) -> Result<Checkpoint, Failure> {
+/// A checkpoint the auditor kept or was given, with what must hold of it.
+struct Kept<'a> {
+    /// The checkpoint file.
+    checkpoint: Option<&'a Path>,
+    /// The log key that must have signed it.
+    key: Option<&'a Path>,
+    /// The witness policy it must satisfy.
+    policy: Option<&'a Path>,
+}
+
+/// A kept checkpoint as read, and who witnessed it when a policy asked.
+struct Read {
+    checkpoint: Checkpoint,
+    witnessed: Option<String>,
+}
+
+/// Reads a checkpoint file, checking its signature when a key is given
+/// and its cosignatures when a witness policy is.
+fn read_checkpoint(path: &Path, kept: &Kept<'_>) -> Result<Read, Failure> {
     let text = read_text(path)?;
     let bad = |e: strive_audit::CheckpointError| {
         Failure::new("checkpoint", format!("{}: {e}", path.display()))
     };
-    match key {
-        Some(key) => Checkpoint::parse_verified(&text, &read_verifier_key(key)?).map_err(bad),
-        None => Ok(Checkpoint::parse(&text).map_err(bad)?.checkpoint),
-    }
+    let checkpoint = match kept.key {
+        Some(key) => Checkpoint::parse_verified(&text, &read_verifier_key(key)?).map_err(bad)?,
+        None => Checkpoint::parse(&text).map_err(bad)?.checkpoint,
+    };
+    let witnessed = kept
+        .policy
+        .map(|policy| {
+            let policy = super::witness::read_policy(policy)?;
+            super::witness::check_policy(&policy, path, &text)
+        })
+        .transpose()?;
+    Ok(Read {
+        checkpoint,
+        witnessed,
+    })
 }
 
 fn print_problems(problems: &[Problem]) {
@@ -644,8 +699,13 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     })
 }
 
-fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, jobs: usize, json: bool) -> Outcome {
-    let since = since.map(|p| read_checkpoint(p, key)).transpose()?;
+fn verify(db: &Path, kept: &Kept<'_>, jobs: usize, json: bool) -> Outcome {
+    let read = kept
+        .checkpoint
+        .map(|p| read_checkpoint(p, kept))
+        .transpose()?;
+    let witnessed = read.as_ref().and_then(|r| r.witnessed.clone());
+    let since = read.map(|r| r.checkpoint);
     let engine = open(db)?;
     let bar = output::progress(engine.total_events(), "verifying");
     let started = Instant::now();
@@ -674,12 +734,16 @@ fn verify(db: &Path, since: Option<&Path>, key: Option<&Path>, jobs: usize, json
             map.insert("ok".to_owned(), json!(report.ok()));
             map.insert("seconds".to_owned(), json!(seconds));
             map.insert("manual_clock".to_owned(), json!(manual));
+            map.insert("witnessed".to_owned(), json!(witnessed));
         }
         output::json(&value);
     } else {
         print_problems(&report.problems);
         if manual {
             output::line(MANUAL_CLOCK_NOTE);
+        }
+        if let Some(witnessed) = &witnessed {
+            output::line(format!("the checkpoint kept is {witnessed}"));
         }
         output::line(format!(
             "{report} ({:.1} MB in {seconds:.2} s)",
@@ -784,8 +848,14 @@ fn export_failure(error: store::ExportError) -> Failure {
     }
 }
 
-fn verify_bundle(file: &Path, checkpoint: &Path, key: Option<&Path>, json: bool) -> Outcome {
-    let trusted = read_checkpoint(checkpoint, key)?;
+fn verify_bundle(file: &Path, kept: &Kept<'_>, json: bool) -> Outcome {
+    let checkpoint = kept
+        .checkpoint
+        .ok_or_else(|| Failure::usage("--checkpoint is required"))?;
+    let Read {
+        checkpoint: trusted,
+        witnessed,
+    } = read_checkpoint(checkpoint, kept)?;
     let input =
         File::open(file).map_err(|e| io_failure(&format!("cannot open {}", file.display()), e))?;
     let report = strive_audit::verify_bundle(BufReader::new(input), &trusted)
@@ -794,10 +864,14 @@ fn verify_bundle(file: &Path, checkpoint: &Path, key: Option<&Path>, json: bool)
         let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.insert("ok".to_owned(), json!(report.ok()));
+            map.insert("witnessed".to_owned(), json!(witnessed));
         }
         output::json(&value);
     } else {
         print_problems(&report.problems);
+        if let Some(witnessed) = &witnessed {
+            output::line(format!("the checkpoint kept is {witnessed}"));
+        }
         output::line(format!(
             "{} events of {} subjects, {} heads proven in a log of {} events{}{}: {}",
             report.events,

@@ -13,6 +13,7 @@ pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod store;
 pub(crate) mod stress;
+pub(crate) mod witness;
 
 use std::path::Path;
 
@@ -56,6 +57,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),
         Command::Grant(command) => grants::run(cli, command, json),
+        Command::Witness(command) => witness::run(&cli.db, command, json),
     }
 }
 

@@ -32,6 +32,28 @@ pub struct ServeArgs {
     /// Seconds between two firings of due deadlines.
     #[arg(long, default_value_t = 1)]
     tick: u64,
+    /// Also run a witness under /witness, with this state file (from
+    /// `strive witness init`; never inside the store).
+    #[arg(long, requires = "witness_key")]
+    witness_state: Option<std::path::PathBuf>,
+    /// The private key of that witness.
+    #[arg(long, requires = "witness_state")]
+    witness_key: Option<std::path::PathBuf>,
+}
+
+/// The witness `strive serve` runs beside the store, when asked.
+fn witness_service(
+    args: &ServeArgs,
+) -> Result<Option<std::sync::Arc<strive_server::witness::WitnessService>>, Failure> {
+    let (Some(state), Some(key)) = (&args.witness_state, &args.witness_key) else {
+        return Ok(None);
+    };
+    let key = crate::commands::witness::read_witness_key(key)?;
+    strive_server::witness::load(state)
+        .map_err(|e| Failure::new("witness_state", e.to_string()))?;
+    Ok(Some(std::sync::Arc::new(
+        strive_server::witness::WitnessService::new(key, state.clone()),
+    )))
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +119,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
         rate_limit: args.rate_limit,
         burst: (args.rate_limit * 2.0).max(1.0),
         tick: Duration::from_secs(args.tick.max(1)),
+        witness: witness_service(args)?,
     };
     strive_server::run(engine, tokens, config, |addr| {
         output::line(format!("listening on http://{addr}"));

@@ -55,10 +55,13 @@ fn parse_head(rest: &str) -> Result<PartitionHead, CheckpointError> {
 
 /// The algorithm byte of Ed25519 keys in signed notes.
 const ED25519: u8 = 0x01;
+/// The algorithm byte of Ed25519 `cosignature/v1` keys (C2SP
+/// tlog-cosignature).
+pub(crate) const COSIGNATURE_V1: u8 = 0x04;
 /// What starts a signature line: an em dash and a space.
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// What starts a signer key, as in Go's note package.
-const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
+pub(crate) const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
 
 /// A checkpoint: the size and root of the log, under an origin that names
 /// the log.
@@ -211,7 +214,7 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 /// What starts the extension line of one partition's head.
-const PARTITION_PREFIX: &str = "partition ";
+pub(crate) const PARTITION_PREFIX: &str = "partition ";
 
 impl Checkpoint {
     /// A checkpoint of a partitioned log (`strive_core::combined_head`):
@@ -459,7 +462,7 @@ pub struct VerifierKey {
     key: ed25519_dalek::VerifyingKey,
 }
 
-fn check_name(name: &str) -> Result<(), KeyError> {
+pub(crate) fn check_name(name: &str) -> Result<(), KeyError> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
         return Err(KeyError::Malformed {
             message: format!("key name {name:?} must be non-empty, without spaces or `+`"),
@@ -469,20 +472,25 @@ fn check_name(name: &str) -> Result<(), KeyError> {
 }
 
 /// The signed-note key id: the first 4 bytes of
-/// `SHA-256(name || "\n" || 0x01 || public key)`.
-fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+/// `SHA-256(name || "\n" || algorithm || public key)`, where the algorithm
+/// byte is 0x01 for a log's Ed25519 note key and 0x04 for a witness's
+/// `cosignature/v1` key.
+pub(crate) fn key_id(name: &str, algorithm: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
     hasher.update(b"\n");
-    hasher.update([ED25519]);
+    hasher.update([algorithm]);
     hasher.update(public);
     let digest = hasher.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-/// Splits `NAME+KEYID+BASE64(0x01 || 32 bytes)` into its name, its id and
-/// its 32 key bytes.
-fn parse_key_parts(text: &str) -> Result<(String, String, [u8; 32]), KeyError> {
+/// Splits `NAME+KEYID+BASE64(algorithm || 32 bytes)` into its name, its id
+/// and its 32 key bytes, refusing any other algorithm byte.
+pub(crate) fn parse_key_parts(
+    text: &str,
+    algorithm: u8,
+) -> Result<(String, String, [u8; 32]), KeyError> {
     let malformed = |message: &str| KeyError::Malformed {
         message: message.to_owned(),
     };
@@ -499,14 +507,87 @@ fn parse_key_parts(text: &str) -> Result<(String, String, [u8; 32]), KeyError> {
     let blob = BASE64
         .decode(blob)
         .map_err(|_| malformed("the key is not base64"))?;
-    if blob.len() != 33 || blob[0] != ED25519 {
-        return Err(malformed(
-            "only Ed25519 keys (algorithm 1, 32 bytes) are supported",
-        ));
+    if blob.len() != 33 || blob[0] != algorithm {
+        return Err(KeyError::Malformed {
+            message: match algorithm {
+                ED25519 => "not a log key: only Ed25519 note keys (algorithm 1, 32 bytes) \
+                            sign checkpoints"
+                    .to_owned(),
+                _ => format!(
+                    "not a witness key: only Ed25519 cosignature/v1 keys (algorithm \
+                     {algorithm}, 32 bytes) cosign checkpoints"
+                ),
+            },
+        });
     }
     let mut bytes = [0; 32];
     bytes.copy_from_slice(&blob[1..]);
     Ok((name.to_owned(), id.to_owned(), bytes))
+}
+
+/// A secret key as text: `PRIVATE+KEY+NAME+KEYID+BASE64(algorithm ||
+/// seed)`, the format of Go's note package.
+pub(crate) fn encode_secret(name: &str, algorithm: u8, key: &ed25519_dalek::SigningKey) -> String {
+    let mut blob = vec![algorithm];
+    blob.extend_from_slice(&key.to_bytes());
+    let id = key_id(name, algorithm, key.verifying_key().as_bytes());
+    format!(
+        "{PRIVATE_PREFIX}{name}+{}+{}",
+        hex::encode(id),
+        BASE64.encode(blob)
+    )
+}
+
+/// A public key as text (a vkey): `NAME+KEYID+BASE64(algorithm || key)`.
+pub(crate) fn encode_public(
+    name: &str,
+    algorithm: u8,
+    key: &ed25519_dalek::VerifyingKey,
+) -> String {
+    let mut blob = vec![algorithm];
+    blob.extend_from_slice(key.as_bytes());
+    let id = key_id(name, algorithm, key.as_bytes());
+    format!("{name}+{}+{}", hex::encode(id), BASE64.encode(blob))
+}
+
+fn mismatched_id() -> KeyError {
+    KeyError::Malformed {
+        message: "the key id does not match the key".to_owned(),
+    }
+}
+
+/// Reads a secret key written by [`encode_secret`] for `algorithm`.
+pub(crate) fn parse_secret(
+    text: &str,
+    algorithm: u8,
+) -> Result<(String, ed25519_dalek::SigningKey), KeyError> {
+    let rest = text
+        .trim()
+        .strip_prefix(PRIVATE_PREFIX)
+        .ok_or_else(|| KeyError::Malformed {
+            message: "a signing key starts with PRIVATE+KEY+".to_owned(),
+        })?;
+    let (name, id, seed) = parse_key_parts(rest, algorithm)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    if id != hex::encode(key_id(&name, algorithm, key.verifying_key().as_bytes())) {
+        return Err(mismatched_id());
+    }
+    Ok((name, key))
+}
+
+/// Reads a vkey written by [`encode_public`] for `algorithm`.
+pub(crate) fn parse_public(
+    text: &str,
+    algorithm: u8,
+) -> Result<(String, ed25519_dalek::VerifyingKey), KeyError> {
+    let (name, id, bytes) = parse_key_parts(text, algorithm)?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Malformed {
+        message: "not a valid Ed25519 public key".to_owned(),
+    })?;
+    if id != hex::encode(key_id(&name, algorithm, key.as_bytes())) {
+        return Err(mismatched_id());
+    }
+    Ok((name, key))
 }
 
 impl SigningKey {
@@ -537,32 +618,13 @@ impl SigningKey {
     /// Reads a key written by [`SigningKey::encode`]
     /// (`PRIVATE+KEY+NAME+KEYID+BASE64`).
     pub fn parse(text: &str) -> Result<SigningKey, KeyError> {
-        let rest = text
-            .trim()
-            .strip_prefix(PRIVATE_PREFIX)
-            .ok_or_else(|| KeyError::Malformed {
-                message: "a signing key starts with PRIVATE+KEY+".to_owned(),
-            })?;
-        let (name, id, seed) = parse_key_parts(rest)?;
-        let key = SigningKey::from_seed(&name, seed)?;
-        if id != hex::encode(key.verifier().key_id()) {
-            return Err(KeyError::Malformed {
-                message: "the key id does not match the key".to_owned(),
-            });
-        }
-        Ok(key)
+        let (name, key) = parse_secret(text, ED25519)?;
+        Ok(SigningKey { name, key })
     }
 
     /// The key as text, in the format of Go's note package.
     pub fn encode(&self) -> String {
-        let mut blob = vec![ED25519];
-        blob.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "{PRIVATE_PREFIX}{}+{}+{}",
-            self.name,
-            hex::encode(self.verifier().key_id()),
-            BASE64.encode(blob)
-        )
+        encode_secret(&self.name, ED25519, &self.key)
     }
 
     /// The key's name.
@@ -590,30 +652,13 @@ impl SigningKey {
 impl VerifierKey {
     /// Reads a verifier key (`NAME+KEYID+BASE64`).
     pub fn parse(text: &str) -> Result<VerifierKey, KeyError> {
-        let (name, id, bytes) = parse_key_parts(text)?;
-        let key =
-            ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Malformed {
-                message: "not a valid Ed25519 public key".to_owned(),
-            })?;
-        let parsed = VerifierKey { name, key };
-        if id != hex::encode(parsed.key_id()) {
-            return Err(KeyError::Malformed {
-                message: "the key id does not match the key".to_owned(),
-            });
-        }
-        Ok(parsed)
+        let (name, key) = parse_public(text, ED25519)?;
+        Ok(VerifierKey { name, key })
     }
 
     /// The key as text: `NAME+KEYID+BASE64(0x01 || public key)`.
     pub fn encode(&self) -> String {
-        let mut blob = vec![ED25519];
-        blob.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id()),
-            BASE64.encode(blob)
-        )
+        encode_public(&self.name, ED25519, &self.key)
     }
 
     /// The key's name.
@@ -623,7 +668,7 @@ impl VerifierKey {
 
     /// The 4-byte id signatures name the key by.
     pub fn key_id(&self) -> [u8; 4] {
-        key_id(&self.name, self.key.as_bytes())
+        key_id(&self.name, ED25519, self.key.as_bytes())
     }
 }
 

@@ -55,12 +55,14 @@
 mod access;
 mod bundle;
 mod checkpoint;
+mod cosignature;
 mod error;
 mod export;
 mod merkle;
 mod ocel;
 mod parallel;
 mod pnml;
+mod policy;
 mod problem;
 mod receipt;
 mod replay;
@@ -68,12 +70,14 @@ mod simulate;
 #[cfg(feature = "store")]
 pub mod store;
 mod verify;
+mod witness;
 
 pub use bundle::{BundleError, BundleReport, verify_bundle};
 pub use checkpoint::{
     Checkpoint, CheckpointError, KeyError, MAX_ORIGIN_BYTES, NoteSignature, SignedCheckpoint,
     SigningKey, VerifierKey, check_origin,
 };
+pub use cosignature::{WitnessKey, WitnessVerifier};
 pub use error::Error;
 pub use export::{
     BUNDLE_FORMAT, BundleWriter, CSV_COLUMNS, CsvWriter, ExportSummary, Filter, Prover, XesWriter,
@@ -85,6 +89,7 @@ pub use ocel::{
 };
 pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
+pub use policy::{Policy, PolicyError, PolicyReport, PolicyWitness};
 pub use problem::{Problem, ProblemCode};
 pub use receipt::{RECEIPT_FORMAT, Receipt, ReceiptError, ReceiptSummary};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
@@ -92,3 +97,7 @@ pub use simulate::{
     Divergence, SIMULATED_VERSION, Selection, SimulateError, Simulation, SimulationReport,
 };
 pub use verify::{EventRun, PartitionSummary, Report, Verifier, VerifyOptions, verify};
+pub use witness::{
+    AddCheckpoint, MAX_PROOF_LINES, MAX_REQUEST_BYTES, Refusal, WITNESS_FORMAT, Witness,
+    WitnessStateError, WitnessedLog,
+};

@@ -33,6 +33,7 @@ mod problem;
 mod routes;
 mod state;
 mod tokens;
+pub mod witness;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -73,6 +74,9 @@ pub struct Config {
     pub burst: f64,
     /// How often due deadlines are fired.
     pub tick: Duration,
+    /// A witness to serve beside the store, under `/witness` (its
+    /// submission prefix), when the operator runs one here.
+    pub witness: Option<Arc<witness::WitnessService>>,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             rate_limit: 1000.0,
             burst: 2000.0,
             tick: Duration::from_secs(1),
+            witness: None,
         }
     }
 }

@@ -73,9 +73,13 @@ pub(crate) fn router(state: Shared) -> Router {
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     });
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(admin::healthz))
+    let mut app = Router::new().nest("/v1", v1);
+    if let Some(witness) = &state.config.witness {
+        // The witness keeps its own state and answers without a token, as
+        // C2SP tlog-witness asks: the log's signature is its only check.
+        app = app.nest_service("/witness", crate::witness::router(witness.clone()));
+    }
+    app.route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)
