@@ -139,6 +139,22 @@ pub enum AuditCommand {
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
     },
+    /// Publishes the log as static files: the checkpoint, the C2SP
+    /// tlog-tiles tiles and the entry bundles, for any web server.
+    Publish {
+        /// The directory to write (created if missing; republishing
+        /// updates it).
+        dir: PathBuf,
+        /// The signing key for the checkpoint.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The log's name in the checkpoint.
+        #[arg(long, default_value = DEFAULT_ORIGIN)]
+        origin: String,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<TextOrJson>,
+    },
     /// Checks an exported JSONL bundle without the database.
     VerifyBundle {
         /// The bundle.
@@ -200,6 +216,7 @@ impl AuditCommand {
             | AuditCommand::Checkpoint { format, .. }
             | AuditCommand::Keygen { format, .. }
             | AuditCommand::VerifyReceipt { format, .. }
+            | AuditCommand::Publish { format, .. }
             | AuditCommand::VerifyBundle { format, .. } => is_json(*format),
             AuditCommand::Receipt { .. } => false,
             AuditCommand::Export(_) | AuditCommand::ExportModel { .. } => false,
@@ -267,6 +284,9 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             output::line(strive_audit::to_pnml(&definition).trim_end());
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Publish {
+            dir, key, origin, ..
+        } => super::publish::publish(&cli.db, dir, key.as_deref(), origin, json),
         AuditCommand::VerifyBundle {
             file,
             checkpoint,

@@ -8,6 +8,7 @@ pub(crate) mod deadlines;
 pub(crate) mod definitions;
 pub(crate) mod grants;
 pub(crate) mod instances;
+pub(crate) mod publish;
 pub(crate) mod receipt;
 pub(crate) mod serve;
 pub(crate) mod simulate;

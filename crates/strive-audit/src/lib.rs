@@ -64,6 +64,7 @@ mod parallel;
 mod pnml;
 mod policy;
 mod problem;
+mod publish;
 mod receipt;
 mod replay;
 mod simulate;
@@ -91,6 +92,7 @@ pub use parallel::{ReplayReport, replay_runs, verify_runs};
 pub use pnml::to_pnml;
 pub use policy::{Policy, PolicyError, PolicyReport, PolicyWitness};
 pub use problem::{Problem, ProblemCode};
+pub use publish::{MAX_ENTRY_BYTES, PublishError, TileFile, TilePublisher, tile_path};
 pub use receipt::{RECEIPT_FORMAT, Receipt, ReceiptError, ReceiptSummary};
 pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
 pub use simulate::{

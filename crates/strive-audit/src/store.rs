@@ -750,3 +750,115 @@ fn xes<W: Write>(engine: &Engine, out: W, filter: &Filter) -> Result<u64, Export
     }
     Ok(writer.finish()?.1)
 }
+
+/// Why a store could not be published (`strive publish`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PublicationError {
+    /// Reading the store failed.
+    Storage(StorageError),
+    /// An event cannot be put in an entry bundle.
+    Entry(crate::PublishError),
+    /// Writing a file failed.
+    Write(io::Error),
+    /// The events do not make the tree the store's tiles say: the store
+    /// is damaged, and publishing it would publish a lie.
+    Mismatch {
+        /// The partition.
+        partition: u32,
+    },
+}
+
+impl fmt::Display for PublicationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicationError::Storage(_) => f.write_str("cannot read the store"),
+            PublicationError::Entry(_) => f.write_str("cannot publish an event"),
+            PublicationError::Write(_) => f.write_str("cannot write a published file"),
+            PublicationError::Mismatch { partition } => write!(
+                f,
+                "partition {partition}'s events do not make the root its stored tiles give: \
+                 the store is damaged; run `strive verify` and publish nothing until it passes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PublicationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PublicationError::Storage(e) => Some(e),
+            PublicationError::Entry(e) => Some(e),
+            PublicationError::Write(e) => Some(e),
+            PublicationError::Mismatch { .. } => None,
+        }
+    }
+}
+
+/// Publishes the store as C2SP tlog-tiles files (`crate::TilePublisher`):
+/// each partition's tiles and entry bundles go to `out` with the
+/// partition, then the checkpoint of the heads they make is returned (as
+/// `key` signs it), for the caller to write last, so that a reader never
+/// finds a checkpoint whose tiles are missing. The events are read up to
+/// the heads taken first, so a store written meanwhile publishes a
+/// consistent prefix; their root is checked against those heads.
+pub fn publish(
+    engine: &Engine,
+    origin: &str,
+    key: Option<&SigningKey>,
+    out: &mut dyn FnMut(u32, crate::TileFile) -> io::Result<()>,
+) -> Result<String, PublicationError> {
+    let heads = engine
+        .partition_heads()
+        .map_err(PublicationError::Storage)?;
+    for head in &heads {
+        let mut publisher = crate::TilePublisher::new();
+        let mut root = strive_core::StreamingRoot::new();
+        let mut failed = None;
+        let mut write = |file| {
+            if failed.is_none()
+                && let Err(error) = out(head.partition, file)
+            {
+                failed = Some(error);
+            }
+        };
+        for item in engine.events_in(head.partition, 1) {
+            let stored = item.map_err(PublicationError::Storage)?;
+            if stored.event.gseq > head.size {
+                break;
+            }
+            let digest = digest_of(&stored)?;
+            root.push(&digest);
+            publisher
+                .push(&digest, &stored.bytes, &mut write)
+                .map_err(PublicationError::Entry)?;
+        }
+        publisher.finish(&mut write);
+        if let Some(error) = failed {
+            return Err(PublicationError::Write(error));
+        }
+        if root.size() != head.size || root.root() != head.root {
+            return Err(PublicationError::Mismatch {
+                partition: head.partition,
+            });
+        }
+    }
+    let checkpoint =
+        Checkpoint::of_heads(origin, &heads).map_err(|_| PublicationError::Mismatch {
+            partition: heads.first().map_or(0, |h| h.partition),
+        })?;
+    Ok(checkpoint.to_note(key))
+}
+
+/// The event's stored hash as bytes.
+fn digest_of(stored: &StoredEvent) -> Result<Hash, PublicationError> {
+    hex::decode(&stored.hash)
+        .ok()
+        .and_then(|b| Hash::try_from(b).ok())
+        .ok_or_else(|| {
+            PublicationError::Storage(StorageError::Corrupt {
+                key: format!("the hash of event {}", stored.event.gseq),
+                message: "not 32 hex bytes".to_owned(),
+            })
+        })
+}
