@@ -264,6 +264,62 @@ fn witnesses_cosign_growth_and_refuse_a_restored_backup_or_a_fork() {
         "{verified}"
     );
 
+    // A member's receipt proven to Friday's cosigned checkpoint: the
+    // cosignatures date it, and the policy checks them offline.
+    let receipt = s.file("pledge.json");
+    ok(&strive(
+        &s.db,
+        &[
+            "receipt",
+            "o1",
+            "5",
+            "--checkpoint",
+            &path(&friday),
+            "--out",
+            &path(&receipt),
+        ],
+    ));
+    let checked = ok(&strive(
+        &s.db,
+        &["verify-receipt", &path(&receipt), "--policy", &path(&both)],
+    ));
+    assert!(
+        checked.contains("the event was recorded no later than each of those times")
+            && checked.contains("cosigned by w1 at"),
+        "{checked}"
+    );
+    // Monday's checkpoint is too old for an event written after it.
+    let output = strive(
+        &s.db,
+        &["receipt", "o1", "6", "--checkpoint", &path(&monday)],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("after the checkpoint's"),
+        "{}",
+        text(&output)
+    );
+    // A receipt whose checkpoint lacks the cosignatures fails the policy.
+    let plain = s.file("plain.json");
+    ok(&strive(
+        &s.db,
+        &[
+            "receipt",
+            "o1",
+            "5",
+            "--key",
+            &path(&s.log_key),
+            "--out",
+            &path(&plain),
+        ],
+    ));
+    let output = strive(
+        &s.db,
+        &["verify-receipt", &path(&plain), "--policy", &path(&both)],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("not met"), "{}", text(&output));
+
     // The restored backup (Monday's store): both witnesses refuse it, and
     // say why, though nobody kept a file of Friday's checkpoint.
     let refused = s.cosign(&backup, &urls, &["--out", &path(&s.file("restored.cp"))]);

@@ -114,11 +114,16 @@ pub enum AuditCommand {
         /// The event's sequence number in the instance.
         seq: u64,
         /// The signing key file for the receipt's checkpoint.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "checkpoint")]
         key: Option<PathBuf>,
         /// The log's name in the checkpoint.
         #[arg(long, default_value = DEFAULT_ORIGIN)]
         origin: String,
+        /// Prove the event to this checkpoint (one witnesses cosigned, from
+        /// `strive witness cosign`) instead of one made now: its
+        /// cosignatures then date the event.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -131,6 +136,10 @@ pub enum AuditCommand {
         /// The public key that must have signed the receipt's checkpoint.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// A witness policy the receipt's checkpoint must satisfy; the
+        /// cosignatures' times then bound when the event was recorded.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Also check the store (--db): its log still extends the
         /// receipt's checkpoint and holds the event where it was.
         #[arg(long)]
@@ -307,6 +316,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             seq,
             key,
             origin,
+            checkpoint,
             out,
         } => super::receipt::receipt(
             &cli.db,
@@ -315,18 +325,23 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
                 seq: *seq,
                 key: key.as_deref(),
                 origin,
+                checkpoint: checkpoint.as_deref(),
                 out: out.as_deref(),
             },
         ),
         AuditCommand::VerifyReceipt {
             file,
             public_key,
+            policy,
             check_store,
             ..
         } => super::receipt::verify_receipt(
             file,
-            public_key.as_deref(),
-            check_store.then_some(cli.db.as_path()),
+            &super::receipt::ReceiptChecks {
+                key: public_key.as_deref(),
+                policy: policy.as_deref(),
+                store: check_store.then_some(cli.db.as_path()),
+            },
             json,
         ),
     }

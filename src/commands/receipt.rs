@@ -29,6 +29,9 @@ pub struct ReceiptRequest<'a> {
     pub key: Option<&'a Path>,
     /// The log's name in the checkpoint.
     pub origin: &'a str,
+    /// A checkpoint (usually cosigned) to prove the event to, instead of
+    /// one made now.
+    pub checkpoint: Option<&'a Path>,
     /// Where to write the receipt (stdout when absent).
     pub out: Option<&'a Path>,
 }
@@ -37,17 +40,27 @@ pub struct ReceiptRequest<'a> {
 pub fn receipt(db: &Path, request: &ReceiptRequest<'_>) -> Outcome {
     check_origin(request.origin)?;
     let key = request.key.map(read_signing_key).transpose()?;
+    let given = request
+        .checkpoint
+        .map(|path| crate::files::read_bounded(path, crate::files::MAX_SMALL_FILE))
+        .transpose()?;
     let engine = open(db)?;
-    let receipt = store::receipt(
-        &engine,
-        request.instance,
-        request.seq,
-        request.origin,
-        key.as_ref(),
-    )
+    let receipt = match &given {
+        Some(note) => store::receipt_against(&engine, request.instance, request.seq, note),
+        None => store::receipt(
+            &engine,
+            request.instance,
+            request.seq,
+            request.origin,
+            key.as_ref(),
+        ),
+    }
     .map_err(|e| match e {
         store::ReceiptError::NoSuchEvent { .. } => Failure::new("not_found", e.to_string()),
-        other => Failure::new("corrupt", other.to_string()),
+        store::ReceiptError::Given(_) | store::ReceiptError::Receipt(_) => {
+            Failure::new("receipt", chained(&e))
+        }
+        other => Failure::new("corrupt", chained(&other)),
     })?;
     let text = serde_json::to_string_pretty(&receipt)
         .map_err(|e| Failure::new("internal", format!("cannot encode the receipt: {e}")))?;
@@ -63,16 +76,34 @@ pub fn receipt(db: &Path, request: &ReceiptRequest<'_>) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `strive verify-receipt FILE [--public-key K] [--check-store]`: exit 0
-/// when the receipt proves its event (and, with a store, the store still
-/// holds it in a log that extends the receipt's checkpoint), 1 with the
-/// reason when it does not.
-pub fn verify_receipt(
-    file: &Path,
-    public_key: Option<&Path>,
-    store_path: Option<&Path>,
-    json: bool,
-) -> Outcome {
+/// An error's message with each of its causes after a colon.
+fn chained(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+/// What `verify-receipt` checks beside the receipt itself.
+pub struct ReceiptChecks<'a> {
+    /// The log key that must have signed the receipt's checkpoint.
+    pub key: Option<&'a Path>,
+    /// A witness policy the receipt's checkpoint must satisfy.
+    pub policy: Option<&'a Path>,
+    /// A store that must still hold the event (`--check-store`).
+    pub store: Option<&'a Path>,
+}
+
+/// `strive verify-receipt FILE [--public-key K] [--policy P]
+/// [--check-store]`: exit 0 when the receipt proves its event (cosigned as
+/// the policy asks, and, with a store, the store still holds it in a log
+/// that extends the receipt's checkpoint), 1 with the reason when it does
+/// not.
+pub fn verify_receipt(file: &Path, checks: &ReceiptChecks<'_>, json: bool) -> Outcome {
+    let (public_key, store_path) = (checks.key, checks.store);
     let text = crate::files::read_bounded(file, MAX_RECEIPT)?;
     let receipt: Receipt = serde_json::from_str(&text).map_err(|e| {
         Failure::new(
@@ -85,6 +116,14 @@ pub fn verify_receipt(
     })?;
     let key = public_key.map(read_verifier_key).transpose()?;
     let checked = receipt.verify(key.as_ref());
+    let witnessed = match (&checked, checks.policy) {
+        (Ok(_), Some(policy)) => Some(super::witness::check_policy(
+            &super::witness::read_policy(policy)?,
+            file,
+            &receipt.checkpoint,
+        )?),
+        _ => None,
+    };
     if let (Ok(_), Some(db)) = (&checked, store_path) {
         let engine = open(db)?;
         if let Some(problem) = store::check_receipt(&engine, &receipt)? {
@@ -108,6 +147,7 @@ pub fn verify_receipt(
                     "partition": event.partition, "gseq": event.gseq,
                     "origin": summary.origin, "checkpoint_size": summary.checkpoint_size,
                     "signed": summary.signed, "store_checked": store_path.is_some(),
+                    "witnessed": witnessed,
                 }));
             } else {
                 output::line(format!(
@@ -133,20 +173,18 @@ pub fn verify_receipt(
                         ""
                     }
                 ));
+                if let Some(witnessed) = &witnessed {
+                    output::line(format!(
+                        "its checkpoint is {witnessed}: the event was recorded no later than \
+                         each of those times"
+                    ));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            Err(Failure::new(
-                "receipt",
-                format!("{}: {message}", file.display()),
-            ))
-        }
+        Err(error) => Err(Failure::new(
+            "receipt",
+            format!("{}: {}", file.display(), chained(&error)),
+        )),
     }
 }

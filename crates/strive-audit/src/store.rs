@@ -506,6 +506,10 @@ pub enum ReceiptError {
     Storage(StorageError),
     /// The store's heads do not make a checkpoint (a corrupt store).
     Checkpoint(crate::CheckpointError),
+    /// The checkpoint the receipt was asked against does not read.
+    Given(crate::CheckpointError),
+    /// The event cannot be proven to the checkpoint asked for.
+    Receipt(crate::ReceiptError),
 }
 
 impl fmt::Display for ReceiptError {
@@ -526,6 +530,10 @@ impl fmt::Display for ReceiptError {
                     "the store's tree heads make no checkpoint; run `strive verify`"
                 )
             }
+            ReceiptError::Given(_) => f.write_str("the checkpoint given does not read"),
+            ReceiptError::Receipt(_) => {
+                f.write_str("the event cannot be proven to the checkpoint given")
+            }
         }
     }
 }
@@ -533,7 +541,8 @@ impl fmt::Display for ReceiptError {
 impl std::error::Error for ReceiptError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ReceiptError::Checkpoint(e) => Some(e),
+            ReceiptError::Checkpoint(e) | ReceiptError::Given(e) => Some(e),
+            ReceiptError::Receipt(e) => Some(e),
             _ => None,
         }
     }
@@ -555,21 +564,79 @@ pub fn receipt(
     origin: &str,
     key: Option<&SigningKey>,
 ) -> Result<Receipt, ReceiptError> {
+    let stored = receipt_event(engine, instance, seq)?;
+    let heads = engine.partition_heads()?;
+    let checkpoint = Checkpoint::of_heads(origin, &heads).map_err(ReceiptError::Checkpoint)?;
+    prove(engine, stored, &heads, checkpoint.to_note(key))
+}
+
+/// A receipt for event `seq` of `instance` proven to the checkpoint
+/// `note`, kept as it is (with every signature and witness cosignature on
+/// it), so that the cosignatures' times bound when the event was recorded.
+/// The store must still extend that checkpoint and the event must be in
+/// it; the receipt is checked before it is returned, so a receipt that
+/// would not verify is never handed out.
+pub fn receipt_against(
+    engine: &Engine,
+    instance: &str,
+    seq: u64,
+    note: &str,
+) -> Result<Receipt, ReceiptError> {
+    let stored = receipt_event(engine, instance, seq)?;
+    let heads = Checkpoint::parse(note)
+        .and_then(|c| c.checkpoint.heads())
+        .map_err(ReceiptError::Given)?;
+    let partition = stored.event.partition;
+    let size = heads
+        .iter()
+        .find(|h| h.partition == partition)
+        .map_or(0, |h| h.size);
+    if stored.event.gseq > size {
+        return Err(ReceiptError::Receipt(crate::ReceiptError::Event {
+            message: format!(
+                "is position {} of partition {partition}, after the checkpoint's {size} events:                  have a newer checkpoint cosigned first",
+                stored.event.gseq
+            ),
+        }));
+    }
+    let receipt = prove(engine, stored, &heads, note.to_owned())?;
+    receipt.verify(None).map_err(ReceiptError::Receipt)?;
+    if let Some(problem) = check_receipt(engine, &receipt)? {
+        return Err(ReceiptError::Receipt(crate::ReceiptError::Event {
+            message: format!("cannot be proven to that checkpoint: {problem}"),
+        }));
+    }
+    Ok(receipt)
+}
+
+/// The stored event `seq` of `instance`, or why there is none.
+fn receipt_event(engine: &Engine, instance: &str, seq: u64) -> Result<StoredEvent, ReceiptError> {
     let page = engine.history_page(instance, seq.saturating_sub(1), 1)?;
-    let Some(stored) = page
+    match page
         .into_iter()
         .next()
         .filter(|e| e.event.seq == seq && seq > 0)
-    else {
-        let events = engine.instance(instance)?.map_or(0, |s| s.instance.seq);
-        return Err(ReceiptError::NoSuchEvent {
-            instance: instance.to_owned(),
-            seq,
-            events,
-        });
-    };
-    let heads = engine.partition_heads()?;
-    let checkpoint = Checkpoint::of_heads(origin, &heads).map_err(ReceiptError::Checkpoint)?;
+    {
+        Some(stored) => Ok(stored),
+        None => {
+            let events = engine.instance(instance)?.map_or(0, |s| s.instance.seq);
+            Err(ReceiptError::NoSuchEvent {
+                instance: instance.to_owned(),
+                seq,
+                events,
+            })
+        }
+    }
+}
+
+/// The receipt of `stored` with its inclusion proof at the size `heads`
+/// give its partition, under the checkpoint `note`.
+fn prove(
+    engine: &Engine,
+    stored: StoredEvent,
+    heads: &[strive_core::PartitionHead],
+    note: String,
+) -> Result<Receipt, ReceiptError> {
     let partition = stored.event.partition;
     let size = heads
         .iter()
@@ -579,13 +646,13 @@ pub fn receipt(
     Ok(Receipt {
         format: RECEIPT_FORMAT.to_owned(),
         instance: stored.event.instance.clone(),
-        seq,
+        seq: stored.event.seq,
         partition,
         gseq: stored.event.gseq,
-        hash: stored.hash.clone(),
+        hash: stored.hash,
         event: String::from_utf8_lossy(&stored.bytes).into_owned(),
         proof: proof.iter().map(hex::encode).collect(),
-        checkpoint: checkpoint.to_note(key),
+        checkpoint: note,
     })
 }
 
