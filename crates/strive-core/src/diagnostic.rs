@@ -151,6 +151,10 @@ codes! {
     UnusedVariable = "W103", Warning;
     /// A label is given in one language of `zh`/`en` but not the other.
     MissingTranslation = "W104", Warning;
+    /// A guard waits for all children to be in some stages, and a child
+    /// can come to rest elsewhere without ever having been in them: once
+    /// one does, the transition can never fire.
+    ChildrenMayNeverArrive = "W105", Warning;
 }
 
 impl fmt::Display for Code {

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `names` | L003, L004, S001, S017, S023, W104 |
 //! | `types` | S018 |
-//! | `transitions` (with `expressions`) | S002, S003, S004, S006, S010, S013 (empty `from`), S014, S016, S020, S021, S023, S024 |
+//! | `transitions` (with `expressions`) | S002, S003, S004, S006, S010, S013 (empty `from`), S014, S016, S020, S021, S023, S024, W105 |
 //! | `deadlines` | S004, S005, S015, S019, S022 |
 //! | `flow` | S007, S008, S009, S011, S012, S013, W101 |
 //! | `usage` | W102, W103 |

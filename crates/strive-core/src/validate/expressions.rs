@@ -237,10 +237,41 @@ fn child_operator(ck: &mut Checker<'_>, expr: &Value, pointer: &str, child: &Chi
             .collect(),
         _ => Vec::new(),
     };
-    for (stage, at) in named {
-        if !stages.contains(&stage) {
-            unknown_child_stage(ck, &child.workflow, stage, &stages, &at);
+    let mut known = true;
+    for (stage, at) in &named {
+        if !stages.contains(stage) {
+            unknown_child_stage(ck, &child.workflow, stage, &stages, at);
+            known = false;
         }
+    }
+    if op == "children_all_in" && known && !named.is_empty() {
+        let awaited: Vec<&str> = named.iter().map(|(stage, _)| *stage).collect();
+        stranded(ck, &child.workflow, &awaited, &op_pointer);
+    }
+}
+
+/// W105 when a child of `workflow` can come to rest outside `awaited`
+/// without ever having been there (the hierarchy-aware part of can-finish).
+fn stranded(ck: &mut Checker<'_>, workflow: &str, awaited: &[&str], pointer: &str) {
+    let stage = if workflow == ck.def.id {
+        // A workflow that is its own child: read it from itself.
+        let mut own = super::Catalog::new();
+        own.add(ck.def);
+        own.stranding_stage(workflow, awaited).map(str::to_owned)
+    } else {
+        ck.catalog
+            .stranding_stage(workflow, awaited)
+            .map(str::to_owned)
+    };
+    if let Some(stage) = stage {
+        ck.report(
+            Code::ChildrenMayNeverArrive,
+            pointer,
+            format!(
+                "this waits for every `{workflow}` child to be in {}, but a child can reach                  `{stage}` without passing through them, and none of them can be reached                  from `{stage}`: once one child is there, the guard never holds; wait for                  `{stage}` too, or add a way from `{stage}` to one of them",
+                list_ids(awaited.iter().copied(), 10)
+            ),
+        );
     }
 }
 
