@@ -21,4 +21,5 @@ mod receipt;
 mod simulate;
 mod storage;
 mod util;
+mod versions;
 mod witness;

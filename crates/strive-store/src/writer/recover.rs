@@ -61,20 +61,30 @@ impl Writer {
         let mut start = self.next_position;
         while let Some(first) = events.next() {
             let first = first?;
+            // The events a command caused follow its first event; they
+            // are read now, for the versions its starts took.
+            let mut recorded = VecDeque::from([first]);
+            while let Some(caused) =
+                events.next_if(|e| e.as_ref().is_ok_and(|e| e.event.cause.is_some()))
+            {
+                recorded.push_back(caused?);
+            }
+            group.pinned = pinned_versions(&recorded);
+            let first = &recorded[0];
             let expected = self.next_position;
             if first.event.gseq != expected {
                 return Err(mismatch(
-                    &first,
+                    first,
                     format!(
                         "the log has position {} where {expected} was due",
                         first.event.gseq
                     ),
                 ));
             }
-            let (cmd, clock) = self.command_of(&first, &group)?;
+            let (cmd, clock) = self.command_of(first, &group)?;
             let (decided, produced) = self.process(cmd, clock, &mut group);
-            refuse_refusal(&first, &decided)?;
-            let mut recorded = VecDeque::from([first]);
+            group.pinned.clear();
+            refuse_refusal(&recorded[0], &decided)?;
             while recorded.len() < produced {
                 match events.next() {
                     Some(event) => recorded.push_back(event?),
@@ -290,6 +300,17 @@ fn refuse_refusal(event: &StoredEvent, decided: &Decided) -> Result<(), StorageE
 }
 
 /// Checks that re-deciding produced exactly the recorded events.
+/// The version each workflow's instances were started on by one recorded
+/// command (its start events, its children's and any its notifications
+/// spawned): what `Txn::latest` gives while the command is decided again.
+fn pinned_versions(recorded: &VecDeque<StoredEvent>) -> std::collections::HashMap<String, u32> {
+    recorded
+        .iter()
+        .filter(|e| e.event.kind == EventKind::Start)
+        .map(|e| (e.event.workflow.clone(), e.event.version))
+        .collect()
+}
+
 fn check_same(
     made: &[super::txn::Appended],
     recorded: &VecDeque<StoredEvent>,

@@ -124,6 +124,12 @@ pub(crate) struct GroupState {
     /// The keys this group's commands claimed across partitions
     /// (`Shared::claim`), released once the group is applied.
     pub(crate) claims: Vec<Vec<u8>>,
+    /// While a recorded command is decided again (`recover.rs`): the
+    /// version each workflow it started an instance of was started on, as
+    /// its events record. A start takes that version rather than the latest
+    /// now visible, which on a store of several partitions can be newer
+    /// than the one visible when the command was first decided.
+    pub(crate) pinned: HashMap<String, u32>,
 }
 
 /// The view of the store one command is decided against, and its writes.
@@ -284,8 +290,13 @@ impl Txn<'_> {
             .or_else(|| self.shared.workflow_for(self.partition, id, version))
     }
 
-    /// The latest version of `id`, including ones deployed in this group.
+    /// The version of `id` a new instance starts on: the one a recorded
+    /// command's events pin it to when it is decided again, else the
+    /// latest, including ones deployed in this group.
     pub(crate) fn latest(&self, id: &str) -> Option<(u32, Arc<Workflow>)> {
+        if let Some(&version) = self.group.pinned.get(id) {
+            return self.workflow(id, version).map(|w| (version, w));
+        }
         let pending = self
             .installed
             .iter()
