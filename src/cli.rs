@@ -228,6 +228,10 @@ pub enum Command {
     /// new definition, writing nothing: what it would change (exit 1) or
     /// that nothing would (exit 0).
     Simulate(crate::commands::simulate::SimulateArgs),
+    /// Moves running instances to another version of their workflow by a
+    /// plan: every instance is checked first, and a refused plan changes
+    /// nothing (docs/evolution.md).
+    Migrate(crate::commands::migrate::MigrateArgs),
     #[command(flatten)]
     Audit(crate::commands::audit::AuditCommand),
     #[command(flatten)]
@@ -260,6 +264,7 @@ impl Command {
             | Command::List(ListArgs { format, .. }) => is_json(*format),
             Command::Token(command) => command.json(),
             Command::Simulate(args) => args.json(),
+            Command::Migrate(args) => args.json(),
             Command::Audit(command) => command.json(),
             Command::Campaign(command) => command.json(),
             Command::Store(command) => command.json(),

@@ -13,6 +13,7 @@ mod graph;
 mod hostile;
 mod http;
 mod limits;
+mod migrate;
 mod model;
 mod ocel;
 mod partitions;

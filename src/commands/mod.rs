@@ -8,6 +8,7 @@ pub(crate) mod deadlines;
 pub(crate) mod definitions;
 pub(crate) mod grants;
 pub(crate) mod instances;
+pub(crate) mod migrate;
 pub(crate) mod publish;
 pub(crate) mod receipt;
 pub(crate) mod serve;
@@ -54,6 +55,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
             buffered,
         } => stress::run(&cli.db, *threads, *max, *buffered),
         Command::Simulate(args) => simulate::simulate(&cli.db, args),
+        Command::Migrate(args) => migrate::migrate(cli, args, json),
         Command::Audit(command) => audit::run(cli, command, json),
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),

@@ -114,8 +114,10 @@ impl AccessCheck {
         if !self.active {
             return Vec::new();
         }
+        // Deployments and migrations act on a workflow, not an instance:
+        // the actor's roles must be granted globally, as the engine asks.
         let scope = match event.kind {
-            EventKind::Deploy => Vec::new(),
+            EventKind::Deploy | EventKind::Migrate => Vec::new(),
             _ => self.scope(&event.instance, parent),
         };
         let Ok(missing) = access::missing(&self.access, &event.actor, &scope);

@@ -103,11 +103,14 @@ impl Filter {
         self.workflow.is_none() && self.instance.is_none() && self.since.unwrap_or(1) <= 1
     }
 
-    /// Whether an instance event (start or fire) is selected; deployments
-    /// and grants never are (CSV and XES are logs of instances).
+    /// Whether an instance event (start, fire or migrate) is selected;
+    /// deployments and grants never are (CSV and XES are logs of
+    /// instances).
     pub fn matches(&self, event: &Event) -> bool {
-        matches!(event.kind, EventKind::Start | EventKind::Fire)
-            && self.workflow.as_ref().is_none_or(|w| *w == event.workflow)
+        matches!(
+            event.kind,
+            EventKind::Start | EventKind::Fire | EventKind::Migrate
+        ) && self.workflow.as_ref().is_none_or(|w| *w == event.workflow)
             && self.instance.as_ref().is_none_or(|i| *i == event.instance)
             && self.since.is_none_or(|s| event.gseq >= s)
     }
@@ -504,6 +507,7 @@ impl<W: Write> CsvWriter<W> {
             EventKind::Fire => "fire",
             EventKind::Grant => "grant",
             EventKind::Revoke => "revoke",
+            EventKind::Migrate => "migrate",
         };
         let cause = event
             .cause

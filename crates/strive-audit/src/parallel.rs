@@ -707,7 +707,9 @@ mod tests {
                     Some("approve".to_owned()),
                     "approved",
                 ),
-                EventKind::Grant | EventKind::Revoke => unreachable!("the test logs hold none"),
+                EventKind::Grant | EventKind::Revoke | EventKind::Migrate => {
+                    unreachable!("the test logs hold none")
+                }
             };
             let event = Event {
                 v: 1,

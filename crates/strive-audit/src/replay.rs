@@ -211,7 +211,7 @@ impl Replayer {
                 scope.contains(&event.instance)
                     || parent_of(event).is_some_and(|p| scope.contains(p))
             }
-            (Some(scope), EventKind::Fire) => scope.contains(&event.instance),
+            (Some(scope), EventKind::Fire | EventKind::Migrate) => scope.contains(&event.instance),
         }
     }
 
@@ -226,6 +226,7 @@ impl Replayer {
             EventKind::Deploy => self.deploy(event, &mut problems),
             EventKind::Start => self.start(hash, event, &mut problems),
             EventKind::Fire => self.fire(hash, event, &mut problems),
+            EventKind::Migrate => self.migrate(hash, event, &mut problems),
             // Grants are checked by `access.rs`, not replayed.
             EventKind::Grant | EventKind::Revoke => {}
         }
@@ -663,6 +664,108 @@ impl Replayer {
             self.count_child(parent, &next.workflow, &next.stage, 1);
         }
         self.instances.insert(key, next);
+    }
+
+    /// A `migrate` event: the plan in its payload, applied by the core's
+    /// rules to the instance as replayed, must give the stage, version and
+    /// definition the event records; the instance then runs the target.
+    fn migrate(&mut self, hash: &str, event: &Event, problems: &mut Vec<Problem>) {
+        let here = |code, message: String| {
+            Problem::new(code, message).at(&event.instance, event.seq, event.gseq)
+        };
+        let Some(current) = self.instances.get(&event.instance).cloned() else {
+            problems.push(here(
+                ProblemCode::Nonconforming,
+                "a migration of an instance that was never started".to_owned(),
+            ));
+            self.broken.insert((event.instance.clone(), event.seq));
+            return;
+        };
+        let migrated = strive_core::MigrationPlan::from_payload(&event.payload).and_then(|plan| {
+            let source = self.workflow_at(
+                &current.workflow,
+                current.version,
+                &current.definition_hash,
+                event,
+                problems,
+            );
+            let target = self.workflow_at(
+                &event.workflow,
+                event.version,
+                &event.definition_hash,
+                event,
+                problems,
+            );
+            match (source, target) {
+                (Some(source), Some(target)) => plan
+                    .migrate(&source, &target, &current, event.at)
+                    .map(|m| (m, target)),
+                _ => Err(strive_core::PlanError::Plan {
+                    pointer: String::new(),
+                    message: "its definitions are not deployed".to_owned(),
+                }),
+            }
+        });
+        let (mut next, target) = match migrated {
+            Ok((migrated, target)) => {
+                let next = migrated.instance;
+                let recorded = (event.from.as_deref(), event.to.as_str(), event.version);
+                if recorded
+                    != (
+                        Some(current.stage.as_str()),
+                        next.stage.as_str(),
+                        next.version,
+                    )
+                {
+                    problems.push(here(
+                        ProblemCode::OutcomeMismatch,
+                        format!(
+                            "the plan moves it from `{}` to `{}` on v{}, the event records from \
+                             {} to `{}` on v{}",
+                            current.stage,
+                            next.stage,
+                            next.version,
+                            shown(event.from.as_deref()),
+                            event.to,
+                            event.version
+                        ),
+                    ));
+                    self.broken.insert((event.instance.clone(), event.seq));
+                }
+                (next, Some(target))
+            }
+            Err(error) => {
+                problems.push(here(
+                    ProblemCode::Nonconforming,
+                    format!("the migration does not hold: {error}"),
+                ));
+                self.broken.insert((event.instance.clone(), event.seq));
+                let mut next = current.clone();
+                next.stage = event.to.clone();
+                next.version = event.version;
+                next.definition_hash = event.definition_hash.clone();
+                (next, None)
+            }
+        };
+        next.seq = event.seq;
+        next.head = hash.to_owned();
+        // The target's deadline for the stage, from when it was entered,
+        // as the engine sets it.
+        let due = target.as_ref().and_then(|w| {
+            if next.finished {
+                None
+            } else {
+                w.deadline(&next.stage, next.stage_entered_at, &next.data)
+            }
+        });
+        self.set_due(&event.instance, due);
+        if next.stage != current.stage
+            && let Some(parent) = &next.parent
+        {
+            self.count_child(parent, &next.workflow, &current.stage, -1);
+            self.count_child(parent, &next.workflow, &next.stage, 1);
+        }
+        self.instances.insert(event.instance.clone(), next);
     }
 
     /// Records the children a transition spawns and the notice it sends, so

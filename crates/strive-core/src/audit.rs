@@ -53,6 +53,11 @@ pub enum EventKind {
     /// A grant was revoked, in the access chain. The payload is the
     /// [`crate::Grant`].
     Revoke,
+    /// A running instance moved to another version of its workflow. The
+    /// payload is `{"plan": ..., "plan_hash": ...}` (a
+    /// [`crate::MigrationPlan`]); `version` and `definition_hash` are the
+    /// target's, `from` and `to` the stages before and after.
+    Migrate,
 }
 
 /// The event that caused this one, when one command writes several events

@@ -53,6 +53,7 @@ pub mod id;
 pub mod json;
 mod load;
 mod machine;
+mod migrate;
 mod render;
 mod schema;
 mod source;
@@ -82,6 +83,7 @@ pub use machine::{
     Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, DeadlineError, Due, Instance,
     MAX_DEADLINE_YEARS, Rejection, SpawnRequest, Workflow, children_summary,
 };
+pub use migrate::{Migrated, MigrationPlan, PlanError, Selection};
 pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
 pub use source::{Position, SourceMap};

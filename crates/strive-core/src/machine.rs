@@ -523,6 +523,15 @@ impl Workflow {
         self.kinds.get(stage) == Some(&StageKind::Terminal)
     }
 
+    /// Whether a terminal stage can be reached from `stage`, whatever the
+    /// guards (the can-finish check a migration makes of the stage it
+    /// moves an instance to).
+    pub fn can_finish_from(&self, stage: &str) -> bool {
+        let mut catalog = crate::Catalog::new();
+        catalog.add(&self.definition);
+        catalog.reaches_terminal(&self.definition.id, stage)
+    }
+
     /// Whether the workflow declares `stage`.
     pub fn has_stage(&self, stage: &str) -> bool {
         self.kinds.contains_key(stage)

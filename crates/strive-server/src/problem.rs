@@ -161,6 +161,7 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
                 _ => (S::FORBIDDEN, "access_refused"),
             },
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
+            CommandError::Migration { .. } => (S::UNPROCESSABLE_ENTITY, "migration_refused"),
             _ => (S::INTERNAL_SERVER_ERROR, "command"),
         },
         EngineError::Deploy(error) => match error {

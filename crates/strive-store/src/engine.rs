@@ -496,7 +496,7 @@ impl Engine {
     /// The partition a command on existing instance `id` goes to: that of
     /// its record. An instance not (yet) visible goes to where a root of
     /// that id would be, whose writer then finds it or reports it unknown.
-    fn partition_of(&self, id: &str) -> Result<u32, StorageError> {
+    pub(crate) fn partition_of(&self, id: &str) -> Result<u32, StorageError> {
         if self.partitions() == 1 {
             return Ok(0);
         }

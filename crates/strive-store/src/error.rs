@@ -453,6 +453,12 @@ pub enum CommandError {
         /// Why.
         reason: strive_core::AccessError,
     },
+    /// A migration plan was refused, for the plan or for one instance it
+    /// selects. Nothing was written: a plan migrates all or none.
+    Migration {
+        /// Why.
+        reason: strive_core::PlanError,
+    },
 }
 
 impl CommandError {
@@ -551,6 +557,11 @@ impl fmt::Display for CommandError {
             ),
             CommandError::NotGranted { missing } => not_granted(f, missing),
             CommandError::Access { reason } => reason.fmt(f),
+            CommandError::Migration { reason } => write!(
+                f,
+                "the migration is refused, and no instance moved: {reason}; fix the plan and \
+                 try `strive migrate --dry-run` first"
+            ),
         }
     }
 }

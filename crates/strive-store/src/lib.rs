@@ -52,6 +52,7 @@ pub mod failpoints;
 mod guard;
 mod keys;
 mod log;
+mod migrate;
 pub mod probe;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
@@ -67,6 +68,7 @@ pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
+pub use migrate::{MAX_MIGRATED, PlannedMove};
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, MAX_PARTITIONS,
     ManualClock, Options, Outcome, PARTITIONS_VAR, Page, STORE_FORMAT, Snapshot, StoredEvent,
@@ -74,7 +76,9 @@ pub use records::{
 };
 pub use scan::{Blocks, ScannedBlock};
 pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
-pub use strive_core::{AccessError, Actor, Event, EventKind, Grant, Instance, Rejection};
+pub use strive_core::{
+    AccessError, Actor, Event, EventKind, Grant, Instance, MigrationPlan, PlanError, Rejection,
+};
 
 /// Marks a point where the crash tests can stop the process
 /// (`strive_store::failpoints`); compiles to nothing without the

@@ -115,6 +115,19 @@ impl Catalog {
             .map(|k| entry.stages[k].as_str())
     }
 
+    /// Whether some terminal stage of workflow `id` can be reached from
+    /// `stage`, whatever the guards (`false` for an unknown one).
+    pub fn reaches_terminal(&self, id: &str, stage: &str) -> bool {
+        let Some(entry) = self.workflows.get(id) else {
+            return false;
+        };
+        let Some(start) = entry.stages.iter().position(|s| s == stage) else {
+            return false;
+        };
+        let reached = entry.reach(start, &|_| false);
+        (0..entry.stages.len()).any(|k| reached[k] && entry.kinds[k] == StageKind::Terminal)
+    }
+
     /// The ids of the known workflows, in order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.workflows.keys().map(String::as_str)

@@ -143,6 +143,13 @@ pub(crate) fn refuse(txn: &Txn<'_>, cmd: &Cmd) -> Option<Decided> {
         Cmd::Fire {
             instance, actor, ..
         } => command(txn, actor, instance, || txn.parent(instance)),
+        // Migrating instances is an admin's act on the workflow: like a
+        // deployment, it needs the actor's roles granted globally.
+        Cmd::Migrate { actor, .. } => match access::missing(&View(txn), actor, &[]) {
+            Ok(None) => None,
+            Ok(Some(missing)) => Some(Decided::Migrate(Err(CommandError::NotGranted { missing }))),
+            Err(error) => Some(Decided::Migrate(Err(error.into()))),
+        },
         Cmd::Access { .. } | Cmd::Deadline { .. } => None,
     }
 }

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use strive_core::{
-    Actor, Cause, Command, Due, Event, EventKind, GENESIS, Instance, WORKFLOW_SUBJECT_PREFIX,
-    Workflow,
+    Actor, Cause, Command, Due, Event, EventKind, GENESIS, Instance, MigrationPlan,
+    WORKFLOW_SUBJECT_PREFIX, Workflow,
 };
 
 use crate::error::{CommandError, DeployError, StorageError};
@@ -66,6 +66,12 @@ pub(crate) enum Cmd {
         grant: strive_core::Grant,
         actor: Actor,
     },
+    /// Moves instances to another version, all or none.
+    Migrate {
+        plan: Arc<MigrationPlan>,
+        instances: Vec<String>,
+        actor: Actor,
+    },
 }
 
 /// What deciding a command produced.
@@ -73,6 +79,7 @@ pub(crate) enum Decided {
     Deploy(Result<Vec<DefinitionInfo>, DeployError>),
     Command(Result<Outcome, CommandError>),
     Deadline(Result<Option<Outcome>, CommandError>),
+    Migrate(Result<Vec<Outcome>, CommandError>),
 }
 
 impl Decided {
@@ -81,6 +88,7 @@ impl Decided {
             Decided::Deploy(result) => result.is_ok(),
             Decided::Command(result) => result.is_ok(),
             Decided::Deadline(result) => result.is_ok(),
+            Decided::Migrate(result) => result.is_ok(),
         }
     }
 }
@@ -159,6 +167,11 @@ pub(crate) fn decide(
                 )
             }))
         }
+        Cmd::Migrate {
+            plan,
+            instances,
+            actor,
+        } => Decided::Migrate(migrate(txn, &plan, &instances, &actor, clock)),
         Cmd::Deadline { key, instance } => {
             // A refused deadline event is consumed all the same, so the
             // deadline fires at most once; its removal is written.
@@ -604,32 +617,14 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
     } else {
         record.due.clone()
     };
-    let outcome = Outcome {
-        instance: id.to_owned(),
-        event: cmd.event.to_owned(),
-        stage: next.stage.clone(),
-        seq: next.seq,
-        gseq: position,
-        partition: txn.partition,
-        hash,
-        finished: next.finished,
-        replayed: false,
-    };
+    let outcome = moved_outcome(cmd.event, &next, position, hash, txn.partition);
     let this_event = Cause {
         instance: id.to_owned(),
         seq: next.seq,
     };
     let parent = next.parent.clone();
     let (child_workflow, stage) = (next.workflow.clone(), next.stage.clone());
-    let mut saved = InstanceRecord {
-        v: STORE_FORMAT,
-        instance: next,
-        due,
-        partition: record.partition,
-        chain: record.chain.clone(),
-    };
-    txn.chain_push(&mut saved, outcome.seq, position);
-    txn.save_instance(saved);
+    save_moved(txn, &record, next, due, position);
     if let Some(spawn) = &accepted.spawn {
         for child in &spawn.children {
             start(
@@ -659,6 +654,127 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
         notify_parent(txn, cmd, notice)?;
     }
     Ok(outcome)
+}
+
+/// Moves `ids` (in this order) from the plan's source version to its
+/// target, one `migrate` event each, all or none: any refusal refuses the
+/// whole command, and `decide` rolls the earlier ones back.
+fn migrate(
+    txn: &mut Txn<'_>,
+    plan: &MigrationPlan,
+    ids: &[String],
+    actor: &Actor,
+    clock: Timestamp,
+) -> Result<Vec<Outcome>, CommandError> {
+    let refused = |reason| CommandError::Migration { reason };
+    let version = |v: u32| {
+        txn.workflow(&plan.workflow, v).ok_or_else(|| {
+            refused(strive_core::PlanError::Plan {
+                pointer: if v == plan.from_version {
+                    "/from_version".into()
+                } else {
+                    "/to_version".into()
+                },
+                message: format!("{} v{v} is not deployed", plan.workflow),
+            })
+        })
+    };
+    let (source, target) = (version(plan.from_version)?, version(plan.to_version)?);
+    plan.check(&source, &target).map_err(refused)?;
+    let payload = plan.payload();
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let record = txn
+            .load_own(id)?
+            .ok_or_else(|| CommandError::UnknownInstance {
+                instance: id.clone(),
+            })?;
+        let current = &record.instance;
+        let now = clock.max(current.updated_at);
+        let mut next = plan
+            .migrate(&source, &target, current, now)
+            .map_err(refused)?
+            .instance;
+        let recorded = Event {
+            v: strive_core::EVENT_FORMAT,
+            gseq: 0,
+            partition: 0,
+            instance: id.clone(),
+            seq: next.seq,
+            prev: current.head.clone(),
+            kind: EventKind::Migrate,
+            workflow: current.workflow.clone(),
+            version: plan.to_version,
+            definition_hash: target.hash().to_owned(),
+            from: Some(current.stage.clone()),
+            event: "migrate".to_owned(),
+            transition: None,
+            to: next.stage.clone(),
+            actor: actor.clone(),
+            at: now,
+            command_id: None,
+            payload: payload.clone(),
+            effects: Vec::new(),
+            cause: None,
+        };
+        let (position, hash) = txn.append(recorded);
+        next.head = hash.clone();
+        // The target's deadline for the stage, counted from when the
+        // instance entered it (or entered the mapped stage: now).
+        let entered = next.stage_entered_at;
+        let due = move_stage(txn, &record, &next, &target, entered)?;
+        outcomes.push(moved_outcome(
+            "migrate",
+            &next,
+            position,
+            hash,
+            txn.partition,
+        ));
+        save_moved(txn, &record, next, due, position);
+    }
+    Ok(outcomes)
+}
+
+/// What a command that appended `next`'s event at `position` answers.
+fn moved_outcome(
+    event: &str,
+    next: &Instance,
+    position: u64,
+    hash: String,
+    partition: u32,
+) -> Outcome {
+    Outcome {
+        instance: next.id.clone(),
+        event: event.to_owned(),
+        stage: next.stage.clone(),
+        seq: next.seq,
+        gseq: position,
+        partition,
+        hash,
+        finished: next.finished,
+        replayed: false,
+    }
+}
+
+/// Saves the instance `record` became, `next`, with its deadline and its
+/// event at `position` added to its chain.
+fn save_moved(
+    txn: &mut Txn<'_>,
+    record: &InstanceRecord,
+    next: Instance,
+    due: Option<Due>,
+    position: u64,
+) {
+    let seq = next.seq;
+    let mut saved = InstanceRecord {
+        v: STORE_FORMAT,
+        instance: next,
+        due,
+        partition: record.partition,
+        chain: record.chain.clone(),
+    };
+    txn.chain_push(&mut saved, seq, position);
+    txn.save_instance(saved);
 }
 
 /// Moves the instance's indexes and deadline from its old stage to its new

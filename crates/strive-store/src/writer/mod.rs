@@ -70,6 +70,7 @@ pub(crate) enum Reply {
     Deploy(SyncSender<Result<Vec<DefinitionInfo>, DeployError>>),
     Command(SyncSender<Result<Outcome, CommandError>>),
     Deadline(SyncSender<Result<Option<Outcome>, CommandError>>),
+    Migrate(SyncSender<Result<Vec<Outcome>, CommandError>>),
 }
 
 /// A command for the writer, with where to send its result.
@@ -678,6 +679,7 @@ fn finish(reply: Reply, decided: Decided) -> Finish {
         (Reply::Deploy(reply), Decided::Deploy(result)) => commit_reply(reply, result),
         (Reply::Command(reply), Decided::Command(result)) => commit_reply(reply, result),
         (Reply::Deadline(reply), Decided::Deadline(result)) => commit_reply(reply, result),
+        (Reply::Migrate(reply), Decided::Migrate(result)) => commit_reply(reply, result),
         (reply, _) => Box::new(move |_| {
             reply_error(
                 reply,
@@ -708,6 +710,7 @@ fn reply_error(reply: Reply, error: StorageError) {
         Reply::Deploy(reply) => drop(reply.send(Err(error.into()))),
         Reply::Command(reply) => drop(reply.send(Err(error.into()))),
         Reply::Deadline(reply) => drop(reply.send(Err(error.into()))),
+        Reply::Migrate(reply) => drop(reply.send(Err(error.into()))),
     }
 }
 

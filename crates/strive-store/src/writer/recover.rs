@@ -187,6 +187,17 @@ impl Writer {
                     .map_err(|message| mismatch(event, message))?,
                 actor: e.actor.clone(),
             },
+            // One event per migrated instance, each decided again on its
+            // own: the plan in its payload moves just that instance, and
+            // a migration is deterministic in the instance and the plan.
+            EventKind::Migrate => Cmd::Migrate {
+                plan: std::sync::Arc::new(
+                    strive_core::MigrationPlan::from_payload(&e.payload)
+                        .map_err(|error| mismatch(event, error.to_string()))?,
+                ),
+                instances: vec![e.instance.clone()],
+                actor: e.actor.clone(),
+            },
             EventKind::Fire => match self.deadline_key(event, group)? {
                 Some(key) => Cmd::Deadline {
                     key,
@@ -284,6 +295,7 @@ fn refuse_refusal(event: &StoredEvent, decided: &Decided) -> Result<(), StorageE
         Decided::Deploy(Err(error)) => error.to_string(),
         Decided::Command(Err(error)) => error.to_string(),
         Decided::Deadline(Err(error)) => error.to_string(),
+        Decided::Migrate(Err(error)) => error.to_string(),
         Decided::Deadline(Ok(None)) => "the deadline it fires is not pending".to_owned(),
         Decided::Deploy(Ok(infos)) if infos.iter().all(|i| i.unchanged) => {
             "it deploys a definition that was already deployed".to_owned()
