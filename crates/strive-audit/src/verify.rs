@@ -201,11 +201,13 @@ impl EventRun {
 
 /// One event of a run as [`decode_run`] gives it: the digest of its bytes
 /// and the event, or the digest and why the bytes do not decode.
+#[cfg(feature = "store")]
 pub(crate) type DecodedEvent = Result<(Hash, Event), (Hash, String)>;
 
 /// Hashes and decodes every event of `run`, for [`Verifier::decoded_run`]:
 /// the part of verification that needs no order, so it can run on other
-/// threads.
+/// threads. Only the store's verification of several partitions uses it.
+#[cfg(feature = "store")]
 pub(crate) fn decode_run(run: &EventRun) -> Vec<DecodedEvent> {
     (0..run.len())
         .map_while(|index| run.get(index).ok())
@@ -1087,6 +1089,7 @@ impl Verifier {
     /// The next block of the log, its events already hashed and decoded
     /// elsewhere (by [`decode_run`], on other threads): the same checks in
     /// the same order as [`Verifier::run`], without the decoding.
+    #[cfg(feature = "store")]
     pub(crate) fn decoded_run(&mut self, run: &EventRun, decoded: &[DecodedEvent]) {
         for index in 0..run.len() {
             match (run.get(index), decoded.get(index)) {
