@@ -1146,6 +1146,21 @@ fn verify_bundle_refuses_a_bundle_whose_time_goes_backwards() {
         "{}",
         text(&refused)
     );
+    // The independent verifier in the docs catches it too.
+    let script = dir.path().join("strive-verify.py");
+    std::fs::write(&script, python_verifier()).expect("write");
+    let python = Command::new("python3")
+        .arg(&script)
+        .arg(&back)
+        .arg(&f.checkpoint)
+        .output()
+        .expect("python3 runs");
+    assert_eq!(python.status.code(), Some(1), "{}", text(&python));
+    assert!(
+        text(&python).contains("doc-1 #3") && text(&python).contains("is before its predecessor's"),
+        "{}",
+        text(&python)
+    );
 }
 
 /// The verifier printed in docs/audit.md, as printed.
