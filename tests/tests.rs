@@ -16,6 +16,7 @@ mod limits;
 mod model;
 mod ocel;
 mod partitions;
+mod postgres;
 mod receipt;
 mod simulate;
 mod storage;

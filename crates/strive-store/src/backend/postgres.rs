@@ -1,0 +1,538 @@
+//! The PostgreSQL backend (issue #15): the engine's ordered key space as
+//! one table of `(key BYTEA PRIMARY KEY, value BYTEA)`, every
+//! [`Backend::apply`] one transaction.
+//!
+//! - **Ordering.** PostgreSQL orders `bytea` by its bytes (memcmp, then
+//!   length), which is the order the engine's keys are designed for
+//!   (`keys.rs`), so a key range is one index range scan.
+//! - **Durability.** A transaction that committed with
+//!   `synchronous_commit = on` (the server default, which this backend
+//!   sets on every connection so a server configured otherwise cannot weaken
+//!   it) is in the write-ahead log on disk. So [`Backend::flush`] has
+//!   nothing left to do: an acknowledged group is durable when its `apply`
+//!   returned.
+//! - **Connections.** A small pool: each call takes an idle connection or
+//!   opens one, and gives it back; a connection the server closed is
+//!   dropped. The engine calls from its writer threads (one per partition)
+//!   and from readers, so the pool holds about P + readers connections.
+//! - **Reconnecting.** A call whose connection was lost (the server
+//!   restarted, say) is retried on a new connection for up to
+//!   [`RECONNECT_WAIT`]. Retrying `apply` is safe although the first
+//!   attempt's COMMIT may have landed: a batch is a set of puts and deletes
+//!   of fixed keys, and only the engine's writer writes them, so applying it
+//!   twice leaves what applying it once leaves.
+//! - **Schema.** Versioned migrations carried by this module
+//!   ([`MIGRATIONS`]), recorded in `strive_schema`; a database migrated by
+//!   a newer strive is refused rather than written.
+//!
+//! **Architecture Invariant:** this module is the only code that knows
+//! PostgreSQL; it sees keys and values, never events.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls, Statement};
+
+use super::{Backend, Entry, Write};
+use crate::error::{OpenError, StorageError};
+use crate::url::redact;
+
+/// The schema migrations, in order: version, what it does, its SQL. A
+/// database records each version it has in `strive_schema`; opening
+/// applies the missing ones in one transaction. Append only: a released
+/// migration never changes.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "the ordered key-value table every record of a store lives in",
+        "CREATE TABLE strive_kv (key BYTEA PRIMARY KEY, value BYTEA NOT NULL)",
+    ),
+    (
+        2,
+        "a view of the records by kind (the key's first byte) and size, for operators",
+        "CREATE VIEW strive_records AS \
+         SELECT chr(get_byte(key, 0)) AS kind, key, octet_length(value) AS bytes FROM strive_kv",
+    ),
+];
+
+/// How long a call whose connection was lost keeps trying to reconnect.
+pub const RECONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// Rows a range scan reads per query: a page of blocks is a few MB at most.
+const PAGE_ROWS: i64 = 256;
+
+/// Idle connections kept for reuse; more are closed when given back.
+const MAX_IDLE: usize = 32;
+
+/// A connection with the backend's statements prepared on it.
+struct Conn {
+    client: Client,
+    get: Statement,
+    range: Statement,
+    last: Statement,
+    put: Statement,
+    delete: Statement,
+}
+
+impl Conn {
+    fn open(config: &postgres::Config) -> Result<Conn, postgres::Error> {
+        let mut client = config.connect(NoTls)?;
+        client.batch_execute("SET synchronous_commit = on")?;
+        Ok(Conn {
+            get: client.prepare("SELECT value FROM strive_kv WHERE key = $1")?,
+            range: client.prepare(
+                "SELECT key, value FROM strive_kv WHERE key >= $1 AND key < $2 \
+                 ORDER BY key LIMIT $3",
+            )?,
+            last: client.prepare(
+                "SELECT key, value FROM strive_kv WHERE key >= $1 AND key < $2 \
+                 ORDER BY key DESC LIMIT 1",
+            )?,
+            // One statement for every put of a batch: the arrays travel as
+            // two parameters, so a group of any size is one round trip.
+            put: client.prepare(
+                "INSERT INTO strive_kv (key, value) \
+                 SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?,
+            delete: client.prepare("DELETE FROM strive_kv WHERE key = ANY($1::BYTEA[])")?,
+            client,
+        })
+    }
+}
+
+/// A database this backend created and drops when it is dropped.
+struct Temporary {
+    /// The server's maintenance database, to drop from.
+    admin: postgres::Config,
+    name: String,
+}
+
+/// The PostgreSQL backend. See the module documentation.
+pub struct PostgresBackend {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    shown: String,
+    idle: Mutex<Vec<Conn>>,
+    temporary: Option<Temporary>,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse(url: &str) -> Result<postgres::Config, OpenError> {
+    url.parse::<postgres::Config>()
+        .map_err(|error| OpenError::Url {
+            url: redact(url),
+            message: error.to_string(),
+        })
+}
+
+/// Whether an error means the connection is gone, so a new one may work.
+fn lost(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        // Class 08 (connection exceptions) and 57P0x (the server shutting
+        // down or restarting: admin_shutdown, crash_shutdown,
+        // cannot_connect_now).
+        Some(code) => {
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+        }
+        // No SQL state: the error came from the socket, not the server.
+        None => true,
+    }
+}
+
+fn server_error(shown: &str, error: &postgres::Error) -> OpenError {
+    OpenError::Server {
+        url: shown.to_owned(),
+        message: describe(error),
+    }
+}
+
+/// A PostgreSQL error in one line, with the server's detail when it sent
+/// one.
+fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+impl PostgresBackend {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`)
+    /// and brings its schema up to date.
+    pub fn open(url: &str) -> Result<PostgresBackend, OpenError> {
+        let config = parse(url)?;
+        PostgresBackend::connect(config, redact(url), None)
+    }
+
+    /// A new, empty database on the server at `server_url` (any database
+    /// of it, to connect to first), dropped when the backend is dropped.
+    /// For tests and demos, like [`crate::SledBackend::temporary`].
+    pub fn temporary(server_url: &str) -> Result<PostgresBackend, OpenError> {
+        let admin = parse(server_url)?;
+        let shown = redact(server_url);
+        let name = temporary_name();
+        let mut client = admin
+            .connect(NoTls)
+            .map_err(|error| server_error(&shown, &error))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|error| server_error(&shown, &error))?;
+        let mut config = admin.clone();
+        config.dbname(&name);
+        let shown = format!("{shown} (temporary database {name})");
+        PostgresBackend::connect(config, shown, Some(Temporary { admin, name }))
+    }
+
+    fn connect(
+        config: postgres::Config,
+        shown: String,
+        temporary: Option<Temporary>,
+    ) -> Result<PostgresBackend, OpenError> {
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|error| server_error(&shown, &error))?;
+        migrate(&mut client, &shown)?;
+        // The connection that migrated joins the pool only once the
+        // statements are prepared on it, which needs the table.
+        drop(client);
+        let backend = PostgresBackend {
+            config,
+            shown,
+            idle: Mutex::new(Vec::new()),
+            temporary,
+        };
+        let conn =
+            Conn::open(&backend.config).map_err(|error| server_error(&backend.shown, &error))?;
+        backend.give_back(conn);
+        Ok(backend)
+    }
+
+    /// The URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// The name of the database this backend is connected to.
+    pub fn database(&self) -> Option<&str> {
+        self.config.get_dbname()
+    }
+
+    fn take(&self) -> Result<Conn, postgres::Error> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) if !conn.client.is_closed() => Ok(conn),
+            _ => Conn::open(&self.config),
+        }
+    }
+
+    fn give_back(&self, conn: Conn) {
+        if conn.client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `call` on a pooled connection; when the connection is lost,
+    /// again on a new one, until [`RECONNECT_WAIT`] has passed.
+    fn with<T>(
+        &self,
+        what: &str,
+        mut call: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, StorageError> {
+        let deadline = Instant::now() + RECONNECT_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let result = self.take().and_then(|mut conn| {
+                let result = call(&mut conn);
+                self.give_back(conn);
+                result
+            });
+            match result {
+                Ok(value) => return Ok(value),
+                Err(error) if lost(&error) && Instant::now() < deadline => {
+                    tracing::warn!(
+                        url = %self.shown,
+                        what,
+                        error = %describe(&error),
+                        "lost the PostgreSQL connection; reconnecting"
+                    );
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(error) => {
+                    return Err(StorageError::Backend {
+                        message: format!(
+                            "PostgreSQL at {} failed to {what}: {}; check that the server runs \
+                             and accepts connections",
+                            self.shown,
+                            describe(&error)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One page of `start <= key < end`.
+    fn page(&self, start: &[u8], end: &[u8]) -> Result<Vec<Entry>, StorageError> {
+        self.with("read a key range", |conn| {
+            let rows = conn
+                .client
+                .query(&conn.range, &[&start, &end, &PAGE_ROWS])?;
+            Ok(rows
+                .into_iter()
+                .map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1)))
+                .collect())
+        })
+    }
+}
+
+/// A fresh database name: the process, the time and a counter, so that
+/// tests running at once never collide.
+fn temporary_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "strive_tmp_{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Applies the migrations the database lacks, in one transaction. Two
+/// processes migrating at once: the second's insert of a version collides
+/// on `strive_schema`'s key, and it tries again and finds the work done.
+fn migrate(client: &mut Client, shown: &str) -> Result<(), OpenError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match migrate_once(client, shown) {
+            Err(OpenError::Server { .. }) if attempts < 3 => continue,
+            result => return result,
+        }
+    }
+}
+
+fn migrate_once(client: &mut Client, shown: &str) -> Result<(), OpenError> {
+    let failed = |error: postgres::Error| server_error(shown, &error);
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS strive_schema (\
+             version INT PRIMARY KEY, description TEXT NOT NULL, \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .map_err(failed)?;
+    let mut transaction = client.transaction().map_err(failed)?;
+    let applied: Vec<i32> = transaction
+        .query("SELECT version FROM strive_schema", &[])
+        .map_err(failed)?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some(&newer) = applied.iter().find(|&&v| v > known) {
+        return Err(OpenError::Schema {
+            url: shown.to_owned(),
+            found: newer,
+            supported: known,
+        });
+    }
+    for (version, description, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        transaction.batch_execute(sql).map_err(failed)?;
+        transaction
+            .execute(
+                "INSERT INTO strive_schema (version, description) VALUES ($1, $2)",
+                &[version, description],
+            )
+            .map_err(failed)?;
+        tracing::info!(url = %shown, version, description, "migrated the PostgreSQL schema");
+    }
+    transaction.commit().map_err(failed)
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        let Some(temporary) = &self.temporary else {
+            return;
+        };
+        // Our own connections first, so the drop does not wait for them.
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+        let dropped = temporary.admin.connect(NoTls).and_then(|mut client| {
+            client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                temporary.name
+            ))
+        });
+        if let Err(error) = dropped {
+            tracing::warn!(
+                database = %temporary.name,
+                error = %describe(&error),
+                "could not drop a temporary database; drop it by hand"
+            );
+        }
+    }
+}
+
+/// A range scan read in pages of [`PAGE_ROWS`], each page a query of its
+/// own that resumes after the last key of the one before (keyset paging),
+/// so no connection or transaction stays open while the caller iterates.
+struct Pages<'a> {
+    backend: &'a PostgresBackend,
+    /// Where the next page starts (inclusive).
+    next: Vec<u8>,
+    end: Vec<u8>,
+    buffer: VecDeque<Entry>,
+    done: bool,
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<Entry, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done {
+            match self.backend.page(&self.next, &self.end) {
+                Ok(page) => {
+                    self.done = (page.len() as i64) < PAGE_ROWS;
+                    if let Some((last, _)) = page.last() {
+                        // The smallest key after `last`.
+                        self.next = last.clone();
+                        self.next.push(0);
+                    }
+                    self.buffer = page.into();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.with("read a key", |conn| {
+            let row = conn.client.query_opt(&conn.get, &[&key])?;
+            Ok(row.map(|row| row.get(0)))
+        })
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Entry, StorageError>> + 'a> {
+        Box::new(Pages {
+            backend: self,
+            next: start.to_vec(),
+            end: end.to_vec(),
+            buffer: VecDeque::new(),
+            done: start >= end,
+        })
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, StorageError> {
+        self.with("read the last key of a range", |conn| {
+            let row = conn.client.query_opt(&conn.last, &[&start, &end])?;
+            Ok(row.map(|row| (row.get(0), row.get(1))))
+        })
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        // A batch may write a key twice; as in sled's batch, the last write
+        // wins (and one INSERT may not touch a row twice).
+        let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
+        let mut put_keys = Vec::new();
+        let mut put_values = Vec::new();
+        let mut deletes = Vec::new();
+        for (key, value) in last {
+            match value {
+                Some(value) => {
+                    put_keys.push(key);
+                    put_values.push(value);
+                }
+                None => deletes.push(key),
+            }
+        }
+        if put_keys.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        self.with("apply a batch", |conn| {
+            let mut transaction = conn.client.transaction()?;
+            if !deletes.is_empty() {
+                transaction.execute(&conn.delete, &[&deletes])?;
+            }
+            if !put_keys.is_empty() {
+                transaction.execute(&conn.put, &[&put_keys, &put_values])?;
+            }
+            transaction.commit()
+        })
+    }
+
+    /// Nothing to do: `apply` returns once its transaction committed, and a
+    /// commit with `synchronous_commit = on` is durable.
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.with("measure the table", |conn| {
+            let row = conn
+                .client
+                .query_one("SELECT pg_total_relation_size('strive_kv')", &[])?;
+            Ok(row.get::<_, i64>(0))
+        })
+        .ok()
+        .and_then(|bytes| u64::try_from(bytes).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_from_one() {
+        for (index, (version, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version as usize, index + 1);
+        }
+    }
+}
