@@ -5,7 +5,7 @@
 //! skipped, except under `CI=true`, where they fail. The engine suites
 //! themselves run on PostgreSQL in `.ci/check-postgres.sh`.
 
-use strive_store::{Backend, Engine, OpenError, Options, SledBackend, Write};
+use strive_store::{Backend, Engine, OpenError, Options, PostgresBackend, SledBackend, Write};
 
 use crate::util::{Lcg, TestStore, strive, text};
 
@@ -39,7 +39,7 @@ fn the_backend_answers_as_sled_does() {
     let Some(store) = TestStore::postgres("the_backend_answers_as_sled_does") else {
         return;
     };
-    let postgres = store.backend().expect("a database");
+    let postgres = &PostgresBackend::open(store.url()).expect("the backend opens");
     let sled = SledBackend::temporary().expect("sled");
     let mut rng = Lcg(0x15_2026);
     // Many keys in one range, so a scan needs several pages.
@@ -224,4 +224,81 @@ fn a_store_moves_from_sled_to_postgres_and_back_with_equal_roots() {
     let back = dir.path().join("back");
     import(&back, &second);
     assert_eq!(root(&back), original, "PostgreSQL -> sled");
+}
+
+/// Many processes over one database (issue #15, item 2), as far as this
+/// backend goes: one process writes a store at a time. A second open is
+/// refused while the first holds the owner lock; a process that lost the
+/// lock (here its lock connection is ended, as a network partition or a
+/// server restart would) and was taken over is fenced: its next write
+/// fails and writes nothing, the new owner writes, and the log verifies
+/// with no fork.
+#[test]
+fn a_second_process_is_refused_and_one_taken_over_is_fenced() {
+    let Some(store) =
+        TestStore::postgres("a_second_process_is_refused_and_one_taken_over_is_fenced")
+    else {
+        return;
+    };
+    let admin = strive_store::Actor::new("admin", &["admin"]);
+    let clerk = strive_store::Actor::new("li", &["clerk"]);
+    let first = store.open(Options::default());
+    first.deploy(crate::storage::NOTES, &admin).expect("deploy");
+    let start = |engine: &Engine, id: &str| {
+        engine.start(
+            "notes",
+            id,
+            &clerk,
+            Default::default(),
+            None,
+            Default::default(),
+        )
+    };
+    start(&first, "n-1").expect("the owner writes");
+    let refused = Engine::open_url(store.url(), Options::default()).expect_err("locked");
+    assert!(matches!(refused, OpenError::Locked { .. }), "{refused:?}");
+    assert!(
+        refused.to_string().contains("in use by another process"),
+        "{refused}"
+    );
+
+    // The owner loses its lock: its lock connection is ended.
+    let mut client = postgres::Client::connect(store.url(), postgres::NoTls).expect("connect");
+    let ended = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .expect("terminate");
+    assert_eq!(ended.len(), 1, "one process held the store");
+    let second = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Engine::open_url(store.url(), Options::default()) {
+                Ok(engine) => break engine,
+                Err(OpenError::Locked { .. }) if std::time::Instant::now() < deadline => {}
+                Err(error) => panic!("the second process opens: {error}"),
+            }
+        }
+    };
+    let fenced = start(&first, "n-2").expect_err("the old owner is fenced");
+    assert!(
+        fenced.to_string().contains("took over the store"),
+        "{fenced}"
+    );
+    start(&second, "n-3").expect("the new owner writes");
+    assert_eq!(
+        second.instance("n-2").expect("read"),
+        None,
+        "the fenced write is not there"
+    );
+    drop((first, second));
+    let verified = strive(&store.location, &["verify"]);
+    assert!(
+        text(&verified).contains("everything holds"),
+        "{}",
+        text(&verified)
+    );
 }

@@ -134,7 +134,7 @@ pub struct TestStore {
     /// `--db` for the CLI: a path, or a database URL.
     pub location: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    _database: Option<strive_store::PostgresBackend>,
+    _database: Option<strive_store::TemporaryDatabase>,
 }
 
 impl TestStore {
@@ -177,11 +177,9 @@ impl TestStore {
     }
 
     fn database_on(server: &str) -> Result<TestStore, strive_store::OpenError> {
-        let database = strive_store::PostgresBackend::temporary(server)?;
-        let name = database.database().expect("a database name").to_owned();
-        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        let database = strive_store::TemporaryDatabase::create(server)?;
         Ok(TestStore {
-            location: PathBuf::from(format!("{base}/{name}")),
+            location: PathBuf::from(database.url()),
             _dir: None,
             _database: Some(database),
         })
@@ -197,10 +195,6 @@ impl TestStore {
         strive_store::Engine::open_url(self.url(), options).expect("the store opens")
     }
 
-    /// The database's backend, when the store is a PostgreSQL database.
-    pub fn backend(&self) -> Option<&strive_store::PostgresBackend> {
-        self._database.as_ref()
-    }
 }
 
 /// A small deterministic generator, so a failing run can be repeated.

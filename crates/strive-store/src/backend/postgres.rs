@@ -54,7 +54,22 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "CREATE VIEW strive_records AS \
          SELECT chr(get_byte(key, 0)) AS kind, key, octet_length(value) AS bytes FROM strive_kv",
     ),
+    (
+        3,
+        "the owner row whose epoch fences a process that lost its hold on the store",
+        "CREATE TABLE strive_owner (id INT PRIMARY KEY, epoch BIGINT NOT NULL); \
+         INSERT INTO strive_owner (id, epoch) VALUES (1, 0)",
+    ),
 ];
+
+/// The advisory lock a process holds on the store while it has it open:
+/// "strive" in ASCII. Advisory locks are per database, so stores in other
+/// databases of the server do not collide.
+const OWNER_LOCK: i64 = 0x7374_7269_7665;
+
+/// How long `open` waits for the owner lock, for the case of a process
+/// just killed whose connection the server has not yet closed.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a call whose connection was lost keeps trying to reconnect.
 pub const RECONNECT_WAIT: Duration = Duration::from_secs(30);
@@ -73,6 +88,7 @@ struct Conn {
     last: Statement,
     put: Statement,
     delete: Statement,
+    fence: Statement,
 }
 
 impl Conn {
@@ -97,16 +113,75 @@ impl Conn {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )?,
             delete: client.prepare("DELETE FROM strive_kv WHERE key = ANY($1::BYTEA[])")?,
+            // A shared row lock: the writers of one process do not wait for
+            // each other, and a new owner's epoch update waits for them.
+            fence: client.prepare("SELECT epoch FROM strive_owner WHERE id = 1 FOR SHARE")?,
             client,
         })
     }
 }
 
-/// A database this backend created and drops when it is dropped.
-struct Temporary {
-    /// The server's maintenance database, to drop from.
+/// A new, empty database on a server, dropped (with `WITH (FORCE)`) when
+/// this is dropped: what temporary stores and the tests' stores live in.
+pub struct TemporaryDatabase {
+    /// The server's database that this was created from, to drop from.
     admin: postgres::Config,
     name: String,
+    /// The database's URL.
+    url: String,
+}
+
+impl TemporaryDatabase {
+    /// Creates a database with a fresh name on the server at `server_url`
+    /// (a URL of any of its databases, which is connected to first).
+    pub fn create(server_url: &str) -> Result<TemporaryDatabase, OpenError> {
+        let admin = parse(server_url)?;
+        let shown = redact(server_url);
+        let name = temporary_name();
+        let mut client = admin
+            .connect(NoTls)
+            .map_err(|error| server_error(&shown, &error))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|error| server_error(&shown, &error))?;
+        // The URL of the new database: the server's, with the database
+        // (the path after the authority) replaced.
+        let base = match server_url.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+                format!("{scheme}://{authority}")
+            }
+            None => server_url.to_owned(),
+        };
+        Ok(TemporaryDatabase {
+            admin,
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// The new database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TemporaryDatabase {
+    fn drop(&mut self) {
+        let dropped = self.admin.connect(NoTls).and_then(|mut client| {
+            client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+        if let Err(error) = dropped {
+            tracing::warn!(
+                database = %self.name,
+                error = %describe(&error),
+                "could not drop a temporary database; drop it by hand"
+            );
+        }
+    }
 }
 
 /// The PostgreSQL backend. See the module documentation.
@@ -115,7 +190,12 @@ pub struct PostgresBackend {
     /// The URL without its password, for messages.
     shown: String,
     idle: Mutex<Vec<Conn>>,
-    temporary: Option<Temporary>,
+    /// The connection holding the owner lock (see [`PostgresBackend::open`]).
+    owner: Mutex<Option<Client>>,
+    /// The owner epoch this process took; a write finding another is fenced.
+    epoch: i64,
+    /// Dropped after everything else: the database of a temporary store.
+    _temporary: Option<TemporaryDatabase>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -181,49 +261,52 @@ fn describe(error: &postgres::Error) -> String {
 }
 
 impl PostgresBackend {
-    /// Connects to the database at `url` (`postgres://user@host:port/db`)
-    /// and brings its schema up to date.
+    /// Connects to the database at `url` (`postgres://user@host:port/db`),
+    /// brings its schema up to date and takes the store for this process.
+    ///
+    /// One process writes a store at a time (docs/scale.md, "Many
+    /// processes"): the backend holds a session advisory lock on the
+    /// database for as long as it lives, so a second process is refused
+    /// with [`OpenError::Locked`], as a second open of a sled directory
+    /// is. The lock alone cannot be trusted across a lost connection (the
+    /// server lets go of it, and another process may take it while this one
+    /// still writes), so taking the store also raises the epoch in
+    /// `strive_owner`, and every `apply` checks, in its own transaction and
+    /// under a row lock, that the epoch is still the one it took. A process
+    /// that lost the store is fenced: its writes fail and the engine
+    /// refuses further ones until reopened. Nothing is forked.
     pub fn open(url: &str) -> Result<PostgresBackend, OpenError> {
         let config = parse(url)?;
         PostgresBackend::connect(config, redact(url), None)
     }
 
-    /// A new, empty database on the server at `server_url` (any database
-    /// of it, to connect to first), dropped when the backend is dropped.
-    /// For tests and demos, like [`crate::SledBackend::temporary`].
+    /// A store in a new, empty database on the server at `server_url`
+    /// (any database of it, to connect to first), dropped when the backend
+    /// is dropped. For tests and demos, like [`crate::SledBackend::temporary`].
     pub fn temporary(server_url: &str) -> Result<PostgresBackend, OpenError> {
-        let admin = parse(server_url)?;
-        let shown = redact(server_url);
-        let name = temporary_name();
-        let mut client = admin
-            .connect(NoTls)
-            .map_err(|error| server_error(&shown, &error))?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .map_err(|error| server_error(&shown, &error))?;
-        let mut config = admin.clone();
-        config.dbname(&name);
-        let shown = format!("{shown} (temporary database {name})");
-        PostgresBackend::connect(config, shown, Some(Temporary { admin, name }))
+        let database = TemporaryDatabase::create(server_url)?;
+        let config = parse(database.url())?;
+        let shown = redact(database.url());
+        PostgresBackend::connect(config, shown, Some(database))
     }
 
     fn connect(
         config: postgres::Config,
         shown: String,
-        temporary: Option<Temporary>,
+        temporary: Option<TemporaryDatabase>,
     ) -> Result<PostgresBackend, OpenError> {
         let mut client = config
             .connect(NoTls)
             .map_err(|error| server_error(&shown, &error))?;
         migrate(&mut client, &shown)?;
-        // The connection that migrated joins the pool only once the
-        // statements are prepared on it, which needs the table.
-        drop(client);
+        let epoch = take_store(&mut client, &shown)?;
         let backend = PostgresBackend {
             config,
             shown,
             idle: Mutex::new(Vec::new()),
-            temporary,
+            owner: Mutex::new(Some(client)),
+            epoch,
+            _temporary: temporary,
         };
         let conn =
             Conn::open(&backend.config).map_err(|error| server_error(&backend.shown, &error))?;
@@ -331,6 +414,33 @@ fn temporary_name() -> String {
     )
 }
 
+/// Takes the owner lock on `client`'s session, waiting up to
+/// [`LOCK_WAIT`] for a holder that is going away, then raises the owner
+/// epoch; returns the epoch this process now holds.
+fn take_store(client: &mut Client, shown: &str) -> Result<i64, OpenError> {
+    let failed = |error: postgres::Error| server_error(shown, &error);
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])
+            .map_err(failed)?;
+        if row.get::<_, bool>(0) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(OpenError::Locked { path: shown.into() });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let row = client
+        .query_one(
+            "UPDATE strive_owner SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+            &[],
+        )
+        .map_err(failed)?;
+    Ok(row.get(0))
+}
+
 /// Applies the migrations the database lacks, in one transaction. Two
 /// processes migrating at once: the second's insert of a version collides
 /// on `strive_schema`'s key, and it tries again and finds the work done.
@@ -387,25 +497,13 @@ fn migrate_once(client: &mut Client, shown: &str) -> Result<(), OpenError> {
 
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
-        let Some(temporary) = &self.temporary else {
-            return;
-        };
-        // Our own connections first, so the drop does not wait for them.
+        // Our own connections go before a temporary database is dropped,
+        // so that the drop does not have to end them.
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
-        let dropped = temporary.admin.connect(NoTls).and_then(|mut client| {
-            client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                temporary.name
-            ))
-        });
-        if let Err(error) = dropped {
-            tracing::warn!(
-                database = %temporary.name,
-                error = %describe(&error),
-                "could not drop a temporary database; drop it by hand"
-            );
+        if let Ok(mut owner) = self.owner.lock() {
+            owner.take();
         }
     }
 }
@@ -495,16 +593,33 @@ impl Backend for PostgresBackend {
         if put_keys.is_empty() && deletes.is_empty() {
             return Ok(());
         }
-        self.with("apply a batch", |conn| {
+        let fenced = self.with("apply a batch", |conn| {
             let mut transaction = conn.client.transaction()?;
+            let epoch: i64 = transaction.query_one(&conn.fence, &[])?.get(0);
+            if epoch != self.epoch {
+                // Dropping the transaction rolls it back: nothing written.
+                return Ok(Some(epoch));
+            }
             if !deletes.is_empty() {
                 transaction.execute(&conn.delete, &[&deletes])?;
             }
             if !put_keys.is_empty() {
                 transaction.execute(&conn.put, &[&put_keys, &put_values])?;
             }
-            transaction.commit()
-        })
+            transaction.commit().map(|()| None)
+        })?;
+        match fenced {
+            None => Ok(()),
+            Some(epoch) => Err(StorageError::Backend {
+                message: format!(
+                    "another strive process took over the store {} (owner epoch {epoch}; this \
+                     process held {}), so this one may no longer write it; nothing of this batch \
+                     was written: stop one of the processes, or send commands to the one that \
+                     runs with --server",
+                    self.shown, self.epoch
+                ),
+            }),
+        }
     }
 
     /// Nothing to do: `apply` returns once its transaction committed, and a
