@@ -27,6 +27,13 @@ struct Ack {
 
 /// Runs the writer for `millis` and kills it; returns what it acknowledged.
 fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
+    let pause = || std::thread::sleep(Duration::from_millis(millis));
+    run_during(db, buffered, Stdio::null(), pause)
+}
+
+/// Runs the writer while `during` runs, then kills it; returns what it
+/// acknowledged. Its log (warnings and errors) goes to `stderr`.
+fn run_during(db: &Path, buffered: bool, stderr: Stdio, during: impl FnOnce()) -> Vec<Ack> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_strive"));
     command
         .arg("--db")
@@ -36,9 +43,9 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
         command.arg("--buffered");
     }
     let mut child = command
-        .env("STRIVE_LOG", "error")
+        .env("STRIVE_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the writer starts");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -65,7 +72,7 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
             })
             .collect::<Vec<Ack>>()
     });
-    std::thread::sleep(Duration::from_millis(millis));
+    during();
     // `kill` sends SIGKILL on Unix: no destructor, no flush, no goodbye.
     let _ = child.kill();
     let _ = child.wait();
@@ -307,4 +314,61 @@ fn a_snapshot_left_unfinished_by_a_kill_does_not_lock_the_store_out() {
     let problems = checked.check(&engine, &run);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(!unfinished.exists(), "the unfinished snapshot is removed");
+}
+
+/// Issue #15: PostgreSQL restarts in the middle of a run (`pg_ctlcluster
+/// 15 main restart`, which ends every connection). The writer reports the
+/// lost connections, reconnects and goes on writing; after it is killed,
+/// everything it acknowledged, before and after the restart, is there and
+/// the chains hold. It restarts the shared server, so only
+/// `.ci/check-postgres.sh` runs it (STRIVE_PG_RESTART=1), alone.
+#[test]
+fn acknowledged_writes_survive_a_server_restart() {
+    if std::env::var_os("STRIVE_PG_RESTART").is_none() {
+        eprintln!(
+            "note: acknowledged_writes_survive_a_server_restart restarts the shared server, so \
+             it runs in .ci/check-postgres.sh (STRIVE_PG_RESTART=1), not here"
+        );
+        return;
+    }
+    let Some(store) = TestStore::postgres("acknowledged_writes_survive_a_server_restart") else {
+        return;
+    };
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    let records = || -> i64 {
+        let mut client = postgres::Client::connect(store.url(), postgres::NoTls).expect("connect");
+        client
+            .query_one("SELECT count(*) FROM strive_kv", &[])
+            .expect("count")
+            .get(0)
+    };
+    let mut after_restart = 0;
+    let acks = run_during(
+        &store.location,
+        false,
+        log.reopen().expect("log").into(),
+        || {
+            std::thread::sleep(Duration::from_millis(800));
+            let restart = Command::new("pg_ctlcluster")
+                .args(["15", "main", "restart"])
+                .status()
+                .expect("pg_ctlcluster runs");
+            assert!(restart.success(), "the server restarts");
+            after_restart = records();
+            std::thread::sleep(Duration::from_millis(1_500));
+        },
+    );
+    let logged = std::fs::read_to_string(log.path()).expect("the log");
+    assert!(
+        logged.contains("reconnecting"),
+        "the lost connection is reported: {logged}"
+    );
+    assert!(
+        records() > after_restart,
+        "the writer went on after the restart"
+    );
+    let engine = store.open(Options::default());
+    let problems = Checked::new().check(&engine, &acks);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(!acks.is_empty(), "the writer acknowledged nothing");
 }

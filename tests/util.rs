@@ -194,7 +194,6 @@ impl TestStore {
     pub fn open(&self, options: strive_store::Options) -> strive_store::Engine {
         strive_store::Engine::open_url(self.url(), options).expect("the store opens")
     }
-
 }
 
 /// A small deterministic generator, so a failing run can be repeated.

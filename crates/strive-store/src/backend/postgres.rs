@@ -71,6 +71,9 @@ const OWNER_LOCK: i64 = 0x7374_7269_7665;
 /// just killed whose connection the server has not yet closed.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// How often a writing backend makes sure it still holds the owner lock.
+const OWNER_CHECK: Duration = Duration::from_secs(1);
+
 /// How long a call whose connection was lost keeps trying to reconnect.
 pub const RECONNECT_WAIT: Duration = Duration::from_secs(30);
 
@@ -190,8 +193,9 @@ pub struct PostgresBackend {
     /// The URL without its password, for messages.
     shown: String,
     idle: Mutex<Vec<Conn>>,
-    /// The connection holding the owner lock (see [`PostgresBackend::open`]).
-    owner: Mutex<Option<Client>>,
+    /// The connection holding the owner lock (see [`PostgresBackend::open`]),
+    /// and when it was last seen alive.
+    owner: Mutex<(Option<Client>, Instant)>,
     /// The owner epoch this process took; a write finding another is fenced.
     epoch: i64,
     /// Dropped after everything else: the database of a temporary store.
@@ -304,7 +308,7 @@ impl PostgresBackend {
             config,
             shown,
             idle: Mutex::new(Vec::new()),
-            owner: Mutex::new(Some(client)),
+            owner: Mutex::new((Some(client), Instant::now())),
             epoch,
             _temporary: temporary,
         };
@@ -381,6 +385,45 @@ impl PostgresBackend {
                     });
                 }
             }
+        }
+    }
+
+    /// Takes the owner lock again when its connection was lost (the server
+    /// restarted, say), so that a second process is refused again rather
+    /// than taking over. Checked at most once per [`OWNER_CHECK`]; safety
+    /// does not depend on it, since the epoch fences every write.
+    fn keep_owner_lock(&self) {
+        let Ok(mut owner) = self.owner.lock() else {
+            return;
+        };
+        if owner.1.elapsed() < OWNER_CHECK {
+            return;
+        }
+        owner.1 = Instant::now();
+        if let Some(client) = &mut owner.0
+            && client.is_valid(OWNER_CHECK).is_ok()
+        {
+            return;
+        }
+        owner.0 = None;
+        let taken = self.config.connect(NoTls).and_then(|mut client| {
+            let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])?;
+            Ok(row.get::<_, bool>(0).then_some(client))
+        });
+        match taken {
+            Ok(Some(client)) => {
+                tracing::info!(url = %self.shown, "took the owner lock again after losing its connection");
+                owner.0 = Some(client);
+            }
+            Ok(None) => tracing::warn!(
+                url = %self.shown,
+                "another process holds the owner lock; this one's writes are fenced if it took over"
+            ),
+            Err(error) => tracing::warn!(
+                url = %self.shown,
+                error = %describe(&error),
+                "cannot take the owner lock again yet"
+            ),
         }
     }
 
@@ -503,7 +546,7 @@ impl Drop for PostgresBackend {
             idle.clear();
         }
         if let Ok(mut owner) = self.owner.lock() {
-            owner.take();
+            owner.0.take();
         }
     }
 }
@@ -593,6 +636,7 @@ impl Backend for PostgresBackend {
         if put_keys.is_empty() && deletes.is_empty() {
             return Ok(());
         }
+        self.keep_owner_lock();
         let fenced = self.with("apply a batch", |conn| {
             let mut transaction = conn.client.transaction()?;
             let epoch: i64 = transaction.query_one(&conn.fence, &[])?.get(0);
