@@ -302,3 +302,34 @@ fn a_second_process_is_refused_and_one_taken_over_is_fenced() {
         text(&verified)
     );
 }
+
+/// `apply` commits without waiting for the disk and `flush` waits: after
+/// a flush the server's WAL is on disk at least up to where it stood when
+/// the batch was applied (`pg_current_wal_flush_lsn`), which a flush that
+/// wrote no WAL of its own would not have waited for.
+#[test]
+fn a_flush_waits_for_the_wal_of_what_was_applied() {
+    let Some(store) = TestStore::postgres("a_flush_waits_for_the_wal_of_what_was_applied") else {
+        return;
+    };
+    let backend = PostgresBackend::open(store.url()).expect("the backend opens");
+    let mut client = postgres::Client::connect(store.url(), postgres::NoTls).expect("connect");
+    let lsn_gap = |client: &mut postgres::Client, query: &str| -> i64 {
+        let sql = format!("SELECT ({query})::BIGINT");
+        client.query_one(sql.as_str(), &[]).expect("lsn").get(0)
+    };
+    for round in 0..5u8 {
+        let writes: Vec<Write> = (0..200u32)
+            .map(|i| (i.to_be_bytes().to_vec(), Some(vec![round; 512])))
+            .collect();
+        backend.apply(writes).expect("apply");
+        // How far the WAL is written now, relative to a fixed origin.
+        let applied = lsn_gap(&mut client, "pg_current_wal_insert_lsn() - '0/0'::pg_lsn");
+        backend.flush().expect("flush");
+        let flushed = lsn_gap(&mut client, "pg_current_wal_flush_lsn() - '0/0'::pg_lsn");
+        assert!(
+            flushed >= applied,
+            "round {round}: flushed to {flushed}, applied up to {applied}"
+        );
+    }
+}

@@ -5,19 +5,24 @@
 //! - **Ordering.** PostgreSQL orders `bytea` by its bytes (memcmp, then
 //!   length), which is the order the engine's keys are designed for
 //!   (`keys.rs`), so a key range is one index range scan.
-//! - **Durability.** A transaction that committed with
-//!   `synchronous_commit = on` (the server default, which this backend
-//!   sets on every connection so a server configured otherwise cannot weaken
-//!   it) is in the write-ahead log on disk. So [`Backend::flush`] has
-//!   nothing left to do: an acknowledged group is durable when its `apply`
-//!   returned.
+//! - **Durability.** [`Backend::apply`] commits with
+//!   `synchronous_commit = off`, so the writer goes on deciding the next
+//!   group at once, and [`Backend::flush`] commits a transaction with
+//!   `synchronous_commit = on`, which waits until the WAL is on disk up to
+//!   its commit record, and so every group applied before it: an
+//!   acknowledged group (the default `Durability::Flushed`) is durable.
+//!   One flush covers the groups of every partition applied before it, as
+//!   sled's does. A connection lost between the two is handled in
+//!   `unflushed.rs`: the backend never reports durable a group the server
+//!   may have lost.
 //! - **Connections.** A small pool: each call takes an idle connection or
 //!   opens one, and gives it back; a connection the server closed is
 //!   dropped. The engine calls from its writer threads (one per partition)
 //!   and from readers, so the pool holds about P + readers connections.
 //! - **Reconnecting.** A call whose connection was lost (the server
 //!   restarted, say) is retried on a new connection for up to
-//!   [`RECONNECT_WAIT`]. Retrying `apply` is safe although the first
+//!   [`RECONNECT_WAIT`], once the groups applied and not yet flushed are
+//!   found still there. Retrying `apply` is safe although the first
 //!   attempt's COMMIT may have landed: a batch is a set of puts and deletes
 //!   of fixed keys, and only the engine's writer writes them, so applying it
 //!   twice leaves what applying it once leaves.
@@ -35,6 +40,9 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls, Statement};
 
 use super::{Backend, Entry, Write};
+use unflushed::{Unflushed, Unsettled};
+
+mod unflushed;
 use crate::error::{OpenError, StorageError};
 use crate::url::redact;
 
@@ -59,6 +67,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "the owner row whose epoch fences a process that lost its hold on the store",
         "CREATE TABLE strive_owner (id INT PRIMARY KEY, epoch BIGINT NOT NULL); \
          INSERT INTO strive_owner (id, epoch) VALUES (1, 0)",
+    ),
+    (
+        4,
+        "the row a flush writes, so that its commit has WAL to wait for",
+        "CREATE TABLE strive_flush (epoch BIGINT PRIMARY KEY, flushes BIGINT NOT NULL)",
     ),
 ];
 
@@ -92,12 +105,14 @@ struct Conn {
     put: Statement,
     delete: Statement,
     fence: Statement,
+    flush: Statement,
 }
 
 impl Conn {
     fn open(config: &postgres::Config) -> Result<Conn, postgres::Error> {
         let mut client = config.connect(NoTls)?;
-        client.batch_execute("SET synchronous_commit = on")?;
+        // Applies commit without waiting for the disk; `flush` waits.
+        client.batch_execute("SET synchronous_commit = off")?;
         Ok(Conn {
             get: client.prepare("SELECT value FROM strive_kv WHERE key = $1")?,
             range: client.prepare(
@@ -119,6 +134,10 @@ impl Conn {
             // A shared row lock: the writers of one process do not wait for
             // each other, and a new owner's epoch update waits for them.
             fence: client.prepare("SELECT epoch FROM strive_owner WHERE id = 1 FOR SHARE")?,
+            flush: client.prepare(
+                "INSERT INTO strive_flush (epoch, flushes) VALUES ($1, 1) \
+                 ON CONFLICT (epoch) DO UPDATE SET flushes = strive_flush.flushes + 1",
+            )?,
             client,
         })
     }
@@ -198,6 +217,8 @@ pub struct PostgresBackend {
     owner: Mutex<(Option<Client>, Instant)>,
     /// The owner epoch this process took; a write finding another is fenced.
     epoch: i64,
+    /// The groups applied and not yet flushed.
+    unflushed: Unflushed,
     /// Dropped after everything else: the database of a temporary store.
     _temporary: Option<TemporaryDatabase>,
 }
@@ -309,6 +330,7 @@ impl PostgresBackend {
             shown,
             idle: Mutex::new(Vec::new()),
             owner: Mutex::new((Some(client), Instant::now())),
+            unflushed: Unflushed::default(),
             epoch,
             _temporary: temporary,
         };
@@ -357,14 +379,29 @@ impl PostgresBackend {
         let deadline = Instant::now() + RECONNECT_WAIT;
         let mut pause = Duration::from_millis(20);
         loop {
-            let result = self.take().and_then(|mut conn| {
-                let result = call(&mut conn);
-                self.give_back(conn);
-                result
-            });
+            let result = match self.unflushed.settle(|key| self.read_back(key)) {
+                Err(Unsettled::Lost(why)) => {
+                    return Err(StorageError::Backend {
+                        message: format!(
+                            "PostgreSQL at {} lost writes that were applied but not yet durable \
+                             when the connection was lost ({why}); nothing after them was \
+                             acknowledged: reopen the store, which recovers from what the server \
+                             kept",
+                            self.shown
+                        ),
+                    });
+                }
+                Err(Unsettled::Read(error)) => Err(error),
+                Ok(()) => self.take().and_then(|mut conn| {
+                    let result = call(&mut conn);
+                    self.give_back(conn);
+                    result
+                }),
+            };
             match result {
                 Ok(value) => return Ok(value),
                 Err(error) if lost(&error) && Instant::now() < deadline => {
+                    self.unflushed.connection_lost();
                     tracing::warn!(
                         url = %self.shown,
                         what,
@@ -386,6 +423,15 @@ impl PostgresBackend {
                 }
             }
         }
+    }
+
+    /// The value at `key`, read on a pooled connection without retrying:
+    /// what settling a doubt reads.
+    fn read_back(&self, key: &[u8]) -> Result<Option<Vec<u8>>, postgres::Error> {
+        let mut conn = self.take()?;
+        let row = conn.client.query_opt(&conn.get, &[&key]);
+        self.give_back(conn);
+        Ok(row?.map(|row| row.get(0)))
     }
 
     /// Takes the owner lock again when its connection was lost (the server
@@ -621,6 +667,10 @@ impl Backend for PostgresBackend {
         // A batch may write a key twice; as in sled's batch, the last write
         // wins (and one INSERT may not touch a row twice).
         let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
+        // The group's sample for `unflushed`: its last write.
+        let Some(sample) = last.iter().next_back().map(|(k, v)| (k.clone(), v.clone())) else {
+            return Ok(());
+        };
         let mut put_keys = Vec::new();
         let mut put_values = Vec::new();
         let mut deletes = Vec::new();
@@ -632,9 +682,6 @@ impl Backend for PostgresBackend {
                 }
                 None => deletes.push(key),
             }
-        }
-        if put_keys.is_empty() && deletes.is_empty() {
-            return Ok(());
         }
         self.keep_owner_lock();
         let fenced = self.with("apply a batch", |conn| {
@@ -653,7 +700,10 @@ impl Backend for PostgresBackend {
             transaction.commit().map(|()| None)
         })?;
         match fenced {
-            None => Ok(()),
+            None => {
+                self.unflushed.applied(sample.0, sample.1);
+                Ok(())
+            }
             Some(epoch) => Err(StorageError::Backend {
                 message: format!(
                     "another strive process took over the store {} (owner epoch {epoch}; this \
@@ -666,9 +716,23 @@ impl Backend for PostgresBackend {
         }
     }
 
-    /// Nothing to do: `apply` returns once its transaction committed, and a
-    /// commit with `synchronous_commit = on` is durable.
+    /// Commits a transaction with `synchronous_commit = on` that writes
+    /// this process's row of `strive_flush` (a transaction that wrote no
+    /// WAL does not wait for the disk, even with a transaction id): the
+    /// WAL is then on disk up to its commit record, and every group applied
+    /// before it is durable.
     fn flush(&self) -> Result<(), StorageError> {
+        let covered = self.unflushed.generation();
+        if !self.unflushed.pending() {
+            return Ok(());
+        }
+        self.with("flush (wait for the WAL to reach the disk)", |conn| {
+            let mut transaction = conn.client.transaction()?;
+            transaction.batch_execute("SET LOCAL synchronous_commit = on")?;
+            transaction.execute(&conn.flush, &[&self.epoch])?;
+            transaction.commit()
+        })?;
+        self.unflushed.flushed(covered);
         Ok(())
     }
 
