@@ -192,7 +192,15 @@ impl TestStore {
 
     /// Opens the store (creating it) with `options`.
     pub fn open(&self, options: strive_store::Options) -> strive_store::Engine {
-        strive_store::Engine::open_url(self.url(), options).expect("the store opens")
+        self.open_with(options).expect("the store opens")
+    }
+
+    /// Opens the store (creating it) with `options`, or says why not.
+    pub fn open_with(
+        &self,
+        options: strive_store::Options,
+    ) -> Result<strive_store::Engine, strive_store::OpenError> {
+        strive_store::Engine::open_url(self.url(), options)
     }
 }
 
