@@ -102,10 +102,7 @@ struct Conn {
     get: Statement,
     range: Statement,
     last: Statement,
-    put: Statement,
-    delete: Statement,
-    fence: Statement,
-    flush: Statement,
+    apply: Statement,
 }
 
 impl Conn {
@@ -123,20 +120,24 @@ impl Conn {
                 "SELECT key, value FROM strive_kv WHERE key >= $1 AND key < $2 \
                  ORDER BY key DESC LIMIT 1",
             )?,
-            // One statement for every put of a batch: the arrays travel as
-            // two parameters, so a group of any size is one round trip.
-            put: client.prepare(
-                "INSERT INTO strive_kv (key, value) \
-                 SELECT * FROM unnest($1::BYTEA[], $2::BYTEA[]) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )?,
-            delete: client.prepare("DELETE FROM strive_kv WHERE key = ANY($1::BYTEA[])")?,
-            // A shared row lock: the writers of one process do not wait for
-            // each other, and a new owner's epoch update waits for them.
-            fence: client.prepare("SELECT epoch FROM strive_owner WHERE id = 1 FOR SHARE")?,
-            flush: client.prepare(
-                "INSERT INTO strive_flush (epoch, flushes) VALUES ($1, 1) \
-                 ON CONFLICT (epoch) DO UPDATE SET flushes = strive_flush.flushes + 1",
+            // A whole batch is one statement, so one round trip in its own
+            // (implicit) transaction: the fence reads the owner epoch under
+            // a shared row lock (the writers of one process do not wait for
+            // each other; a new owner's epoch update waits for them), and
+            // the deletes and puts happen only when it is this process's.
+            // The arrays travel as parameters, so a group of any size is
+            // one statement. Keys are deduplicated before, so no row is
+            // both deleted and inserted.
+            apply: client.prepare(
+                "WITH fence AS (SELECT epoch FROM strive_owner WHERE id = 1 FOR SHARE), \
+                 removed AS (DELETE FROM strive_kv WHERE key = ANY($2::BYTEA[]) \
+                   AND (SELECT epoch FROM fence) = $1 RETURNING 1), \
+                 written AS (INSERT INTO strive_kv (key, value) \
+                   SELECT * FROM unnest($3::BYTEA[], $4::BYTEA[]) \
+                   WHERE (SELECT epoch FROM fence) = $1 \
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING 1) \
+                 SELECT (SELECT epoch FROM fence), \
+                   (SELECT count(*) FROM removed), (SELECT count(*) FROM written)",
             )?,
             client,
         })
@@ -394,7 +395,11 @@ impl PostgresBackend {
                 Err(Unsettled::Read(error)) => Err(error),
                 Ok(()) => self.take().and_then(|mut conn| {
                     let result = call(&mut conn);
-                    self.give_back(conn);
+                    // A connection that failed a call may be left inside an
+                    // aborted transaction: it is not given back.
+                    if result.is_ok() {
+                        self.give_back(conn);
+                    }
                     result
                 }),
             };
@@ -685,19 +690,14 @@ impl Backend for PostgresBackend {
         }
         self.keep_owner_lock();
         let fenced = self.with("apply a batch", |conn| {
-            let mut transaction = conn.client.transaction()?;
-            let epoch: i64 = transaction.query_one(&conn.fence, &[])?.get(0);
-            if epoch != self.epoch {
-                // Dropping the transaction rolls it back: nothing written.
-                return Ok(Some(epoch));
-            }
-            if !deletes.is_empty() {
-                transaction.execute(&conn.delete, &[&deletes])?;
-            }
-            if !put_keys.is_empty() {
-                transaction.execute(&conn.put, &[&put_keys, &put_values])?;
-            }
-            transaction.commit().map(|()| None)
+            let row = conn.client.query_one(
+                &conn.apply,
+                &[&self.epoch, &deletes, &put_keys, &put_values],
+            )?;
+            let epoch: i64 = row.get(0);
+            // A fenced statement wrote nothing: its DELETE and INSERT found
+            // the epoch not this process's.
+            Ok((epoch != self.epoch).then_some(epoch))
         })?;
         match fenced {
             None => {
@@ -726,11 +726,16 @@ impl Backend for PostgresBackend {
         if !self.unflushed.pending() {
             return Ok(());
         }
+        // One round trip: the statements travel as one simple query. The
+        // epoch is this process's own integer, so it is written inline.
+        let flush = format!(
+            "BEGIN; SET LOCAL synchronous_commit = on; \
+             INSERT INTO strive_flush (epoch, flushes) VALUES ({}, 1) \
+             ON CONFLICT (epoch) DO UPDATE SET flushes = strive_flush.flushes + 1; COMMIT",
+            self.epoch
+        );
         self.with("flush (wait for the WAL to reach the disk)", |conn| {
-            let mut transaction = conn.client.transaction()?;
-            transaction.batch_execute("SET LOCAL synchronous_commit = on")?;
-            transaction.execute(&conn.flush, &[&self.epoch])?;
-            transaction.commit()
+            conn.client.batch_execute(&flush)
         })?;
         self.unflushed.flushed(covered);
         Ok(())
