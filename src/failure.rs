@@ -66,6 +66,10 @@ impl From<OpenError> for Failure {
             OpenError::NotEmpty { .. } => "not_empty",
             OpenError::NotAStore { .. } => "not_a_store",
             OpenError::Io { .. } => "io",
+            OpenError::Url { .. } => "bad_url",
+            OpenError::Server { .. } => "server_unreachable",
+            OpenError::Schema { .. } => "unsupported_schema",
+            OpenError::NoBackend { .. } => "no_backend",
             _ => "open",
         };
         let mut message = error.to_string();

@@ -8,7 +8,9 @@
 //!   applied while reading, so a FIFO or `/dev/zero` is refused at once;
 //! - reading commands open only an existing store, through a temporary copy
 //!   when the store is on read-only media; writing commands create a store
-//!   only where nothing else is.
+//!   only where nothing else is;
+//! - a `--db` that is a database URL (`postgres://…`, issue #15) opens
+//!   that database: the rules about files and directories do not apply.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -190,6 +192,10 @@ impl std::ops::Deref for Opened {
 /// cannot be created there (a read-only mount, an immutable directory, no
 /// permission), it opens a temporary copy instead and says so on stderr.
 pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
+    if let Some(url) = strive_store::location_text(db) {
+        let engine = Engine::open_existing_url(url, Options::default())?;
+        return Ok(engine.into());
+    }
     probe::require_store(db).map_err(|e| open_failure(db, e))?;
     if probe::writable(db) {
         let engine =
@@ -230,6 +236,9 @@ pub fn open_existing(db: &Path) -> Result<Opened, Failure> {
 /// Opens the store at `db` for a writing command, creating it when `db` is
 /// missing or an empty directory, never where other files are.
 pub fn open_or_create(db: &Path, options: Options) -> Result<Engine, Failure> {
+    if let Some(url) = strive_store::location_text(db) {
+        return Ok(Engine::open_url(url, options)?);
+    }
     probe::require_store_or_room(db).map_err(|e| open_failure(db, e))?;
     open_with(db, options)
 }

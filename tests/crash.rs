@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use strive_store::{Engine, Options};
 
+use crate::util::{Lcg, TestStore};
+
 /// One acknowledged command, as the writer printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ack {
@@ -23,21 +25,15 @@ struct Ack {
     hash: String,
 }
 
-/// A small deterministic generator, so a failing run can be repeated.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % bound.max(1)
-    }
-}
-
 /// Runs the writer for `millis` and kills it; returns what it acknowledged.
 fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
+    let pause = || std::thread::sleep(Duration::from_millis(millis));
+    run_during(db, buffered, Stdio::null(), pause)
+}
+
+/// Runs the writer while `during` runs, then kills it; returns what it
+/// acknowledged. Its log (warnings and errors) goes to `stderr`.
+fn run_during(db: &Path, buffered: bool, stderr: Stdio, during: impl FnOnce()) -> Vec<Ack> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_strive"));
     command
         .arg("--db")
@@ -47,9 +43,9 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
         command.arg("--buffered");
     }
     let mut child = command
-        .env("STRIVE_LOG", "error")
+        .env("STRIVE_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the writer starts");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -76,7 +72,7 @@ fn run_and_kill(db: &Path, millis: u64, buffered: bool) -> Vec<Ack> {
             })
             .collect::<Vec<Ack>>()
     });
-    std::thread::sleep(Duration::from_millis(millis));
+    during();
     // `kill` sends SIGKILL on Unix: no destructor, no flush, no goodbye.
     let _ = child.kill();
     let _ = child.wait();
@@ -223,18 +219,33 @@ fn cycles() -> u64 {
 
 #[test]
 fn acknowledged_transitions_survive_sigkill() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("db");
+    crash_loop(&TestStore::new(), cycles());
+}
+
+/// The same loop on PostgreSQL (issue #15): a kill in the middle of a
+/// group leaves its transaction uncommitted, and every acknowledged group
+/// committed. Fewer cycles than on sled: each reopen connects anew.
+#[test]
+fn acknowledged_transitions_survive_sigkill_on_postgres() {
+    if let Some(store) = TestStore::postgres("acknowledged_transitions_survive_sigkill_on_postgres")
+    {
+        crash_loop(&store, cycles().min(30));
+    }
+}
+
+/// Kills the writer `cycles` times at random moments on `store`, checking
+/// after each kill that everything acknowledged is there.
+fn crash_loop(store: &TestStore, cycles: u64) {
+    let db = &store.location;
     let mut rng = Lcg(0x5eed_2026);
     let mut checked = Checked::new();
     let (mut acknowledged, started) = (0usize, Instant::now());
-    for cycle in 0..cycles() {
+    for cycle in 0..cycles {
         // Most kills land while writing; some during start-up and recovery.
         let millis = 5 + rng.below(80);
-        let acks = run_and_kill(&db, millis, false);
+        let acks = run_and_kill(db, millis, false);
         acknowledged += acks.len();
-        let engine =
-            Engine::open(&db, Options::default()).expect("the store reopens after SIGKILL");
+        let engine = store.open(Options::default());
         let problems = checked.check(&engine, &acks);
         assert!(
             problems.is_empty(),
@@ -248,8 +259,8 @@ fn acknowledged_transitions_survive_sigkill() {
         "the writer acknowledged nothing: the test checked nothing"
     );
     println!(
-        "crash loop: {} cycles, {acknowledged} acknowledgements checked, {} events, {:.1}s",
-        cycles(),
+        "crash loop on {}: {cycles} cycles, {acknowledged} acknowledgements checked, {} events, {:.1}s",
+        db.display(),
         checked.last_gseq.iter().sum::<u64>(),
         started.elapsed().as_secs_f64()
     );
@@ -303,4 +314,61 @@ fn a_snapshot_left_unfinished_by_a_kill_does_not_lock_the_store_out() {
     let problems = checked.check(&engine, &run);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(!unfinished.exists(), "the unfinished snapshot is removed");
+}
+
+/// Issue #15: PostgreSQL restarts in the middle of a run (`pg_ctlcluster
+/// 15 main restart`, which ends every connection). The writer reports the
+/// lost connections, reconnects and goes on writing; after it is killed,
+/// everything it acknowledged, before and after the restart, is there and
+/// the chains hold. It restarts the shared server, so only
+/// `.ci/check-postgres.sh` runs it (STRIVE_PG_RESTART=1), alone.
+#[test]
+fn acknowledged_writes_survive_a_server_restart() {
+    if std::env::var_os("STRIVE_PG_RESTART").is_none() {
+        eprintln!(
+            "note: acknowledged_writes_survive_a_server_restart restarts the shared server, so \
+             it runs in .ci/check-postgres.sh (STRIVE_PG_RESTART=1), not here"
+        );
+        return;
+    }
+    let Some(store) = TestStore::postgres("acknowledged_writes_survive_a_server_restart") else {
+        return;
+    };
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    let records = || -> i64 {
+        let mut client = postgres::Client::connect(store.url(), postgres::NoTls).expect("connect");
+        client
+            .query_one("SELECT count(*) FROM strive_kv", &[])
+            .expect("count")
+            .get(0)
+    };
+    let mut after_restart = 0;
+    let acks = run_during(
+        &store.location,
+        false,
+        log.reopen().expect("log").into(),
+        || {
+            std::thread::sleep(Duration::from_millis(800));
+            let restart = Command::new("pg_ctlcluster")
+                .args(["15", "main", "restart"])
+                .status()
+                .expect("pg_ctlcluster runs");
+            assert!(restart.success(), "the server restarts");
+            after_restart = records();
+            std::thread::sleep(Duration::from_millis(1_500));
+        },
+    );
+    let logged = std::fs::read_to_string(log.path()).expect("the log");
+    assert!(
+        logged.contains("reconnecting"),
+        "the lost connection is reported: {logged}"
+    );
+    assert!(
+        records() > after_restart,
+        "the writer went on after the restart"
+    );
+    let engine = store.open(Options::default());
+    let problems = Checked::new().check(&engine, &acks);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(!acks.is_empty(), "the writer acknowledged nothing");
 }

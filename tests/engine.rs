@@ -4,6 +4,8 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use crate::util::TestStore;
+
 use serde_json::{Map, Value, json};
 use strive_store::{
     Actor, CommandError, CommandOptions, DeployError, Durability, Engine, ListQuery, ManualClock,
@@ -475,14 +477,13 @@ fn expected_sequence_lets_exactly_one_of_two_racers_win() {
 
 #[test]
 fn retried_commands_return_the_original_outcome_across_a_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db");
+    let store = TestStore::new();
     let retry = CommandOptions {
         expected_seq: None,
         command_id: Some("submit-r1".into()),
     };
     let first = {
-        let engine = Engine::open(&path, Options::default()).expect("open");
+        let engine = store.open_with(Options::default()).expect("open");
         deploy_fixture(&engine);
         engine
             .start("review", "r1", &author(), Map::new(), None, none())
@@ -509,7 +510,7 @@ fn retried_commands_return_the_original_outcome_across_a_reopen() {
         assert_eq!(unreplayed(&again), unreplayed(&first));
         first
     };
-    let engine = Engine::open(&path, Options::default()).expect("reopen");
+    let engine = store.open_with(Options::default()).expect("reopen");
     let before = log_bytes(&engine);
     let again = engine
         .fire(
@@ -544,11 +545,10 @@ fn unreplayed(outcome: &strive_store::Outcome) -> strive_store::Outcome {
 
 #[test]
 fn deadlines_fire_once_across_a_reopen_and_leaving_cancels_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db");
+    let store = TestStore::new();
     let clock = Arc::new(ManualClock::new(at("2026-05-01T00:00:00Z")));
     {
-        let engine = Engine::open(&path, clocked(&clock)).expect("open");
+        let engine = store.open_with(clocked(&clock)).expect("open");
         deploy_fixture(&engine);
         engine
             .start("review", "late", &author(), Map::new(), None, none())
@@ -575,14 +575,14 @@ fn deadlines_fire_once_across_a_reopen_and_leaving_cancels_them() {
             .expect("submit");
     }
     clock.set(at("2026-05-20T00:00:00Z"));
-    let engine = Engine::open(&path, clocked(&clock)).expect("reopen");
+    let engine = store.open_with(clocked(&clock)).expect("reopen");
     let fired = engine.fire_due(at("2026-05-20T00:00:00Z")).expect("tick");
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].instance, "late");
     assert_eq!(fired[0].event, "overdue");
     assert!(fired[0].result.is_ok());
     drop(engine);
-    let engine = Engine::open(&path, clocked(&clock)).expect("reopen again");
+    let engine = store.open_with(clocked(&clock)).expect("reopen again");
     assert!(
         engine
             .fire_due(at("2026-06-30T00:00:00Z"))
@@ -804,8 +804,7 @@ fn subscribers_resume_from_a_position() {
 /// guards the reopen and the data, not the timing.
 #[test]
 fn a_closed_store_reopens_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db");
+    let store = TestStore::new();
     let mut written = 0;
     for round in 0..30 {
         // Buffered, so that sled's background writes are still in flight
@@ -814,8 +813,9 @@ fn a_closed_store_reopens_at_once() {
             durability: Durability::Buffered,
             ..Options::default()
         };
-        let engine =
-            Engine::open(&path, buffered).unwrap_or_else(|error| panic!("round {round}: {error}"));
+        let engine = store
+            .open_with(buffered)
+            .unwrap_or_else(|error| panic!("round {round}: {error}"));
         assert_eq!(engine.total_events(), written, "round {round}");
         if round == 0 {
             deploy_fixture(&engine);

@@ -9,7 +9,7 @@ use serde_json::{Map, json};
 use strive_store::{Actor, CommandError, CommandOptions, Engine, OpenError, Options, StoredEvent};
 
 use crate::storage::NOTES;
-use crate::util::{strive, text};
+use crate::util::{TestStore, strive, text};
 
 fn with_partitions(partitions: u32) -> Options {
     Options {
@@ -184,15 +184,14 @@ fn the_same_id_or_a_look_alike_is_refused_in_any_partition() {
 
 #[test]
 fn a_reopened_store_keeps_its_partitions_and_every_acknowledged_event() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("store");
+    let store = TestStore::new();
     let before = {
-        let engine = Engine::open(&db, with_partitions(4)).expect("open");
+        let engine = store.open_with(with_partitions(4)).expect("open");
         fill(&engine, 12);
         partition_logs(&engine)
     };
     // Opened with the default options, the store still has 4 partitions.
-    let engine = Engine::open(&db, Options::default()).expect("reopen");
+    let engine = store.open_with(Options::default()).expect("reopen");
     assert_eq!(engine.partitions(), 4);
     let after = partition_logs(&engine);
     let hashes = |logs: &[Vec<StoredEvent>]| -> Vec<Vec<String>> {
@@ -211,11 +210,11 @@ fn a_reopened_store_keeps_its_partitions_and_every_acknowledged_event() {
         )
         .expect("writable after reopen");
     drop(engine);
-    reopen_and_check_closed(&db);
+    reopen_and_check_closed(&store);
 }
 
-fn reopen_and_check_closed(db: &Path) {
-    let engine = Engine::open(db, Options::default()).expect("reopen");
+fn reopen_and_check_closed(store: &TestStore) {
+    let engine = store.open(Options::default());
     let snapshot = engine.instance("doc-3").expect("read").expect("exists");
     assert_eq!(snapshot.instance.stage, "closed");
 }

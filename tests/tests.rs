@@ -17,6 +17,7 @@ mod migrate;
 mod model;
 mod ocel;
 mod partitions;
+mod postgres;
 mod publish;
 mod receipt;
 mod simulate;

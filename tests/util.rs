@@ -120,3 +120,100 @@ pub fn sizes(engine: &strive_store::Engine) -> Vec<u64> {
         .map(|p| engine.last_gseq_in(p))
         .collect()
 }
+
+/// The PostgreSQL server the PostgreSQL tests use (issue #15):
+/// `STRIVE_POSTGRES_URL`, else the local server's `postgres` database.
+pub fn postgres_server() -> String {
+    std::env::var("STRIVE_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Where a test keeps its store: a temporary directory, or a fresh
+/// PostgreSQL database dropped when this is dropped.
+pub struct TestStore {
+    /// `--db` for the CLI: a path, or a database URL.
+    pub location: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    _database: Option<strive_store::TemporaryDatabase>,
+}
+
+impl TestStore {
+    /// A store in the backend the suite runs on: a database on the server
+    /// in `STRIVE_TEMPORARY_URL` when it is set (the PostgreSQL matrix,
+    /// `.ci/check-postgres.sh`), else a directory.
+    pub fn new() -> TestStore {
+        match std::env::var(strive_store::TEMPORARY_URL_VAR) {
+            Ok(server) => TestStore::database_on(&server).expect("the matrix's server is up"),
+            Err(_) => TestStore::directory(),
+        }
+    }
+
+    /// A store in a new temporary directory.
+    pub fn directory() -> TestStore {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestStore {
+            location: dir.path().join("db"),
+            _dir: Some(dir),
+            _database: None,
+        }
+    }
+
+    /// A fresh database on [`postgres_server`], or `None` after a note
+    /// that `test` did not run because no server answers; under CI the
+    /// server must answer, so a missing one fails the test.
+    pub fn postgres(test: &str) -> Option<TestStore> {
+        let server = postgres_server();
+        match TestStore::database_on(&server) {
+            Ok(store) => Some(store),
+            Err(error) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must run the PostgreSQL tests ({test}): {error}"
+                );
+                eprintln!("note: {test} skipped: no PostgreSQL server answers: {error}");
+                None
+            }
+        }
+    }
+
+    fn database_on(server: &str) -> Result<TestStore, strive_store::OpenError> {
+        let database = strive_store::TemporaryDatabase::create(server)?;
+        Ok(TestStore {
+            location: PathBuf::from(database.url()),
+            _dir: None,
+            _database: Some(database),
+        })
+    }
+
+    /// The location as text (for `Engine::open_url`).
+    pub fn url(&self) -> &str {
+        self.location.to_str().expect("a UTF-8 location")
+    }
+
+    /// Opens the store (creating it) with `options`.
+    pub fn open(&self, options: strive_store::Options) -> strive_store::Engine {
+        self.open_with(options).expect("the store opens")
+    }
+
+    /// Opens the store (creating it) with `options`, or says why not.
+    pub fn open_with(
+        &self,
+        options: strive_store::Options,
+    ) -> Result<strive_store::Engine, strive_store::OpenError> {
+        strive_store::Engine::open_url(self.url(), options)
+    }
+}
+
+/// A small deterministic generator, so a failing run can be repeated.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number below `bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}

@@ -55,7 +55,11 @@ pub fn run(
     // starts right then waits for it rather than acknowledging nothing.
     let mut attempts = 0;
     let engine = loop {
-        match Engine::open(db, options.clone()) {
+        let opened = match strive_store::location_text(db) {
+            Some(url) => Engine::open_url(url, options.clone()),
+            None => Engine::open(db, options.clone()),
+        };
+        match opened {
             Err(OpenError::Locked { .. }) if attempts < 200 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));

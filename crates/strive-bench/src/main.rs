@@ -13,7 +13,7 @@
 //! alone. `--dir` is where the stores go (default:
 //! `$CARGO_TARGET_DIR/strive-bench`, else `target/strive-bench`); the
 //! fdatasync baselines write there too, so every figure is of one disk.
-//! `--only` takes a comma-separated list of limits, peers, strive, eval,
+//! `--only` takes a comma-separated list of limits, peers, strive, postgres, eval,
 //! compression, blobs, scale, audit, demo; `--budget-ms` and `--repeats` override how long each
 //! measurement runs and how often it is repeated. `--partitions N` makes
 //! the stores of the strive, scale and audit rows with N partitions
@@ -26,6 +26,7 @@ mod blobs;
 mod compression;
 mod fixture;
 mod limits;
+mod postgres;
 mod report;
 mod scale;
 mod sqlite;
@@ -385,6 +386,7 @@ fn run(config: &Config) -> Fallible<Report> {
         let s = "strive";
         let setup = strive::Setup {
             dir,
+            server: None,
             instances: INSTANCES,
             partitions: config.partitions,
             budget,
@@ -463,6 +465,11 @@ fn run(config: &Config) -> Fallible<Report> {
                 }
             }
         }
+    }
+
+    if config.wants("postgres") {
+        progress("postgres");
+        postgres_rows(&mut report, config, &event, &snapshot)?;
     }
 
     if config.wants("eval") {
@@ -670,6 +677,82 @@ fn one_instance_rows(report: &mut Report, key: &str, label: &str, probe: &scale:
     report.note("Replayer::scoped over the deployments and Engine::history, best of 5");
 }
 
+/// The PostgreSQL rows (issue #15): strive on its PostgreSQL backend with
+/// 1 and 64 durable callers, the naive engine on the same server with 1
+/// and 64 connections, and pgbench TPC-B with 64 clients as the ceiling;
+/// skipped, saying why, when no server answers.
+fn postgres_rows(
+    report: &mut Report,
+    config: &Config,
+    event: &[u8],
+    snapshot: &[u8],
+) -> Fallible<()> {
+    let s = "postgres";
+    let server = postgres::server();
+    let (budget, repeats) = (config.budget(), config.repeats());
+    if let Err(note) = postgres::reachable(&server) {
+        for key in [
+            "postgres.durable.c64",
+            "postgres.naive.c64",
+            "postgres.pgbench.c64",
+        ] {
+            report.skip(key, s, key, "tr/s", &note);
+        }
+        return Ok(());
+    }
+    for callers in [1usize, 64] {
+        let setup = strive::Setup {
+            dir: &config.dir,
+            server: Some(&server),
+            instances: INSTANCES,
+            partitions: 1,
+            budget,
+        };
+        let samples = repeat(repeats, || {
+            Ok(strive::fire(&setup, callers, strive::Mode::Flushed)?.per_second)
+        })?;
+        report.add(
+            &format!("postgres.durable.c{callers}"),
+            s,
+            &format!("strive on PostgreSQL, durable fire, {callers} caller(s)"),
+            "tr/s",
+            samples,
+        );
+    }
+    report.note("a group per transaction; commit with synchronous_commit = on");
+    let work = sqlite::Workload {
+        event,
+        snapshot,
+        instances: INSTANCES,
+        budget,
+    };
+    for callers in [1usize, 64] {
+        let samples = repeat(repeats, || postgres::naive(&server, &work, callers))?;
+        report.add(
+            &format!("postgres.naive.c{callers}"),
+            s,
+            &format!("naive engine on PostgreSQL, 1 txn/transition, {callers} connection(s)"),
+            "tr/s",
+            samples,
+        );
+    }
+    let scale = if config.mode == Mode::Quick { 1 } else { 10 };
+    match postgres::pgbench(&server, 64, scale, budget)? {
+        Ok(tps) => {
+            report.add(
+                "postgres.pgbench.c64",
+                s,
+                "pgbench TPC-B, 64 clients (the server's ceiling)",
+                "txn/s",
+                vec![tps],
+            );
+            report.note(format!("scale {scale}; 5 statements per transaction"));
+        }
+        Err(note) => report.skip("postgres.pgbench.c64", s, "pgbench TPC-B", "txn/s", &note),
+    }
+    Ok(())
+}
+
 /// The targets of issue #10 (format 2), as ratios and bounds. The SQLite
 /// baseline is the append-order log at 1,000 per commit, as the issue
 /// names it; the state-in-memory peer is shown beside it without a target.
@@ -689,6 +772,12 @@ fn targets(report: &mut Report, full_demo: bool) {
     report.ratio("strive.synced.c64", sqlite, Some(1.5));
     report.ratio("strive.synced.c64", "peers.sqlite.memory.1000", None);
     report.ratio("eval.memory", "peers.xstate", Some(4.0));
+    // Issue #15's targets for the PostgreSQL backend.
+    report.ratio("postgres.durable.c64", "postgres.naive.c1", Some(10.0));
+    report.ratio("postgres.durable.c64", "postgres.naive.c64", None);
+    report.ratio("postgres.durable.c64", sqlite, Some(1.0));
+    report.ratio("postgres.durable.c64", "postgres.pgbench.c64", None);
+    report.ratio("postgres.durable.c64", "strive.durable.c64", None);
     report.bound("audit.replay", ">=", 1_000_000.0);
     report.bound("audit.replay_core", ">=", 1_000_000.0);
     report.bound("audit.verify.mb", ">=", 300.0);

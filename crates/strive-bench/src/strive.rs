@@ -41,6 +41,9 @@ impl Run {
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
     pub dir: &'a Path,
+    /// When set, each store is a fresh database on this PostgreSQL server
+    /// (a URL of any of its databases) instead of a directory in `dir`.
+    pub server: Option<&'a str>,
     pub instances: usize,
     pub partitions: u32,
     pub budget: Duration,
@@ -50,7 +53,7 @@ pub struct Setup<'a> {
 /// workflow deployed and `instances` instances started (in the buffered
 /// mode, to set up fast).
 pub fn prepare(path: &Path, instances: usize, partitions: u32) -> Fallible<()> {
-    let engine = Engine::open(
+    let engine = open(
         path,
         Options {
             durability: Durability::Buffered,
@@ -88,6 +91,14 @@ pub fn prepare(path: &Path, instances: usize, partitions: u32) -> Fallible<()> {
     Ok(())
 }
 
+/// Opens the store at `location`: a directory, or a database URL.
+fn open(location: &Path, options: Options) -> Fallible<Engine> {
+    Ok(match strive_store::location_text(location) {
+        Some(url) => Engine::open_url(url, options)?,
+        None => Engine::open(location, options)?,
+    })
+}
+
 /// sled 0.34's `flush` writes its log with `sync_file_range`, which
 /// neither flushes the drive's write cache nor the file's metadata. These
 /// hooks add an `fdatasync` of sled's log file after every flush: what a
@@ -120,12 +131,20 @@ pub enum Mode {
 pub fn fire(setup: &Setup<'_>, callers: usize, mode: Mode) -> Fallible<Run> {
     let Setup {
         dir,
+        server,
         instances,
         partitions,
         budget,
     } = *setup;
     let holder = tempfile::tempdir_in(dir)?;
-    let path = holder.path().join("store");
+    // Dropped at the end of the run, after the engine: the database goes.
+    let database = server
+        .map(strive_store::TemporaryDatabase::create)
+        .transpose()?;
+    let path = match &database {
+        Some(database) => std::path::PathBuf::from(database.url()),
+        None => holder.path().join("store"),
+    };
     prepare(&path, instances, partitions)?;
     let options = Options {
         durability: if mode == Mode::Buffered {
@@ -145,7 +164,7 @@ pub fn fire(setup: &Setup<'_>, callers: usize, mode: Mode) -> Fallible<Run> {
             options,
         )?
     } else {
-        Engine::open(&path, options)?
+        open(&path, options)?
     };
     let stop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(callers + 1));

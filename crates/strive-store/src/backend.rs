@@ -4,10 +4,15 @@
 //! engine does not change.
 //!
 //! **Architecture Invariant:** this module is the only code that knows sled.
+//! Its submodule `postgres` (the `postgres` feature) is the only code that
+//! knows PostgreSQL.
 
 use std::path::Path;
 
 use crate::error::{OpenError, StorageError};
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);

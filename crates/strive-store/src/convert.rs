@@ -161,14 +161,20 @@ impl Engine {
 /// with records, or a directory or file that is not a store at all (which
 /// sled would otherwise write its files into).
 fn open_empty(path: &Path) -> Result<Arc<dyn Backend>, OpenError> {
-    crate::probe::require_store_or_room(path)?;
-    let backend = SledBackend::open(path)?;
+    let backend: Arc<dyn Backend> = match crate::url::location_text(path) {
+        // A database URL (issue #15): the same rule, the database empty.
+        Some(url) => crate::url::database_backend(url)?.0,
+        None => {
+            crate::probe::require_store_or_room(path)?;
+            Arc::new(SledBackend::open(path)?)
+        }
+    };
     if backend.range(&[], &[0xFF]).next().is_some() {
         return Err(OpenError::NotEmpty {
             path: path.to_owned(),
         });
     }
-    Ok(Arc::new(backend))
+    Ok(backend)
 }
 
 /// The deadline entries of a format-1 store.

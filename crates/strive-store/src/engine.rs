@@ -96,8 +96,13 @@ impl Engine {
         Engine::temporary_with(Options::default())
     }
 
-    /// A temporary engine with `options`.
+    /// A temporary engine with `options`: on a fresh PostgreSQL database
+    /// when `STRIVE_TEMPORARY_URL` names a server
+    /// ([`crate::TEMPORARY_URL_VAR`]), else in a temporary sled directory.
     pub fn temporary_with(options: Options) -> Result<Engine, OpenError> {
+        if let Some(engine) = crate::url::temporary_database(&options) {
+            return engine;
+        }
         Engine::with_backend(Arc::new(SledBackend::temporary()?), None, options)
     }
 

@@ -165,6 +165,36 @@ pub enum OpenError {
         /// What failed, in words (see [`describe_io`]).
         message: String,
     },
+    /// A database URL that cannot be read (issue #15).
+    Url {
+        /// The URL, without its password.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The database server could not be reached, or refused (issue #15).
+    Server {
+        /// The URL, without its password.
+        url: String,
+        /// What the server or the connection said.
+        message: String,
+    },
+    /// The database's schema was migrated by a newer strive (issue #15).
+    Schema {
+        /// The URL, without its password.
+        url: String,
+        /// The newest schema version found.
+        found: i32,
+        /// The newest version this strive knows.
+        supported: i32,
+    },
+    /// A database URL was given to a strive built without that backend.
+    NoBackend {
+        /// The URL, without its password.
+        url: String,
+        /// The cargo feature that adds the backend.
+        feature: &'static str,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -224,6 +254,31 @@ impl fmt::Display for OpenError {
                  range (about one per core the writers may use)"
             ),
             OpenError::Io { path, message } => write!(f, "{}: {message}", path.display()),
+            OpenError::Url { url, message } => write!(
+                f,
+                "{url} is not a database URL strive can use ({message}); write it as \
+                 postgres://USER@HOST:PORT/DATABASE"
+            ),
+            OpenError::Server { url, message } => write!(
+                f,
+                "cannot open the PostgreSQL database {url}: {message}; check that the server \
+                 runs and accepts connections (on Debian: `pg_ctlcluster 15 main start`), that \
+                 the database exists and that the user may connect to it"
+            ),
+            OpenError::Schema {
+                url,
+                found,
+                supported,
+            } => write!(
+                f,
+                "the database {url} has strive schema version {found}, but this strive knows \
+                 versions up to {supported}; use a strive release that matches the database"
+            ),
+            OpenError::NoBackend { url, feature } => write!(
+                f,
+                "{url} names a database, but this strive was built without the `{feature}` \
+                 feature; build it with `--features {feature}`, or give a directory"
+            ),
         }
     }
 }

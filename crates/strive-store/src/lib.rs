@@ -61,9 +61,12 @@ mod records;
 mod scan;
 mod state;
 mod stats;
+mod url;
 mod writer;
 
 pub use access::GrantInfo;
+#[cfg(feature = "postgres")]
+pub use backend::postgres::{MIGRATIONS, PostgresBackend, RECONNECT_WAIT, TemporaryDatabase};
 pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
@@ -79,6 +82,7 @@ pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
 pub use strive_core::{
     AccessError, Actor, Event, EventKind, Grant, Instance, MigrationPlan, PlanError, Rejection,
 };
+pub use url::{TEMPORARY_URL_VAR, is_database_url, location_text};
 
 /// Marks a point where the crash tests can stop the process
 /// (`strive_store::failpoints`); compiles to nothing without the
