@@ -334,6 +334,13 @@ pub(crate) struct Writer {
     /// The Merkle log as this writer has applied it.
     pub(crate) tree: TileLog,
     pub(crate) last_write_back: Instant,
+    /// The engine clock's time at the last write-back, which measures the
+    /// write-back interval instead of `last_write_back` when `inline`.
+    pub(crate) last_write_back_at: jiff::Timestamp,
+    /// Whether this writer runs on its callers' threads
+    /// (`Engine::with_backend_inline`), where nothing may read the wall
+    /// clock, so that a seeded run is repeatable.
+    pub(crate) inline: bool,
     pub(crate) codec: Codec,
 }
 
@@ -364,6 +371,7 @@ impl Writer {
             .read()
             .map(|t| t.clone())
             .unwrap_or_default();
+        let now = options.clock.now();
         Writer {
             next_position: tree.size() + 1,
             backend,
@@ -373,6 +381,8 @@ impl Writer {
             cache: InstanceCache::new(CACHE_BYTES),
             tree,
             last_write_back: Instant::now(),
+            last_write_back_at: now,
+            inline: false,
             codec: block::DEFAULT_CODEC,
         }
     }
@@ -416,9 +426,21 @@ impl Writer {
             drop(jobs);
             let _ = handle.join();
         }
-        // Every sender is gone: write the state back, so that the next open
-        // replays nothing, and make it durable before exiting. A poisoned
-        // engine writes nothing: what it holds may not match the disk.
+        self.shut_down();
+    }
+
+    /// Decides, applies, flushes and answers `group` on this thread: the
+    /// writer and its flusher as one step (the deterministic mode).
+    #[cfg(feature = "sim")]
+    pub(crate) fn run_inline(&mut self, group: Vec<Request>) {
+        let job = self.write_group(group);
+        self.flusher().finish(job);
+    }
+
+    /// Once every sender is gone: writes the state back, so that the next
+    /// open replays nothing, and makes it durable. A poisoned engine writes
+    /// nothing: what it holds may not match the disk.
+    pub(crate) fn shut_down(&mut self) {
         if self.poisoned().is_some() {
             return;
         }
@@ -428,6 +450,27 @@ impl Writer {
         if let Err(error) = self.backend.flush() {
             tracing::error!(%error, "final flush failed");
         }
+    }
+
+    /// Whether the write-back interval has passed since the last one: by
+    /// the monotonic clock, or inline by the engine's clock.
+    fn write_back_late(&self) -> bool {
+        if self.inline {
+            let elapsed = self
+                .options
+                .clock
+                .now()
+                .duration_since(self.last_write_back_at);
+            elapsed >= jiff::SignedDuration::try_from(WRITE_BACK_INTERVAL).unwrap_or_default()
+        } else {
+            self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL
+        }
+    }
+
+    /// Notes that the state was just written back.
+    pub(crate) fn wrote_back(&mut self) {
+        self.last_write_back = Instant::now();
+        self.last_write_back_at = self.options.clock.now();
     }
 
     fn flusher(&self) -> Flusher {
@@ -549,7 +592,7 @@ impl Writer {
         let last = self.next_position - 1;
         let due = state.unlogged
             || self.memtable().len() + state.writes.len() >= WRITE_BACK_KEYS
-            || self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL;
+            || self.write_back_late();
         let mut batch = self.log_batch(&state, start)?;
         let GroupState {
             writes,
@@ -567,6 +610,14 @@ impl Writer {
         } else {
             (None, Some(writes))
         };
+        // Negative control of the simulator (issue #16): a write-back whose
+        // batch leaves out the events the state it writes came from.
+        #[cfg(feature = "sim")]
+        if due && crate::sim::control::active(crate::sim::Control::SnapshotWithoutEvent) {
+            batch
+                .writes
+                .retain(|(key, _)| key.first() != Some(&keys::BLOCK));
+        }
         if let Err(error) = self.backend.apply(std::mem::take(&mut batch.writes)) {
             if let Some(previous) = previous {
                 self.memtable().restore(previous);
@@ -586,7 +637,7 @@ impl Writer {
         }
         if let Some(generation) = batch.written_back {
             self.memtable().written_back(generation);
-            self.last_write_back = Instant::now();
+            self.wrote_back();
         }
         if let Some(writes) = writes {
             self.memtable().extend(writes);
@@ -668,7 +719,7 @@ impl Writer {
         writes.push(self.applied_marker(self.next_position - 1));
         self.backend.apply(writes)?;
         self.memtable().written_back(snapshot.generation);
-        self.last_write_back = Instant::now();
+        self.wrote_back();
         Ok(())
     }
 }
