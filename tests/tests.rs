@@ -17,6 +17,7 @@ mod model;
 mod ocel;
 mod partitions;
 mod receipt;
+mod sim;
 mod simulate;
 mod storage;
 mod util;
