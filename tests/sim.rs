@@ -178,3 +178,75 @@ fn negative_controls_are_caught() {
         eprintln!("sim: {control:?} caught: {failure}");
     }
 }
+
+/// Found by the simulator (seed 0x5eed202c of the first version, step
+/// 374): a flush fails, so the command is answered with an error and the
+/// engine refuses writes; the service opens a new engine over the same
+/// backend, whose applied writes are still not durable. That engine took
+/// what it read for durable: it answered the retried command id as done,
+/// from an idempotency record a crash could still lose, and reported the
+/// unflushed events as committed. Opening now flushes first.
+#[test]
+fn an_engine_opened_over_unflushed_writes_makes_them_durable_before_answering() {
+    use std::sync::Arc;
+    use strive_store::sim::SimBackend;
+    use strive_store::{Actor, CommandOptions, ManualClock, Options};
+
+    let clock = Arc::new(ManualClock::new(
+        "2026-03-01T00:00:00Z".parse().expect("a time"),
+    ));
+    let options = Options {
+        clock: clock.clone(),
+        partitions: 1,
+        ..Options::default()
+    };
+    let backend = Arc::new(SimBackend::new());
+    let engine = sim::open_inline(backend.clone(), options.clone()).expect("open");
+    let admin = Actor::new("admin", &["admin"]);
+    let files: Vec<(Option<&str>, &str)> = strive_campaign::DEFINITIONS
+        .iter()
+        .map(|(name, text)| (Some(*name), *text))
+        .collect();
+    engine.deploy_all(&files, &admin).expect("deploy");
+    let command = CommandOptions {
+        expected_seq: None,
+        command_id: Some("start-b1".to_owned()),
+    };
+    let lead = Actor::new("lead", &["leading_group"]);
+    let start = |engine: &Engine| {
+        engine.start(
+            strive_campaign::BUREAU,
+            "b1",
+            &lead,
+            Default::default(),
+            None,
+            command.clone(),
+        )
+    };
+    // Past the write-back interval, so the start's batch writes the state
+    // back too and the reopen has no log tail to recover (and flush).
+    clock.advance(std::time::Duration::from_secs(2));
+    backend.fail_next_flush();
+    assert!(
+        start(&engine).is_err(),
+        "the failed flush is not acknowledged"
+    );
+    drop(engine);
+    let engine = sim::open_inline(backend.clone(), options.clone()).expect("reopen");
+    let outcome = start(&engine).expect("the retry is answered");
+    assert!(
+        outcome.replayed,
+        "the start was applied before the flush failed"
+    );
+    // A crash now keeps only what is durable (and the engine's destructor
+    // reaches only the dead disk).
+    let survivor = Arc::new(backend.crash(0));
+    drop(engine);
+    let engine = sim::open_inline(survivor, options).expect("open after the crash");
+    let event = engine.event(outcome.gseq).expect("read");
+    assert_eq!(
+        event.map(|e| e.hash),
+        Some(outcome.hash),
+        "the acknowledged start survives the crash"
+    );
+}

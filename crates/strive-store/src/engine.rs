@@ -1325,6 +1325,12 @@ fn open_writers(
 ) -> Result<(Arc<Shared>, Vec<Writer>), OpenError> {
     let shown = path.map_or_else(|| PathBuf::from("(temporary)"), Path::to_owned);
     let partitions = check_format(&**backend, &shown, options.partitions)?;
+    // The engine takes what it reads for durable: the end of each log is
+    // what it reports committed, and it answers retried command ids from
+    // the records it finds. A backend reopened in the same process after a
+    // failed flush still holds applied writes that are not durable, so
+    // they are made durable first (found by the simulator, issue #16).
+    backend.flush()?;
     crate::guard::record_clock(&**backend, &*options.clock)?;
     let opened = (0..partitions)
         .map(|p| open_partition(&**backend, p))
