@@ -55,7 +55,7 @@ enum Route {
     /// The writers themselves, by partition, run on the caller's thread
     /// (`Engine::with_backend_inline`).
     #[cfg(feature = "sim")]
-    Inline(Vec<Writer>),
+    Inline(Vec<crate::writer::Inline>),
 }
 
 impl Drop for Inner {
@@ -64,12 +64,7 @@ impl Drop for Inner {
         // The senders must go before the writers are joined.
         match self.requests.lock().ok().and_then(|mut r| r.take()) {
             #[cfg(feature = "sim")]
-            Some(Route::Inline(writers)) => {
-                // What a writer thread does once its queue is closed.
-                for mut writer in writers {
-                    writer.shut_down();
-                }
-            }
+            Some(Route::Inline(writers)) => writers.into_iter().for_each(|w| w.shut_down()),
             route => drop(route),
         }
         if let Ok(mut writers) = self.writers.lock() {
@@ -162,12 +157,13 @@ impl Engine {
         backend: Arc<dyn Backend>,
         options: Options,
     ) -> Result<Engine, OpenError> {
-        let (shared, mut writers) = open_writers(&backend, None, &options)?;
-        for writer in &mut writers {
-            writer.inline = true;
-            writer.wrote_back();
-        }
-        let route = Route::Inline(writers);
+        let (shared, writers) = open_writers(&backend, None, &options)?;
+        let route = Route::Inline(
+            writers
+                .into_iter()
+                .map(crate::writer::Inline::new)
+                .collect(),
+        );
         Ok(Engine::assemble(
             backend,
             shared,
@@ -243,7 +239,7 @@ impl Engine {
                 let writer = writers
                     .get_mut(partition as usize)
                     .ok_or(StorageError::Closed)?;
-                writer.run_inline(vec![request]);
+                writer.run(vec![request]);
                 return response.try_recv().map_err(|_| StorageError::Closed);
             }
         }
@@ -253,26 +249,37 @@ impl Engine {
         response.recv().map_err(|_| StorageError::Closed)
     }
 
-    /// Runs `cmds` as one group of `partition`'s writer, inline, and
-    /// returns each one's answer in order: the group commit of commands
-    /// that arrived together, in the deterministic mode.
+    /// Runs `step` on `partition`'s inline writer.
     #[cfg(feature = "sim")]
-    pub(crate) fn run_group(
+    fn inline<T>(
         &self,
         partition: u32,
-        cmds: Vec<Cmd>,
-    ) -> Result<Vec<Result<Outcome, CommandError>>, StorageError> {
+        step: impl FnOnce(&mut crate::writer::Inline) -> T,
+    ) -> Result<T, StorageError> {
         let mut requests = self
             .inner
             .requests
             .lock()
             .map_err(|_| StorageError::Closed)?;
-        let Some(Route::Inline(writers)) = requests.as_mut() else {
-            return Err(StorageError::Closed);
-        };
-        let writer = writers
-            .get_mut(partition as usize)
-            .ok_or(StorageError::Closed)?;
+        match requests.as_mut() {
+            Some(Route::Inline(writers)) => writers
+                .get_mut(partition as usize)
+                .map(step)
+                .ok_or(StorageError::Closed),
+            _ => Err(StorageError::Closed),
+        }
+    }
+
+    /// Decides and applies `cmds` as one group of `partition`'s inline
+    /// writer: the group commit of commands that arrived together. Each
+    /// answer arrives once the group is flushed ([`Engine::flush_group`],
+    /// or any later command of the partition).
+    #[cfg(feature = "sim")]
+    pub(crate) fn apply_group(
+        &self,
+        partition: u32,
+        cmds: Vec<Cmd>,
+    ) -> Result<Vec<mpsc::Receiver<Result<Outcome, CommandError>>>, StorageError> {
         let (group, answers): (Vec<Request>, Vec<_>) = cmds
             .into_iter()
             .map(|cmd| {
@@ -281,11 +288,21 @@ impl Engine {
                 (Request { cmd, reply }, answer)
             })
             .unzip();
-        writer.run_inline(group);
-        answers
-            .into_iter()
-            .map(|answer| answer.try_recv().map_err(|_| StorageError::Closed))
-            .collect()
+        self.inline(partition, |writer| writer.apply(group))?;
+        Ok(answers)
+    }
+
+    /// Flushes and answers the oldest group `partition`'s inline writer
+    /// applied; `false` when none waits.
+    #[cfg(feature = "sim")]
+    pub(crate) fn flush_group(&self, partition: u32) -> Result<bool, StorageError> {
+        self.inline(partition, crate::writer::Inline::flush_one)
+    }
+
+    /// How many applied groups wait for their flush in `partition`.
+    #[cfg(feature = "sim")]
+    pub(crate) fn groups_waiting(&self, partition: u32) -> Result<usize, StorageError> {
+        self.inline(partition, |writer| writer.waiting())
     }
 
     // -- definitions --------------------------------------------------------

@@ -20,7 +20,9 @@
 //! **Architecture Invariant:** every write to a partition goes through its
 //! writer thread, so log positions are assigned without locks and each
 //! partition's sequence is gapless: numbers are taken only by accepted
-//! commands, inside the batch that records them.
+//! commands, inside the batch that records them. (In the simulator's
+//! inline mode, `sim` feature, the writer runs on its caller's thread
+//! under the engine's lock instead: still one writer per partition.)
 
 mod access;
 mod decide;
@@ -429,14 +431,6 @@ impl Writer {
         self.shut_down();
     }
 
-    /// Decides, applies, flushes and answers `group` on this thread: the
-    /// writer and its flusher as one step (the deterministic mode).
-    #[cfg(feature = "sim")]
-    pub(crate) fn run_inline(&mut self, group: Vec<Request>) {
-        let job = self.write_group(group);
-        self.flusher().finish(job);
-    }
-
     /// Once every sender is gone: writes the state back, so that the next
     /// open replays nothing, and makes it durable. A poisoned engine writes
     /// nothing: what it holds may not match the disk.
@@ -721,6 +715,73 @@ impl Writer {
         self.memtable().written_back(snapshot.generation);
         self.wrote_back();
         Ok(())
+    }
+}
+
+/// A partition's writer and its flusher run as steps on the caller's thread
+/// (the deterministic mode, `Engine::with_backend_inline`): `apply` is the
+/// writer's step, deciding and applying a group, `flush_one` the
+/// flusher's, making the oldest applied group durable and answering it. In
+/// between, as with the threads, the next group is decided against writes
+/// that are applied and not yet durable.
+#[cfg(feature = "sim")]
+pub(crate) struct Inline {
+    writer: Writer,
+    /// Groups applied and not yet flushed, oldest first.
+    applied: std::collections::VecDeque<Job>,
+}
+
+/// The applied groups an inline writer keeps waiting before it flushes the
+/// oldest: the threaded writer's queue to its flusher holds two.
+#[cfg(feature = "sim")]
+const INLINE_QUEUE: usize = 2;
+
+#[cfg(feature = "sim")]
+impl Inline {
+    pub(crate) fn new(mut writer: Writer) -> Inline {
+        writer.inline = true;
+        writer.wrote_back();
+        Inline {
+            writer,
+            applied: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Decides and applies `group`; its callers hear back once it is
+    /// flushed.
+    pub(crate) fn apply(&mut self, group: Vec<Request>) {
+        if self.applied.len() >= INLINE_QUEUE {
+            self.flush_one();
+        }
+        let job = self.writer.write_group(group);
+        self.applied.push_back(job);
+    }
+
+    /// Flushes and answers the oldest applied group; `false` if none waits.
+    pub(crate) fn flush_one(&mut self) -> bool {
+        let Some(job) = self.applied.pop_front() else {
+            return false;
+        };
+        self.writer.flusher().finish(job);
+        true
+    }
+
+    /// How many applied groups wait for their flush.
+    pub(crate) fn waiting(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// Applies `group` and flushes everything up to it: a caller waiting
+    /// for its answer.
+    pub(crate) fn run(&mut self, group: Vec<Request>) {
+        self.apply(group);
+        while self.flush_one() {}
+    }
+
+    /// What the writer thread does once its queue is closed.
+    pub(crate) fn shut_down(mut self) {
+        while self.flush_one() {}
+        self.writer.shut_down();
     }
 }
 
