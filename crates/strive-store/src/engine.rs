@@ -148,9 +148,12 @@ impl Engine {
     }
 
     /// An engine over `backend` whose writers run inline, on the thread of
-    /// each caller, one command per group, with no writer or flusher
-    /// thread and the write-back interval measured on `options.clock`: the
-    /// deterministic mode the simulator drives (issue #16). Commands must
+    /// each caller (`writer::Inline`), with no writer or flusher thread and
+    /// the write-back interval measured on `options.clock`: the
+    /// deterministic mode the simulator drives (issue #16). A public
+    /// command is a group of its own, flushed before it returns; the
+    /// simulator also applies groups and flushes them as separate steps
+    /// ([`Engine::apply_group`], [`Engine::flush_group`]). Commands must
     /// come from one thread at a time for a run to be repeatable.
     #[cfg(feature = "sim")]
     pub(crate) fn with_backend_inline(

@@ -2,7 +2,10 @@
 //! feature, which no release build turns on.
 //!
 //! The whole engine runs on one thread: its writers run inline on the
-//! caller's thread (no writer or flusher thread), its clock is the
+//! caller's thread (no writer or flusher thread; a writer's step decides
+//! and applies a group, a flusher's step flushes and answers the oldest
+//! applied one, and up to two groups wait in between, as with the
+//! threads), its clock is the
 //! simulator's [`crate::ManualClock`] (the write-back interval included),
 //! and every choice is drawn from one generator seeded by
 //! [`SimConfig::seed`]. So one seed gives one run, step for step, and a
@@ -23,7 +26,9 @@
 //! - a failed apply applies nothing; a failed flush makes nothing durable
 //!   (its batches stay pending: a crash may keep or drop them);
 //! - a corrupted value is one flipped bit in a stored event block, on the
-//!   disk, seen by every reader.
+//!   disk, seen by every reader. A flip that leaves the block decoding to
+//!   the same digests and event bytes (zstd ignores a few bits of its own
+//!   encoding) changes no history and is counted as benign.
 //!
 //! What it does not model: torn batches (sled's batches are atomic), a
 //! flush that reports success and loses data, or rot in anything but the
@@ -41,7 +46,9 @@
 //! stage allows (one time in twenty, any event) with a payload generated
 //! from the definition, by a random actor with one of the transition's
 //! roles, with an expected sequence number that is right, missing or one
-//! ahead (a lost race), and half the time a command id; a retry of an
+//! ahead (a lost race), and half the time a command id; a burst of two to
+//! six such fires decided as one group per partition, answered only when
+//! a later flusher step (or command) flushes it; a retry of an
 //! acknowledged command by its id, or of one whose answer a failure lost;
 //! a deadline sweep ([`crate::Engine::fire_due`]) on the simulated clock.
 //! A third of the reopens have a power cut armed, which strikes during the
@@ -63,9 +70,10 @@
 //! - retried commands answer their first outcome, from their idempotency
 //!   record.
 //!
-//! And at every step: a refused command changed nothing (no batch, no
-//! event, the same snapshot); the engine refuses writes only after an
-//! injected I/O fault; a corrupted block is reported by the verifier.
+//! And at every step: a refused command sent alone changed nothing (no
+//! batch, no event, the same snapshot); the engine refuses writes only
+//! after an injected I/O fault; a corrupted block is reported by the
+//! verifier (unless benign), which passes again once it is restored.
 //!
 //! **Architecture Invariant:** the simulator reaches the engine through
 //! its public API plus two hooks: [`crate::Engine`]'s inline mode and the
@@ -87,8 +95,8 @@ use crate::error::OpenError;
 use crate::records::Options;
 
 /// Opens an engine over `backend` in the deterministic mode: its writers
-/// run on the calling thread, one command per group, and measure the
-/// write-back interval on `options.clock`. Commands must come from one
+/// run on the calling thread (each command a group, flushed before it
+/// returns) and measure the write-back interval on `options.clock`. Commands must come from one
 /// thread at a time for a run to repeat.
 pub fn open_inline(backend: Arc<SimBackend>, options: Options) -> Result<Engine, OpenError> {
     Engine::with_backend_inline(backend, options)
