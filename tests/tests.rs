@@ -20,6 +20,7 @@ mod partitions;
 mod postgres;
 mod publish;
 mod receipt;
+mod sim;
 mod simulate;
 mod storage;
 mod util;

@@ -40,18 +40,32 @@ pub struct Engine {
 struct Inner {
     backend: Arc<dyn Backend>,
     shared: Arc<Shared>,
-    /// Each partition's writer queue, by partition.
-    requests: Mutex<Option<Vec<Sender<Request>>>>,
+    /// How commands reach each partition's writer; `None` once closed.
+    requests: Mutex<Option<Route>>,
     writers: Mutex<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
     enforce_grants: bool,
 }
 
+/// How commands reach the writers.
+enum Route {
+    /// Each partition's writer queue, by partition; each writer runs on
+    /// its own thread.
+    Threads(Vec<Sender<Request>>),
+    /// The writers themselves, by partition, run on the caller's thread
+    /// (`Engine::with_backend_inline`).
+    #[cfg(feature = "sim")]
+    Inline(Vec<crate::writer::Inline>),
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it drains what is queued.
-        if let Ok(mut requests) = self.requests.lock() {
-            requests.take();
+        // The senders must go before the writers are joined.
+        match self.requests.lock().ok().and_then(|mut r| r.take()) {
+            #[cfg(feature = "sim")]
+            Some(Route::Inline(writers)) => writers.into_iter().for_each(|w| w.shut_down()),
+            route => drop(route),
         }
         if let Ok(mut writers) = self.writers.lock() {
             for handle in writers.drain(..) {
@@ -114,42 +128,7 @@ impl Engine {
         path: Option<PathBuf>,
         options: Options,
     ) -> Result<Engine, OpenError> {
-        let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
-        let partitions = check_format(&*backend, &shown, options.partitions)?;
-        crate::guard::record_clock(&*backend, &*options.clock)?;
-        let opened = (0..partitions)
-            .map(|p| open_partition(&*backend, p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let heads = opened.iter().map(|o| (o.last, o.tree.clone())).collect();
-        let shared = Arc::new(Shared::new(heads));
-        load_definitions(&*backend, &shared)?;
-        let enforce_grants = options.enforce_grants;
-        // Partition 0 first: its log holds the deployments the others use.
-        let mut damaged = None;
-        let mut writers = Vec::with_capacity(opened.len());
-        for (partition, opened) in (0u32..).zip(opened) {
-            let mut writer =
-                Writer::new(backend.clone(), shared.clone(), options.clone(), partition);
-            let damage = match opened.damaged {
-                Some(damage) => Some(damage),
-                None => recover(&mut writer, &opened, &shown)?,
-            };
-            if let Some(damage) = damage {
-                let damage = if partitions > 1 {
-                    format!("partition {partition}: {damage}")
-                } else {
-                    damage
-                };
-                damaged.get_or_insert(damage);
-            }
-            writers.push(writer);
-        }
-        if let Some(cause) = damaged {
-            tracing::error!(path = %shown.display(), %cause, "the store opens for reading only");
-            if let Ok(mut poisoned) = shared.poisoned.lock() {
-                *poisoned = Some(cause);
-            }
-        }
+        let (shared, writers) = open_writers(&backend, path.as_deref(), &options)?;
         let mut senders = Vec::with_capacity(writers.len());
         let mut handles = Vec::with_capacity(writers.len());
         for writer in writers {
@@ -163,17 +142,78 @@ impl Engine {
             senders.push(sender);
             handles.push(handle);
         }
-        tracing::debug!(path = %shown.display(), partitions, "engine opened");
-        Ok(Engine {
+        Ok(Engine::assemble(
+            backend,
+            shared,
+            path,
+            options,
+            Route::Threads(senders),
+            handles,
+        ))
+    }
+
+    /// An engine over `backend` whose writers run inline, on the thread of
+    /// each caller (`writer::Inline`), with no writer or flusher thread and
+    /// the write-back interval measured on `options.clock`: the
+    /// deterministic mode the simulator drives (issue #16). A public
+    /// command is a group of its own, flushed before it returns; the
+    /// simulator also applies groups and flushes them as separate steps
+    /// ([`Engine::apply_group`], [`Engine::flush_group`]). Commands must
+    /// come from one thread at a time for a run to be repeatable.
+    #[cfg(feature = "sim")]
+    pub(crate) fn with_backend_inline(
+        backend: Arc<dyn Backend>,
+        options: Options,
+    ) -> Result<Engine, OpenError> {
+        let (shared, writers) = open_writers(&backend, None, &options)?;
+        let route = Route::Inline(
+            writers
+                .into_iter()
+                .map(crate::writer::Inline::new)
+                .collect(),
+        );
+        Ok(Engine::assemble(
+            backend,
+            shared,
+            None,
+            options,
+            route,
+            Vec::new(),
+        ))
+    }
+
+    /// Why the engine refuses writes, if it does: a failed write or flush,
+    /// or a store that opened damaged.
+    #[cfg(feature = "sim")]
+    pub(crate) fn poisoned(&self) -> Option<String> {
+        self.inner
+            .shared
+            .poisoned
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        shared: Arc<Shared>,
+        path: Option<PathBuf>,
+        options: Options,
+        route: Route,
+        handles: Vec<JoinHandle<()>>,
+    ) -> Engine {
+        let shown = path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
+        tracing::debug!(path = %shown.display(), partitions = shared.partitions(), "engine opened");
+        Engine {
             inner: Arc::new(Inner {
                 backend,
                 shared,
-                requests: Mutex::new(Some(senders)),
+                requests: Mutex::new(Some(route)),
                 writers: Mutex::new(handles),
                 path,
-                enforce_grants,
+                enforce_grants: options.enforce_grants,
             }),
-        })
+        }
     }
 
     /// Where the store is, unless it is temporary.
@@ -195,16 +235,82 @@ impl Engine {
     ) -> Result<T, StorageError> {
         let (reply, response) = mpsc::sync_channel(1);
         let request = make(reply);
-        let sender = self
+        let mut requests = self
             .inner
             .requests
             .lock()
-            .map_err(|_| StorageError::Closed)?
-            .as_ref()
-            .and_then(|senders| senders.get(partition as usize).cloned())
-            .ok_or(StorageError::Closed)?;
+            .map_err(|_| StorageError::Closed)?;
+        let sender = match requests.as_mut().ok_or(StorageError::Closed)? {
+            Route::Threads(senders) => senders.get(partition as usize).cloned(),
+            #[cfg(feature = "sim")]
+            Route::Inline(writers) => {
+                let writer = writers
+                    .get_mut(partition as usize)
+                    .ok_or(StorageError::Closed)?;
+                writer.run(vec![request]);
+                return response.try_recv().map_err(|_| StorageError::Closed);
+            }
+        }
+        .ok_or(StorageError::Closed)?;
+        drop(requests);
         sender.send(request).map_err(|_| StorageError::Closed)?;
         response.recv().map_err(|_| StorageError::Closed)
+    }
+
+    /// Runs `step` on `partition`'s inline writer.
+    #[cfg(feature = "sim")]
+    fn inline<T>(
+        &self,
+        partition: u32,
+        step: impl FnOnce(&mut crate::writer::Inline) -> T,
+    ) -> Result<T, StorageError> {
+        let mut requests = self
+            .inner
+            .requests
+            .lock()
+            .map_err(|_| StorageError::Closed)?;
+        match requests.as_mut() {
+            Some(Route::Inline(writers)) => writers
+                .get_mut(partition as usize)
+                .map(step)
+                .ok_or(StorageError::Closed),
+            _ => Err(StorageError::Closed),
+        }
+    }
+
+    /// Decides and applies `cmds` as one group of `partition`'s inline
+    /// writer: the group commit of commands that arrived together. Each
+    /// answer arrives once the group is flushed ([`Engine::flush_group`],
+    /// or any later command of the partition).
+    #[cfg(feature = "sim")]
+    pub(crate) fn apply_group(
+        &self,
+        partition: u32,
+        cmds: Vec<Cmd>,
+    ) -> Result<Vec<mpsc::Receiver<Result<Outcome, CommandError>>>, StorageError> {
+        let (group, answers): (Vec<Request>, Vec<_>) = cmds
+            .into_iter()
+            .map(|cmd| {
+                let (reply, answer) = mpsc::sync_channel(1);
+                let reply = Reply::Command(reply);
+                (Request { cmd, reply }, answer)
+            })
+            .unzip();
+        self.inline(partition, |writer| writer.apply(group))?;
+        Ok(answers)
+    }
+
+    /// Flushes and answers the oldest group `partition`'s inline writer
+    /// applied; `false` when none waits.
+    #[cfg(feature = "sim")]
+    pub(crate) fn flush_group(&self, partition: u32) -> Result<bool, StorageError> {
+        self.inline(partition, crate::writer::Inline::flush_one)
+    }
+
+    /// How many applied groups wait for their flush in `partition`.
+    #[cfg(feature = "sim")]
+    pub(crate) fn groups_waiting(&self, partition: u32) -> Result<usize, StorageError> {
+        self.inline(partition, |writer| writer.waiting())
     }
 
     // -- definitions --------------------------------------------------------
@@ -396,6 +502,22 @@ impl Engine {
         payload: Value,
         options: CommandOptions,
     ) -> Result<Outcome, CommandError> {
+        let (partition, cmd) = self.fire_cmd(instance, event, actor, payload, options)?;
+        self.send(partition, |reply| Request {
+            cmd,
+            reply: Reply::Command(reply),
+        })?
+    }
+
+    /// A fire checked and routed: its partition and the writer's command.
+    pub(crate) fn fire_cmd(
+        &self,
+        instance: &str,
+        event: &str,
+        actor: &Actor,
+        payload: Value,
+        options: CommandOptions,
+    ) -> Result<(u32, Cmd), CommandError> {
         let (actor, instance): (&Actor, &str) = (
             &crate::guard::caller(actor)?,
             &crate::guard::instance_id(instance)?,
@@ -412,10 +534,7 @@ impl Engine {
             payload,
             options,
         };
-        self.send(partition, |reply| Request {
-            cmd,
-            reply: Reply::Command(reply),
-        })?
+        Ok((partition, cmd))
     }
 
     /// Fires every deadline due at or before `now`, each exactly once (also
@@ -1221,6 +1340,57 @@ fn check_format(backend: &dyn Backend, path: &Path, partitions: u32) -> Result<u
     }
 }
 
+/// Checks the store's format, recovers every partition and returns the
+/// state the writers share with readers and the writers, partition 0's
+/// first: everything of an open but how the writers are run.
+fn open_writers(
+    backend: &Arc<dyn Backend>,
+    path: Option<&Path>,
+    options: &Options,
+) -> Result<(Arc<Shared>, Vec<Writer>), OpenError> {
+    let shown = path.map_or_else(|| PathBuf::from("(temporary)"), Path::to_owned);
+    let partitions = check_format(&**backend, &shown, options.partitions)?;
+    // The engine takes what it reads for durable: the end of each log is
+    // what it reports committed, and it answers retried command ids from
+    // the records it finds. A backend reopened in the same process after a
+    // failed flush still holds applied writes that are not durable, so
+    // they are made durable first (found by the simulator, issue #16).
+    backend.flush()?;
+    crate::guard::record_clock(&**backend, &*options.clock)?;
+    let opened = (0..partitions)
+        .map(|p| open_partition(&**backend, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let heads = opened.iter().map(|o| (o.last, o.tree.clone())).collect();
+    let shared = Arc::new(Shared::new(heads));
+    load_definitions(&**backend, &shared)?;
+    // Partition 0 first: its log holds the deployments the others use.
+    let mut damaged = None;
+    let mut writers = Vec::with_capacity(opened.len());
+    for (partition, opened) in (0u32..).zip(opened) {
+        let mut writer = Writer::new(backend.clone(), shared.clone(), options.clone(), partition);
+        let damage = match opened.damaged {
+            Some(damage) => Some(damage),
+            None => recover(&mut writer, &opened, &shown)?,
+        };
+        if let Some(damage) = damage {
+            let damage = if partitions > 1 {
+                format!("partition {partition}: {damage}")
+            } else {
+                damage
+            };
+            damaged.get_or_insert(damage);
+        }
+        writers.push(writer);
+    }
+    if let Some(cause) = damaged {
+        tracing::error!(path = %shown.display(), %cause, "the store opens for reading only");
+        if let Ok(mut poisoned) = shared.poisoned.lock() {
+            *poisoned = Some(cause);
+        }
+    }
+    Ok((shared, writers))
+}
+
 /// A partition's log as found at open.
 struct Opened {
     /// Its last position.
@@ -1278,6 +1448,13 @@ fn recover(
     shown: &Path,
 ) -> Result<Option<String>, OpenError> {
     writer.next_position = opened.applied + 1;
+    // Negative control of the simulator (issue #16): a recovery that skips
+    // the log's tail, leaving the state behind the log.
+    #[cfg(feature = "sim")]
+    if crate::sim::control::active(crate::sim::Control::SkipRecoveryTail) {
+        writer.next_position = opened.last + 1;
+        return Ok(None);
+    }
     if opened.applied < opened.last {
         let backend = writer.backend.clone();
         let log = LogReader {

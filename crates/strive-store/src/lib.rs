@@ -59,6 +59,8 @@ pub mod probe;
 pub mod raw;
 mod records;
 mod scan;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod state;
 mod stats;
 mod url;

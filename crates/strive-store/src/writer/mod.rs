@@ -20,7 +20,9 @@
 //! **Architecture Invariant:** every write to a partition goes through its
 //! writer thread, so log positions are assigned without locks and each
 //! partition's sequence is gapless: numbers are taken only by accepted
-//! commands, inside the batch that records them.
+//! commands, inside the batch that records them. (In the simulator's
+//! inline mode, `sim` feature, the writer runs on its caller's thread
+//! under the engine's lock instead: still one writer per partition.)
 
 mod access;
 mod decide;
@@ -335,6 +337,13 @@ pub(crate) struct Writer {
     /// The Merkle log as this writer has applied it.
     pub(crate) tree: TileLog,
     pub(crate) last_write_back: Instant,
+    /// The engine clock's time at the last write-back, which measures the
+    /// write-back interval instead of `last_write_back` when `inline`.
+    pub(crate) last_write_back_at: jiff::Timestamp,
+    /// Whether this writer runs on its callers' threads
+    /// (`Engine::with_backend_inline`), where nothing may read the wall
+    /// clock, so that a seeded run is repeatable.
+    pub(crate) inline: bool,
     pub(crate) codec: Codec,
 }
 
@@ -365,6 +374,7 @@ impl Writer {
             .read()
             .map(|t| t.clone())
             .unwrap_or_default();
+        let now = options.clock.now();
         Writer {
             next_position: tree.size() + 1,
             backend,
@@ -374,6 +384,8 @@ impl Writer {
             cache: InstanceCache::new(CACHE_BYTES),
             tree,
             last_write_back: Instant::now(),
+            last_write_back_at: now,
+            inline: false,
             codec: block::DEFAULT_CODEC,
         }
     }
@@ -417,9 +429,13 @@ impl Writer {
             drop(jobs);
             let _ = handle.join();
         }
-        // Every sender is gone: write the state back, so that the next open
-        // replays nothing, and make it durable before exiting. A poisoned
-        // engine writes nothing: what it holds may not match the disk.
+        self.shut_down();
+    }
+
+    /// Once every sender is gone: writes the state back, so that the next
+    /// open replays nothing, and makes it durable. A poisoned engine writes
+    /// nothing: what it holds may not match the disk.
+    pub(crate) fn shut_down(&mut self) {
         if self.poisoned().is_some() {
             return;
         }
@@ -429,6 +445,27 @@ impl Writer {
         if let Err(error) = self.backend.flush() {
             tracing::error!(%error, "final flush failed");
         }
+    }
+
+    /// Whether the write-back interval has passed since the last one: by
+    /// the monotonic clock, or inline by the engine's clock.
+    fn write_back_late(&self) -> bool {
+        if self.inline {
+            let elapsed = self
+                .options
+                .clock
+                .now()
+                .duration_since(self.last_write_back_at);
+            elapsed >= jiff::SignedDuration::try_from(WRITE_BACK_INTERVAL).unwrap_or_default()
+        } else {
+            self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL
+        }
+    }
+
+    /// Notes that the state was just written back.
+    pub(crate) fn wrote_back(&mut self) {
+        self.last_write_back = Instant::now();
+        self.last_write_back_at = self.options.clock.now();
     }
 
     fn flusher(&self) -> Flusher {
@@ -550,7 +587,7 @@ impl Writer {
         let last = self.next_position - 1;
         let due = state.unlogged
             || self.memtable().len() + state.writes.len() >= WRITE_BACK_KEYS
-            || self.last_write_back.elapsed() >= WRITE_BACK_INTERVAL;
+            || self.write_back_late();
         let mut batch = self.log_batch(&state, start)?;
         let GroupState {
             writes,
@@ -568,6 +605,14 @@ impl Writer {
         } else {
             (None, Some(writes))
         };
+        // Negative control of the simulator (issue #16): a write-back whose
+        // batch leaves out the events the state it writes came from.
+        #[cfg(feature = "sim")]
+        if due && crate::sim::control::active(crate::sim::Control::SnapshotWithoutEvent) {
+            batch
+                .writes
+                .retain(|(key, _)| key.first() != Some(&keys::BLOCK));
+        }
         if let Err(error) = self.backend.apply(std::mem::take(&mut batch.writes)) {
             if let Some(previous) = previous {
                 self.memtable().restore(previous);
@@ -587,7 +632,7 @@ impl Writer {
         }
         if let Some(generation) = batch.written_back {
             self.memtable().written_back(generation);
-            self.last_write_back = Instant::now();
+            self.wrote_back();
         }
         if let Some(writes) = writes {
             self.memtable().extend(writes);
@@ -669,8 +714,75 @@ impl Writer {
         writes.push(self.applied_marker(self.next_position - 1));
         self.backend.apply(writes)?;
         self.memtable().written_back(snapshot.generation);
-        self.last_write_back = Instant::now();
+        self.wrote_back();
         Ok(())
+    }
+}
+
+/// A partition's writer and its flusher run as steps on the caller's thread
+/// (the deterministic mode, `Engine::with_backend_inline`): `apply` is the
+/// writer's step, deciding and applying a group, `flush_one` the
+/// flusher's, making the oldest applied group durable and answering it. In
+/// between, as with the threads, the next group is decided against writes
+/// that are applied and not yet durable.
+#[cfg(feature = "sim")]
+pub(crate) struct Inline {
+    writer: Writer,
+    /// Groups applied and not yet flushed, oldest first.
+    applied: std::collections::VecDeque<Job>,
+}
+
+/// The applied groups an inline writer keeps waiting before it flushes the
+/// oldest: the threaded writer's queue to its flusher holds two.
+#[cfg(feature = "sim")]
+const INLINE_QUEUE: usize = 2;
+
+#[cfg(feature = "sim")]
+impl Inline {
+    pub(crate) fn new(mut writer: Writer) -> Inline {
+        writer.inline = true;
+        writer.wrote_back();
+        Inline {
+            writer,
+            applied: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Decides and applies `group`; its callers hear back once it is
+    /// flushed.
+    pub(crate) fn apply(&mut self, group: Vec<Request>) {
+        if self.applied.len() >= INLINE_QUEUE {
+            self.flush_one();
+        }
+        let job = self.writer.write_group(group);
+        self.applied.push_back(job);
+    }
+
+    /// Flushes and answers the oldest applied group; `false` if none waits.
+    pub(crate) fn flush_one(&mut self) -> bool {
+        let Some(job) = self.applied.pop_front() else {
+            return false;
+        };
+        self.writer.flusher().finish(job);
+        true
+    }
+
+    /// How many applied groups wait for their flush.
+    pub(crate) fn waiting(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// Applies `group` and flushes everything up to it: a caller waiting
+    /// for its answer.
+    pub(crate) fn run(&mut self, group: Vec<Request>) {
+        self.apply(group);
+        while self.flush_one() {}
+    }
+
+    /// What the writer thread does once its queue is closed.
+    pub(crate) fn shut_down(mut self) {
+        while self.flush_one() {}
+        self.writer.shut_down();
     }
 }
 
