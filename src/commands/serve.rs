@@ -97,6 +97,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
         rate_limit: args.rate_limit,
         burst: (args.rate_limit * 2.0).max(1.0),
         tick: Duration::from_secs(args.tick.max(1)),
+        fire_deadlines: true,
     };
     strive_server::run(engine, tokens, config, |addr| {
         output::line(format!("listening on http://{addr}"));

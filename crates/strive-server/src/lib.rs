@@ -25,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod console;
 mod cursor;
 mod metrics;
 mod model;
@@ -73,6 +74,10 @@ pub struct Config {
     pub burst: f64,
     /// How often due deadlines are fired.
     pub tick: Duration,
+    /// Whether the server fires due deadlines by itself. `strive demo
+    /// --serve` turns it off: the demo runs on a simulated calendar, and
+    /// the wall clock would fire every deadline it left pending.
+    pub fire_deadlines: bool,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             rate_limit: 1000.0,
             burst: 2000.0,
             tick: Duration::from_secs(1),
+            fire_deadlines: true,
         }
     }
 }
@@ -155,6 +161,7 @@ pub async fn serve(
         metrics: Default::default(),
         jobs: Mutex::new(HashMap::new()),
         shutdown,
+        sessions: Default::default(),
     });
     state.reload_tokens()?;
     let background = tokio::spawn(background(state.clone()));
@@ -199,7 +206,7 @@ async fn background(state: Shared) {
 }
 
 async fn fire_due(state: &Shared) {
-    if state.shutting_down() {
+    if state.shutting_down() || !state.config.fire_deadlines {
         return;
     }
     let engine = state.engine.clone();

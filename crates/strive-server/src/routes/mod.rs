@@ -75,6 +75,7 @@ pub(crate) fn router(state: Shared) -> Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
         .nest("/v1", v1)
+        .merge(crate::console::router())
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
