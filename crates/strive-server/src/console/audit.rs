@@ -119,6 +119,7 @@ fn job_view(lang: Lang, job: &VerifyJob) -> maud::Markup {
 /// checkpoint, its note.
 #[derive(Debug, Deserialize)]
 pub(crate) struct VerifyForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     checkpoint: String,

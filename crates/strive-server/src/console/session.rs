@@ -248,7 +248,10 @@ fn signin_page(viewer: &Viewer, status: StatusCode, error: Option<&str>) -> Resp
 /// The sign-in form's fields.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SignIn {
+    #[serde(default)]
     token: String,
+    // A missing token is refused as a wrong one, by this module's page.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -294,6 +297,8 @@ pub(crate) async fn sign_in(
 /// A form that carries only the CSRF token.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CsrfOnly {
+    // A missing token is refused as a wrong one, by this module's page.
+    #[serde(default)]
     csrf: String,
 }
 
