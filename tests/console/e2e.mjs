@@ -49,6 +49,7 @@ async function accessible(page, name) {
 }
 
 async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
   figures.screenshots += 1;
 }

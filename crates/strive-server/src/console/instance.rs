@@ -126,6 +126,8 @@ async fn render(
             div.alert role="alert" data-testid="refusal" { (n.message) }
         }
         h1 { (i.id) " " span.sub { (title) } }
+        div.split {
+            div {
         dl.facts {
             dt { (lang.t("流程", "Workflow")) } dd { a href={ "/definitions/" (layout::encode(&i.workflow)) } { (i.workflow) } " v" (i.version) }
             dt { (lang.t("当前阶段", "Stage now")) } dd data-testid="stage" { (stage_label(&state.engine, lang, &i.workflow, i.version, &i.stage)) " " span.id { (i.stage) } }
@@ -137,18 +139,20 @@ async fn render(
                 dt { (lang.t("期限", "Deadline")) } dd { (when(due.at)) " → " (due.event) }
             }
         }
+                (time_travel(lang, &loaded))
+                section aria-labelledby="data-h" {
+                    h2 #data-h { (lang.t("当前数据", "Data now")) }
+                    (json_block(&Value::Object(i.data.clone())))
+                }
+            }
         section aria-labelledby="diagram-h" {
             h2 #diagram-h { (lang.t("流程图", "Diagram")) }
             div #diagram .no-counts { (layout::diagram(&svg, Some(shown_stage))) }
         }
-        (time_travel(lang, &loaded))
+        }
         section aria-labelledby="actions-h" {
             h2 #actions-h { (lang.t("操作", "Actions")) }
             (action_forms(lang, &user, i.seq, &i.id, &actions))
-        }
-        section aria-labelledby="data-h" {
-            h2 #data-h { (lang.t("数据", "Data")) }
-            (json_block(&Value::Object(i.data.clone())))
         }
         (children(state, lang, &loaded))
         (history(lang, &loaded.history))
@@ -348,10 +352,10 @@ fn actions(loaded: &Loaded, user: &User, lang: Lang) -> Vec<Action> {
                         Some(format!(
                             "{}{}",
                             lang.t("不填时：", "Without a payload: "),
-                            rejection_words(lang, &r)
+                            rejection_words(lang, definition, &r)
                         )),
                     ),
-                    Err(r) => (Some(rejection_words(lang, &r)), None),
+                    Err(r) => (Some(rejection_words(lang, definition, &r)), None),
                 };
             Action {
                 event: event.to_owned(),
@@ -391,19 +395,39 @@ fn payload_fields(definition: &Definition, event: &str) -> Vec<Field> {
 }
 
 /// A refusal in words, in the viewer's language.
-pub(crate) fn rejection_words(lang: Lang, rejection: &Rejection) -> String {
+pub(crate) fn rejection_words(
+    lang: Lang,
+    definition: &Definition,
+    rejection: &Rejection,
+) -> String {
     if lang == Lang::En {
         return rejection.to_string();
     }
+    // Stages by their Chinese names, as the diagram shows them.
+    let stage = |id: &str| {
+        definition
+            .stages
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(id, |s| lang.label(s.label.as_ref(), id))
+            .to_owned()
+    };
+    let stages = |ids: &[String]| {
+        ids.iter()
+            .map(|id| stage(id))
+            .collect::<Vec<_>>()
+            .join("、")
+    };
     match rejection {
         Rejection::UnknownEvent { event } => format!("流程没有事件「{event}」。"),
         Rejection::NotAllowedInStage {
-            stage,
+            stage: current,
             allowed_from,
             ..
         } => format!(
-            "阶段不对：当前阶段「{stage}」不能触发；可触发的阶段：{}。",
-            allowed_from.join("、")
+            "阶段不对：当前阶段「{}」不能触发；可触发的阶段：{}。",
+            stage(current),
+            stages(allowed_from)
         ),
         Rejection::RoleNotAllowed { roles, allowed, .. } => format!(
             "角色不符：你的角色（{}）不能触发；允许的角色：{}。",
@@ -602,7 +626,10 @@ pub(crate) async fn fire(
             Redirect::to(&format!("/instances/{}#history", layout::encode(&id))).into_response(),
         ),
         Ok(Err(error)) => {
-            let message = command_words(lang, &error);
+            let message = match &workflow {
+                Some(w) => command_words(lang, w.definition(), &error),
+                None => error.to_string(),
+            };
             let problem = Problem::from(error);
             let status =
                 StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
@@ -614,11 +641,11 @@ pub(crate) async fn fire(
 }
 
 /// An engine refusal of a command in words.
-fn command_words(lang: Lang, error: &CommandError) -> String {
+fn command_words(lang: Lang, definition: &Definition, error: &CommandError) -> String {
     let prefix = lang.t("引擎拒绝了这个操作：", "The engine refused: ");
     match error {
         CommandError::Rejected { reason, .. } => {
-            format!("{prefix}{}", rejection_words(lang, reason))
+            format!("{prefix}{}", rejection_words(lang, definition, reason))
         }
         CommandError::Conflict {
             expected, actual, ..
