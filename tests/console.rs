@@ -460,6 +460,76 @@ fn forms_fire_as_the_token_and_refusals_show_in_words() {
 }
 
 #[test]
+fn admins_issue_and_revoke_tokens_from_the_access_page() {
+    let demo = demo();
+    let mut admin = Client::new(&demo.server);
+    admin.sign_in(&demo.admin);
+    let page = admin.get("/access");
+    let csrf = hidden(&page.body, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("actor", "inspector-zhao"),
+        ("roles", "auditor, member"),
+        ("expires_at", ""),
+    ];
+    let issued = admin.post("/access/tokens", &form);
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let start = issued
+        .body
+        .find(r#"data-testid="issued""#)
+        .expect("the new token");
+    let token = issued.body[start..]
+        .split("<code>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .expect("the token's text")
+        .to_owned();
+    let mut inspector = Client::new(&demo.server);
+    inspector.sign_in(&token);
+    assert!(inspector.get("/").body.contains("inspector-zhao"));
+    assert_eq!(
+        inspector.get("/access").status,
+        403,
+        "an auditor is no admin"
+    );
+
+    // A wrong CSRF token, or a caller who is no admin, changes nothing.
+    let forged = [
+        ("csrf", "forged"),
+        ("actor", "x"),
+        ("roles", "admin"),
+        ("expires_at", ""),
+    ];
+    assert_eq!(admin.post("/access/tokens", &forged).status, 403);
+    let mut director = Client::new(&demo.server);
+    director.sign_in(&demo.director);
+    let theirs = hidden(&director.get("/").body, "csrf");
+    let escalate = [
+        ("csrf", theirs.as_str()),
+        ("actor", "x"),
+        ("roles", "admin"),
+        ("expires_at", ""),
+    ];
+    assert_eq!(director.post("/access/tokens", &escalate).status, 403);
+
+    let id = demo
+        .tokens
+        .load()
+        .expect("the tokens")
+        .into_iter()
+        .find(|t| t.actor == "inspector-zhao")
+        .expect("the issued token")
+        .id;
+    let revoked = admin.post(&format!("/access/tokens/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(
+        inspector.get("/").status,
+        401,
+        "a revoked token's session ends at once"
+    );
+}
+
+#[test]
 fn the_audit_page_verifies_and_checks_a_kept_checkpoint() {
     let demo = demo();
     let mut client = Client::new(&demo.server);

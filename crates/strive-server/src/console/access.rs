@@ -2,19 +2,26 @@
 //! the server accepts, through the API's own handlers and their admin
 //! check.
 
+use axum::Form;
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
 use maud::html;
+use serde::Deserialize;
 
 use super::layout::{self, th, when};
 use super::session::Viewer;
 use super::{Failure, Page};
-use crate::model::GrantsParams;
-use crate::routes::{Q, admin, grants};
+use crate::model::{GrantsParams, IssueRequest, IssuedBody};
+use crate::routes::{P, Q, admin, grants};
 use crate::state::Shared;
 
 /// `GET /access`: grants and tokens; refused to callers without `admin`.
 pub(crate) async fn page(State(state): State<Shared>, viewer: Viewer) -> Page {
+    render(&state, &viewer, None).await
+}
+
+async fn render(state: &Shared, viewer: &Viewer, issued: Option<IssuedBody>) -> Page {
     let user = viewer.user()?.clone();
     let lang = viewer.lang;
     let held = grants::grants(
@@ -57,11 +64,95 @@ pub(crate) async fn page(State(state): State<Shared>, viewer: Viewer) -> Page {
                     @for t in &tokens {
                         tr { td { code { (t.id) } } td { (t.actor) } td { (t.roles.join(", ")) } td { (when(t.issued_at)) }
                              td { @if let Some(at) = t.expires_at { (when(at)) } @else { "—" } }
-                             td { @if t.revoked_at.is_some() { (lang.t("已撤销", "revoked")) } @else { (lang.t("有效", "active")) } } }
+                             td { @if t.revoked_at.is_some() { (lang.t("已撤销", "revoked")) } @else {
+                                 form.inline method="post" action={ "/access/tokens/" (layout::encode(&t.id)) "/revoke" } {
+                                     input type="hidden" name="csrf" value=(user.csrf);
+                                     button type="submit" aria-label={ (lang.t("撤销令牌 ", "Revoke token ")) (t.id) } { (lang.t("撤销", "Revoke")) }
+                                 }
+                             } } }
                     }
                 }
             }
+            @if let Some(issued) = &issued {
+                p.ok role="status" data-testid="issued" {
+                    (lang.t("新令牌（只显示这一次，请转交本人）：", "The new token (shown this once; hand it to its holder): "))
+                    code { (issued.token) }
+                }
+            }
+            form.filters method="post" action="/access/tokens" aria-label=(lang.t("签发令牌", "Issue a token")) {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
+                label { (lang.t("角色（逗号分隔）", "Roles (comma-separated)")) " " input type="text" name="roles" required; }
+                label { (lang.t("到期（可选，RFC 3339）", "Expires (optional, RFC 3339)")) " " input type="text" name="expires_at"; }
+                button type="submit" { (lang.t("签发", "Issue")) }
+            }
         }
     };
-    Ok(layout::page(&viewer, lang.t("权限", "Access"), body).into_response())
+    Ok(layout::page(viewer, lang.t("权限", "Access"), body).into_response())
+}
+
+/// The issue form's fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IssueForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    roles: String,
+    #[serde(default)]
+    expires_at: String,
+}
+
+/// `POST /access/tokens`: issues a token through the API's own issue, and
+/// shows it once.
+pub(crate) async fn issue(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Form(form): Form<IssueForm>,
+) -> Page {
+    let user = viewer.check_csrf(&form.csrf)?.clone();
+    let request = IssueRequest {
+        actor: form.actor.trim().to_owned(),
+        roles: form
+            .roles
+            .split(',')
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        expires_at: Some(form.expires_at.trim().to_owned()).filter(|e| !e.is_empty()),
+    };
+    let issued = admin::issue_token(&state, &user.caller(), request)
+        .await
+        .map_err(|p| Failure::problem(viewer.lang, p))?;
+    let mut page = render(&state, &viewer, Some(issued)).await?;
+    // The token is shown once: no cache may keep the page.
+    if let Ok(value) = "no-store".parse() {
+        page.headers_mut()
+            .insert(axum::http::header::CACHE_CONTROL, value);
+    }
+    *page.status_mut() = StatusCode::CREATED;
+    Ok(page)
+}
+
+/// The revoke form's field.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /access/tokens/{id}/revoke`: the API's revoke.
+pub(crate) async fn revoke(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    P(id): P<String>,
+    Form(form): Form<RevokeForm>,
+) -> Page {
+    let user = viewer.check_csrf(&form.csrf)?.clone();
+    // The revoked record is the API's answer; the page lists it anew.
+    let _revoked = admin::revoke(State(state), user.caller(), P(id))
+        .await
+        .map_err(|p| Failure::problem(viewer.lang, p))?;
+    Ok(Redirect::to("/access").into_response())
 }

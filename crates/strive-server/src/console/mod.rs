@@ -59,6 +59,8 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/definitions", get(definitions::page))
         .route("/definitions/{workflow}", get(definitions::workflow))
         .route("/access", get(access::page))
+        .route("/access/tokens", post(access::issue))
+        .route("/access/tokens/{id}/revoke", post(access::revoke))
         .route("/pledges", get(pledges::page))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
