@@ -664,6 +664,30 @@ fn serve_demo(db: &Path) -> (std::process::Child, String, HashMap<String, String
     (child, url.expect("the console's address"), tokens)
 }
 
+/// How long the browser test may take (it takes about 13 s here): a hung
+/// browser must fail the test, not stall CI.
+const BROWSER_TIME_BOX: Duration = Duration::from_secs(180);
+
+/// Waits for `child` at most `limit`, killing it then; its output.
+fn within(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("the child can be waited on") {
+            Some(_) => return child.wait_with_output().expect("its output"),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("its output");
+                panic!(
+                    "the browser test took longer than {limit:?}:\n{}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 #[test]
 fn the_console_works_in_a_real_browser() {
     let Some((chromium, _modules)) = browser() else {
@@ -672,15 +696,18 @@ fn the_console_works_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (mut child, url, tokens) = serve_demo(&dir.path().join("campaign.db"));
     let shots = root().join("target/console-screenshots");
-    let output = Command::new("node")
+    let node = Command::new("node")
         .arg(root().join("tests/console/e2e.mjs"))
         .current_dir(root().join("tests/console"))
         .env("STRIVE_CONSOLE_URL", &url)
         .env("STRIVE_CONSOLE_TOKEN", &tokens["director-wang"])
         .env("STRIVE_CHROMIUM", chromium)
         .env("STRIVE_CONSOLE_SHOTS", &shots)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("node runs");
+    let output = within(node, BROWSER_TIME_BOX);
     let _ = child.kill();
     let _ = child.wait();
     let stdout = String::from_utf8_lossy(&output.stdout);

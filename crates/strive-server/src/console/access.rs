@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::layout::{self, th, when};
 use super::session::Viewer;
 use super::{Failure, Page};
-use crate::model::{GrantsParams, IssueRequest, IssuedBody};
+use crate::model::{GrantRequest, GrantsParams, IssueRequest, IssuedBody};
 use crate::routes::{P, Q, admin, grants};
 use crate::state::Shared;
 
@@ -44,17 +44,33 @@ async fn render(state: &Shared, viewer: &Viewer, issued: Option<IssuedBody>) -> 
                 p.none { (lang.t("没有授予记录：服务器按令牌的角色行事。", "No grant is recorded: the server acts on the tokens' roles.")) }
             } @else {
                 table {
-                    thead { tr { (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Role"))) (th(lang.t("范围", "On"))) (th(lang.t("授予人", "By"))) (th(lang.t("时间", "At"))) } }
+                    thead { tr { (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Role"))) (th(lang.t("范围", "On"))) (th(lang.t("授予人", "By"))) (th(lang.t("时间", "At"))) (th(lang.t("操作", "Action"))) } }
                     tbody {
                         @for g in &held {
                             tr { td { (g.actor) } td { (g.role) }
                                  td { @if let Some(on) = &g.on { a href={ "/instances/" (layout::encode(on)) } { (on) } } @else { (lang.t("全部", "everywhere")) } }
-                                 td { (g.by) } td { (when(g.at)) } }
+                                 td { (g.by) } td { (when(g.at)) }
+                                 td { form.inline method="post" action="/access/grants" {
+                                     input type="hidden" name="csrf" value=(user.csrf);
+                                     input type="hidden" name="change" value="revoke";
+                                     input type="hidden" name="actor" value=(g.actor);
+                                     input type="hidden" name="role" value=(g.role);
+                                     input type="hidden" name="on" value=(g.on.clone().unwrap_or_default());
+                                     button type="submit" aria-label={ (lang.t("撤销授予 ", "Revoke grant ")) (g.actor) " " (g.role) } { (lang.t("撤销", "Revoke")) }
+                                 } } }
                         }
                     }
                 }
             }
-            p.help { (lang.t("授予和撤销用 strive grant / strive revoke 或 POST /v1/grants。", "Grant and revoke with `strive grant` / `strive revoke` or POST /v1/grants.")) }
+            form.filters method="post" action="/access/grants" aria-label=(lang.t("授予角色", "Grant a role")) {
+                input type="hidden" name="csrf" value=(user.csrf);
+                input type="hidden" name="change" value="grant";
+                label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
+                label { (lang.t("角色", "Role")) " " input type="text" name="role" required; }
+                label { (lang.t("范围（实例，可选）", "On (an instance, optional)")) " " input type="text" name="on"; }
+                button type="submit" { (lang.t("授予", "Grant")) }
+            }
+            p.help { (lang.t("每次授予和撤销都是审计日志访问链中的一个事件。", "Each grant and revocation is an event in the audit log's access chain.")) }
         }
         section aria-labelledby="tokens-h" {
             h2 #tokens-h { (lang.t("令牌", "Tokens")) }
@@ -152,6 +168,49 @@ pub(crate) async fn revoke(
     let user = viewer.check_csrf(&form.csrf)?.clone();
     // The revoked record is the API's answer; the page lists it anew.
     let _revoked = admin::revoke(State(state), user.caller(), P(id))
+        .await
+        .map_err(|p| Failure::problem(viewer.lang, p))?;
+    Ok(Redirect::to("/access").into_response())
+}
+
+/// The grant form's fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GrantForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    change: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    on: String,
+}
+
+/// `POST /access/grants`: grants or revokes a role through the API's own
+/// change, recorded in the access chain.
+pub(crate) async fn change(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Form(form): Form<GrantForm>,
+) -> Page {
+    let user = viewer.check_csrf(&form.csrf)?.clone();
+    let request = GrantRequest {
+        actor: form.actor.trim().to_owned(),
+        role: form.role.trim().to_owned(),
+        on: Some(form.on.trim().to_owned()).filter(|o| !o.is_empty()),
+    };
+    let grant = match form.change.as_str() {
+        "grant" => true,
+        "revoke" => false,
+        _ => {
+            return Err(
+                viewer.failure(StatusCode::BAD_REQUEST, "the form must say grant or revoke")
+            );
+        }
+    };
+    grants::change(&state, &user.caller(), request, grant)
         .await
         .map_err(|p| Failure::problem(viewer.lang, p))?;
     Ok(Redirect::to("/access").into_response())

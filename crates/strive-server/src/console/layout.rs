@@ -149,6 +149,7 @@ pub(crate) fn failure_page(lang: super::Lang, status: StatusCode, message: &str)
         lang,
         user: None,
         here: "/".to_owned(),
+        limited: false,
     };
     let title = match status {
         StatusCode::UNAUTHORIZED => lang.t("需要登录", "Sign-in needed"),

@@ -60,6 +60,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/definitions/{workflow}", get(definitions::workflow))
         .route("/access", get(access::page))
         .route("/access/tokens", post(access::issue))
+        .route("/access/grants", post(access::change))
         .route("/access/tokens/{id}/revoke", post(access::revoke))
         .route("/pledges", get(pledges::page))
         .route("/assets/console.css", get(css))

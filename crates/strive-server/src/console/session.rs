@@ -138,11 +138,24 @@ pub(crate) struct Viewer {
     pub(crate) user: Option<User>,
     /// The request's path and query, for the language switch to return to.
     pub(crate) here: String,
+    /// Whether the session's token is past its rate limit: a session
+    /// spends the token's limit as its bearer requests do.
+    pub(crate) limited: bool,
 }
 
 impl Viewer {
     /// The signed-in user, or the 401 page that asks for a sign-in.
     pub(crate) fn user(&self) -> Result<&User, Failure> {
+        if self.limited {
+            return Err(Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                self.lang,
+                self.lang.t(
+                    "请求太频繁，请稍等一秒再试。",
+                    "Too many requests from this token; wait a second and retry.",
+                ),
+            ));
+        }
         self.user.as_ref().ok_or_else(|| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,
@@ -204,11 +217,19 @@ impl FromRequestParts<Shared> for Viewer {
                 csrf: s.csrf,
             })
         });
+        let limited = user
+            .as_ref()
+            .is_some_and(|u| !state.limiter.allow(&u.record.id));
         let here = parts
             .uri
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-        Ok(Viewer { lang, user, here })
+        Ok(Viewer {
+            lang,
+            user,
+            here,
+            limited,
+        })
     }
 }
 
