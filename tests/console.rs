@@ -325,6 +325,30 @@ fn signed_in_pages_show_the_campaign() {
 }
 
 #[test]
+fn definitions_show_versions_and_their_difference() {
+    let demo = demo();
+    let text =
+        std::fs::read_to_string(root().join("workflows/member-pledge.json")).expect("the workflow");
+    let changed = text.replacen("党员个人承诺", "党员个人承诺（第二版）", 1);
+    assert_ne!(changed, text, "the title is there to change");
+    let admin = strive_store::Actor::new("admin", &["admin"]);
+    let info = demo
+        .engine
+        .deploy(&changed, &admin)
+        .expect("version 2 deploys");
+    assert_eq!(info.version, 2);
+    let mut client = Client::new(&demo.server);
+    client.sign_in(&demo.director);
+    let page = client.get("/definitions/member-pledge?version=2&against=1");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("v1 → v2"), "the diff's heading");
+    assert!(page.body.contains(r#"<span class="add">"#) && page.body.contains("第二版"));
+    assert!(page.body.contains(r#"<span class="del">"#));
+    let same = client.get("/definitions/member-pledge?version=1&against=1");
+    assert!(same.body.contains("两个版本相同"));
+}
+
+#[test]
 fn the_dashboard_counts_are_the_reports() {
     let demo = demo();
     let mut client = Client::new(&demo.server);
