@@ -8,7 +8,7 @@ use serde::Deserialize;
 use strive_campaign::{Bilingual, Report, ReportOptions, UnitRef};
 
 use super::Page;
-use super::layout::{self, Lang, th, when};
+use super::layout::{self, Lang, th, th_num, when};
 use super::session::Viewer;
 use crate::routes::{Q, parse_time};
 use crate::state::{Shared, blocking};
@@ -106,7 +106,7 @@ fn stage_bars(lang: Lang, report: &Report) -> Markup {
                 h3 { (both(lang, &wf.title)) " " span.id { (wf.workflow) " v" (wf.version) } }
                 table.bars data-workflow=(wf.workflow) {
                     caption.sr { (both(lang, &wf.title)) }
-                    thead { tr { (th(lang.t("阶段", "Stage"))) (th(lang.t("数量", "Count"))) th scope="col" { span.sr { (lang.t("比例", "Share")) } } } }
+                    thead { tr { (th(lang.t("阶段", "Stage"))) (th_num(lang.t("数量", "Count"))) th scope="col" { span.sr { (lang.t("比例", "Share")) } } } }
                     tbody {
                         @for s in &wf.stages {
                             tr data-stage=(s.stage) {
@@ -133,7 +133,7 @@ fn overdue(lang: Lang, report: &Report) -> Markup {
                 p.none { (lang.t("没有逾期。", "Nothing is overdue.")) }
             } @else {
                 table {
-                    thead { tr { (th(lang.t("单位", "Unit"))) (th(lang.t("事项", "What"))) (th(lang.t("逾期起", "Overdue since"))) (th(lang.t("逾期天数", "Days overdue"))) (th(lang.t("状态", "Status"))) } }
+                    thead { tr { (th(lang.t("单位", "Unit"))) (th(lang.t("事项", "What"))) (th(lang.t("逾期起", "Overdue since"))) (th_num(lang.t("逾期天数", "Days overdue"))) (th(lang.t("状态", "Status"))) } }
                     tbody {
                         @for o in &report.overdue {
                             @let days = (report.as_of.as_second() - o.since.as_second()).max(0) / 86_400;
@@ -161,7 +161,7 @@ fn commended(lang: Lang, report: &Report) -> Markup {
                 p.none { (lang.t("还没有表彰。", "None commended yet.")) }
             } @else {
                 table {
-                    thead { tr { (th(lang.t("单位", "Unit"))) (th(lang.t("轮次", "Round"))) (th(lang.t("评议人数", "Evaluators"))) (th(lang.t("满意率", "Satisfied"))) (th(lang.t("总分", "Overall"))) (th(lang.t("已表彰", "Honoured"))) } }
+                    thead { tr { (th(lang.t("单位", "Unit"))) (th_num(lang.t("轮次", "Round"))) (th_num(lang.t("评议人数", "Evaluators"))) (th_num(lang.t("满意率", "Satisfied"))) (th_num(lang.t("总分", "Overall"))) (th(lang.t("已表彰", "Honoured"))) } }
                     tbody {
                         @for c in &report.commended {
                             tr {
@@ -189,7 +189,7 @@ fn open_items(lang: Lang, report: &Report) -> Markup {
                 p.none { (lang.t("没有未完成的整改事项。", "No open rectification item.")) }
             } @else {
                 table {
-                    thead { tr { (th(lang.t("单位", "Unit"))) (th(lang.t("事项", "Item"))) (th(lang.t("期限", "Due"))) (th(lang.t("逾期天数", "Days overdue"))) } }
+                    thead { tr { (th(lang.t("单位", "Unit"))) (th(lang.t("事项", "Item"))) (th(lang.t("期限", "Due"))) (th_num(lang.t("逾期天数", "Days overdue"))) } }
                     tbody {
                         @for item in &report.open_items {
                             tr.overdue[item.overdue] {

@@ -7,7 +7,7 @@ use maud::html;
 use serde::Deserialize;
 use strive_store::{Engine, ListQuery, Snapshot};
 
-use super::layout::{self, Lang, th, when};
+use super::layout::{self, Lang, th, th_num, when};
 use super::session::Viewer;
 use super::{Failure, Page};
 use crate::problem::Problem;
@@ -147,7 +147,7 @@ pub(crate) async fn page(
             p.none { (lang.t("没有符合条件的实例。", "No instance matches.")) }
         } @else {
             table.list {
-                thead { tr { (th("ID")) (th(lang.t("流程", "Workflow"))) (th(lang.t("阶段", "Stage"))) (th(lang.t("上级", "Parent"))) (th(lang.t("事件数", "Events"))) (th(lang.t("更新于", "Updated"))) } }
+                thead { tr { (th("ID")) (th(lang.t("流程", "Workflow"))) (th(lang.t("阶段", "Stage"))) (th(lang.t("上级", "Parent"))) (th_num(lang.t("事件数", "Events"))) (th(lang.t("更新于", "Updated"))) } }
                 tbody {
                     @for s in &rows {
                         @let i = &s.instance;

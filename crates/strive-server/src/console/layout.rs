@@ -230,6 +230,11 @@ pub(crate) fn th(text: &str) -> Markup {
     html! { th scope="col" { (text) } }
 }
 
+/// A table header cell over numbers, aligned with them.
+pub(crate) fn th_num(text: &str) -> Markup {
+    html! { th.num scope="col" { (text) } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
