@@ -273,7 +273,7 @@ fn demo(
         ));
     }
     if let Some(listen) = serve {
-        serve_console(engine, &path, listen)?;
+        serve_console(engine, &path, listen, json)?;
     }
     Ok(if verification.ok() {
         ExitCode::SUCCESS
@@ -298,7 +298,17 @@ fn serve_console(
     engine: strive_store::Engine,
     path: &Path,
     listen: std::net::SocketAddr,
+    json: bool,
 ) -> Result<(), Failure> {
+    // With --format json stdout holds one document: the address and the
+    // tokens go to stderr then.
+    let say = |text: String| {
+        if json {
+            output::note(text);
+        } else {
+            output::line(text);
+        }
+    };
     let tokens = strive_server::TokenFile::beside(path);
     let now = jiff::Timestamp::now();
     let mut issued = Vec::new();
@@ -319,13 +329,13 @@ fn serve_console(
         ..strive_server::Config::default()
     };
     strive_server::run(engine, tokens, config, |addr| {
-        output::line("");
-        output::line(format!(
+        say(String::new());
+        say(format!(
             "控制台 Console: http://{addr}/  (Ctrl-C 停止 to stop)"
         ));
-        output::line("登录令牌 Sign-in tokens:");
+        say("登录令牌 Sign-in tokens:".to_owned());
         for (actor, roles, token) in &issued {
-            output::line(format!("  {actor} ({roles}): {token}"));
+            say(format!("  {actor} ({roles}): {token}"));
         }
     })
     .map_err(|e| Failure::new("serve", e.to_string()))

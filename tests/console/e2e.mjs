@@ -110,6 +110,12 @@ try {
   }
   check((await page.getByRole("heading", { name: "评选表彰名单" }).count()) === 1, "the dashboard has the commended list");
   await accessible(page, "dashboard");
+  // Keyboard: the first Tab reaches the skip link, which moves the focus
+  // to the main content; the next Tabs walk the navigation.
+  await page.keyboard.press("Tab");
+  check(await page.evaluate(() => document.activeElement.classList.contains("skip")), "the first Tab focuses the skip link");
+  await page.keyboard.press("Enter");
+  check(await page.evaluate(() => document.activeElement.id === "main"), "the skip link moves the focus to main");
   await shot(page, "dashboard-zh");
 
   // The instances list filters by workflow.
