@@ -26,6 +26,7 @@ use crate::util::{demo_store, issue_token, root};
 struct Page {
     status: u16,
     location: Option<String>,
+    policy: Option<String>,
     body: String,
 }
 
@@ -37,6 +38,10 @@ struct Client {
 
 impl Client {
     fn new(server: &Background) -> Client {
+        Client::at(format!("http://{}", server.addr()))
+    }
+
+    fn at(base: String) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -44,7 +49,7 @@ impl Client {
             .build()
             .into();
         Client {
-            base: format!("http://{}", server.addr()),
+            base,
             agent,
             cookies: HashMap::new(),
         }
@@ -89,9 +94,15 @@ impl Client {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Page {
             status: response.status().as_u16(),
             location,
+            policy,
             body: response.body_mut().read_to_string().expect("a body"),
         }
     }
@@ -107,7 +118,13 @@ impl Client {
     fn sign_in(&mut self, token: &str) {
         let form = self.get("/signin");
         assert_eq!(form.status, 200);
-        let csrf = hidden(&form.body, "csrf");
+        // The sign-in form's own token: a signed-in page's sign-out form
+        // carries the session's before it.
+        let start = form
+            .body
+            .find(r#"action="/signin""#)
+            .expect("the sign-in form");
+        let csrf = hidden(&form.body[start..], "csrf");
         let answer = self.post("/signin", &[("token", token), ("csrf", &csrf)]);
         assert_eq!(answer.status, 303, "{}", answer.body);
         assert_eq!(answer.location.as_deref(), Some("/"));
@@ -303,6 +320,16 @@ fn signed_in_pages_show_the_campaign() {
     for (path, status, needles) in SIGNED_IN {
         let page = client.get(path);
         assert_eq!(page.status, *status, "{path}: {}", page.body);
+        // Everything a page loads is served by this server (issue #12: no
+        // network to run it).
+        for outside in [r#"src="http"#, r#"href="http"#, r#"src="//"#, r#"href="//"#] {
+            assert!(!page.body.contains(outside), "{path} loads from outside");
+        }
+        let policy = page.policy.unwrap_or_default();
+        assert!(
+            policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
         for needle in *needles {
             assert!(page.body.contains(needle), "{path} lacks {needle:?}");
         }
@@ -686,6 +713,23 @@ fn serve_demo(db: &Path) -> (std::process::Child, String, HashMap<String, String
     // Keep reading so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, url.expect("the console's address"), tokens)
+}
+
+#[test]
+fn demo_serve_prints_the_console_and_tokens_that_sign_in() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (mut child, url, tokens) = serve_demo(&dir.path().join("campaign.db"));
+    let mut client = Client::at(url);
+    assert_eq!(client.get("/pledges").status, 200);
+    assert_eq!(client.get("/").status, 401);
+    for actor in ["admin", "director-wang", "inspector-zhao"] {
+        client.sign_in(&tokens[actor]);
+        let page = client.get("/");
+        assert_eq!(page.status, 200, "{actor}");
+        assert!(page.body.contains(actor), "{actor} is signed in");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// How long the browser test may take (it takes about 13 s here): a hung

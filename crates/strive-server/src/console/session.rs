@@ -295,6 +295,10 @@ pub(crate) async fn sign_in(
             Some(&problem.detail),
         ));
     }
+    // A new sign-in replaces the browser's session, if it had one.
+    if let Some(old) = cookie(&headers, SESSION) {
+        state.sessions.close(old);
+    }
     let id = state.sessions.open(token).ok_or_else(|| {
         viewer.failure(
             StatusCode::SERVICE_UNAVAILABLE,
