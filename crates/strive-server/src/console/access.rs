@@ -6,13 +6,13 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{self, th, when};
+use super::layout::{self, Lang, th, when};
 use super::session::Viewer;
 use super::{Failure, Page};
-use crate::model::{GrantRequest, GrantsParams, IssueRequest, IssuedBody};
+use crate::model::{GrantBody, GrantRequest, GrantsParams, IssueRequest, IssuedBody, TokenBody};
 use crate::routes::{P, Q, admin, grants};
 use crate::state::Shared;
 
@@ -38,73 +38,90 @@ async fn render(state: &Shared, viewer: &Viewer, issued: Option<IssuedBody>) -> 
         .0;
     let body = html! {
         h1 { (lang.t("权限", "Access")) }
-        section aria-labelledby="grants-h" {
-            h2 #grants-h { (lang.t("角色授予（记录在审计日志中）", "Grants (recorded in the audit log)")) }
-            @if held.is_empty() {
-                p.none { (lang.t("没有授予记录：服务器按令牌的角色行事。", "No grant is recorded: the server acts on the tokens' roles.")) }
-            } @else {
-                table {
-                    thead { tr { (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Role"))) (th(lang.t("范围", "On"))) (th(lang.t("授予人", "By"))) (th(lang.t("时间", "At"))) (th(lang.t("操作", "Action"))) } }
-                    tbody {
-                        @for g in &held {
-                            tr { td { (g.actor) } td { (g.role) }
-                                 td { @if let Some(on) = &g.on { a href={ "/instances/" (layout::encode(on)) } { (on) } } @else { (lang.t("全部", "everywhere")) } }
-                                 td { (g.by) } td { (when(g.at)) }
-                                 td { form.inline method="post" action="/access/grants" {
-                                     input type="hidden" name="csrf" value=(user.csrf);
-                                     input type="hidden" name="change" value="revoke";
-                                     input type="hidden" name="actor" value=(g.actor);
-                                     input type="hidden" name="role" value=(g.role);
-                                     input type="hidden" name="on" value=(g.on.clone().unwrap_or_default());
-                                     button type="submit" aria-label={ (lang.t("撤销授予 ", "Revoke grant ")) (g.actor) " " (g.role) } { (lang.t("撤销", "Revoke")) }
-                                 } } }
-                        }
-                    }
-                }
-            }
-            form.filters method="post" action="/access/grants" aria-label=(lang.t("授予角色", "Grant a role")) {
-                input type="hidden" name="csrf" value=(user.csrf);
-                input type="hidden" name="change" value="grant";
-                label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
-                label { (lang.t("角色", "Role")) " " input type="text" name="role" required; }
-                label { (lang.t("范围（实例，可选）", "On (an instance, optional)")) " " input type="text" name="on"; }
-                button type="submit" { (lang.t("授予", "Grant")) }
-            }
-            p.help { (lang.t("每次授予和撤销都是审计日志访问链中的一个事件。", "Each grant and revocation is an event in the audit log's access chain.")) }
-        }
-        section aria-labelledby="tokens-h" {
-            h2 #tokens-h { (lang.t("令牌", "Tokens")) }
+        (grants_section(lang, &user.csrf, &held))
+        (tokens_section(lang, &user.csrf, &tokens, issued.as_ref()))
+    };
+    Ok(layout::page(viewer, lang.t("权限", "Access"), body).into_response())
+}
+
+fn grants_section(lang: Lang, csrf: &str, held: &[GrantBody]) -> Markup {
+    html! {
+    section aria-labelledby="grants-h" {
+        h2 #grants-h { (lang.t("角色授予（记录在审计日志中）", "Grants (recorded in the audit log)")) }
+        @if held.is_empty() {
+            p.none { (lang.t("没有授予记录：服务器按令牌的角色行事。", "No grant is recorded: the server acts on the tokens' roles.")) }
+        } @else {
             table {
-                thead { tr { (th("ID")) (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Roles"))) (th(lang.t("签发", "Issued"))) (th(lang.t("到期", "Expires"))) (th(lang.t("状态", "State"))) } }
+                thead { tr { (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Role"))) (th(lang.t("范围", "On"))) (th(lang.t("授予人", "By"))) (th(lang.t("时间", "At"))) (th(lang.t("操作", "Action"))) } }
                 tbody {
-                    @for t in &tokens {
-                        tr { td { code { (t.id) } } td { (t.actor) } td { (t.roles.join(", ")) } td { (when(t.issued_at)) }
-                             td { @if let Some(at) = t.expires_at { (when(at)) } @else { "—" } }
-                             td { @if t.revoked_at.is_some() { (lang.t("已撤销", "revoked")) } @else {
-                                 form.inline method="post" action={ "/access/tokens/" (layout::encode(&t.id)) "/revoke" } {
-                                     input type="hidden" name="csrf" value=(user.csrf);
-                                     button type="submit" aria-label={ (lang.t("撤销令牌 ", "Revoke token ")) (t.id) } { (lang.t("撤销", "Revoke")) }
-                                 }
+                    @for g in held {
+                        tr { td { (g.actor) } td { (g.role) }
+                             td { @if let Some(on) = &g.on { a href={ "/instances/" (layout::encode(on)) } { (on) } } @else { (lang.t("全部", "everywhere")) } }
+                             td { (g.by) } td { (when(g.at)) }
+                             td { form.inline method="post" action="/access/grants" {
+                                 input type="hidden" name="csrf" value=(csrf);
+                                 input type="hidden" name="change" value="revoke";
+                                 input type="hidden" name="actor" value=(g.actor);
+                                 input type="hidden" name="role" value=(g.role);
+                                 input type="hidden" name="on" value=(g.on.clone().unwrap_or_default());
+                                 button type="submit" aria-label={ (lang.t("撤销授予 ", "Revoke grant ")) (g.actor) " " (g.role) } { (lang.t("撤销", "Revoke")) }
                              } } }
                     }
                 }
             }
-            @if let Some(issued) = &issued {
-                p.ok role="status" data-testid="issued" {
-                    (lang.t("新令牌（只显示这一次，请转交本人）：", "The new token (shown this once; hand it to its holder): "))
-                    code { (issued.token) }
+        }
+        form.filters method="post" action="/access/grants" aria-label=(lang.t("授予角色", "Grant a role")) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="change" value="grant";
+            label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
+            label { (lang.t("角色", "Role")) " " input type="text" name="role" required; }
+            label { (lang.t("范围（实例，可选）", "On (an instance, optional)")) " " input type="text" name="on"; }
+            button type="submit" { (lang.t("授予", "Grant")) }
+        }
+        p.help { (lang.t("每次授予和撤销都是审计日志访问链中的一个事件。", "Each grant and revocation is an event in the audit log's access chain.")) }
+    }
+    }
+}
+
+fn tokens_section(
+    lang: Lang,
+    csrf: &str,
+    tokens: &[TokenBody],
+    issued: Option<&IssuedBody>,
+) -> Markup {
+    html! {
+    section aria-labelledby="tokens-h" {
+        h2 #tokens-h { (lang.t("令牌", "Tokens")) }
+        table {
+            thead { tr { (th("ID")) (th(lang.t("执行人", "Actor"))) (th(lang.t("角色", "Roles"))) (th(lang.t("签发", "Issued"))) (th(lang.t("到期", "Expires"))) (th(lang.t("状态", "State"))) } }
+            tbody {
+                @for t in tokens {
+                    tr { td { code { (t.id) } } td { (t.actor) } td { (t.roles.join(", ")) } td { (when(t.issued_at)) }
+                         td { @if let Some(at) = t.expires_at { (when(at)) } @else { "—" } }
+                         td { @if t.revoked_at.is_some() { (lang.t("已撤销", "revoked")) } @else {
+                             form.inline method="post" action={ "/access/tokens/" (layout::encode(&t.id)) "/revoke" } {
+                                 input type="hidden" name="csrf" value=(csrf);
+                                 button type="submit" aria-label={ (lang.t("撤销令牌 ", "Revoke token ")) (t.id) } { (lang.t("撤销", "Revoke")) }
+                             }
+                         } } }
                 }
             }
-            form.filters method="post" action="/access/tokens" aria-label=(lang.t("签发令牌", "Issue a token")) {
-                input type="hidden" name="csrf" value=(user.csrf);
-                label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
-                label { (lang.t("角色（逗号分隔）", "Roles (comma-separated)")) " " input type="text" name="roles" required; }
-                label { (lang.t("到期（可选，RFC 3339）", "Expires (optional, RFC 3339)")) " " input type="text" name="expires_at"; }
-                button type="submit" { (lang.t("签发", "Issue")) }
+        }
+        @if let Some(issued) = issued {
+            p.ok role="status" data-testid="issued" {
+                (lang.t("新令牌（只显示这一次，请转交本人）：", "The new token (shown this once; hand it to its holder): "))
+                code { (issued.token) }
             }
         }
-    };
-    Ok(layout::page(viewer, lang.t("权限", "Access"), body).into_response())
+        form.filters method="post" action="/access/tokens" aria-label=(lang.t("签发令牌", "Issue a token")) {
+            input type="hidden" name="csrf" value=(csrf);
+            label { (lang.t("执行人", "Actor")) " " input type="text" name="actor" required; }
+            label { (lang.t("角色（逗号分隔）", "Roles (comma-separated)")) " " input type="text" name="roles" required; }
+            label { (lang.t("到期（可选，RFC 3339）", "Expires (optional, RFC 3339)")) " " input type="text" name="expires_at"; }
+            button type="submit" { (lang.t("签发", "Issue")) }
+        }
+    }
+    }
 }
 
 /// The issue form's fields.

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use strive_store::{Engine, ListQuery, Snapshot};
 
@@ -143,26 +143,7 @@ pub(crate) async fn page(
             label { (lang.t("文字", "Text")) " " input type="search" name="q" value=(value(&filters.q)); }
             button type="submit" { (lang.t("筛选", "Filter")) }
         }
-        @if rows.is_empty() {
-            p.none { (lang.t("没有符合条件的实例。", "No instance matches.")) }
-        } @else {
-            table.list {
-                thead { tr { (th("ID")) (th(lang.t("流程", "Workflow"))) (th(lang.t("阶段", "Stage"))) (th(lang.t("上级", "Parent"))) (th_num(lang.t("事件数", "Events"))) (th(lang.t("更新于", "Updated"))) } }
-                tbody {
-                    @for s in &rows {
-                        @let i = &s.instance;
-                        tr {
-                            td { a href={ "/instances/" (layout::encode(&i.id)) } { (i.id) } }
-                            td { (i.workflow) " v" (i.version) }
-                            td { (stage_label(&state.engine, lang, &i.workflow, i.version, &i.stage)) }
-                            td { @if let Some(p) = &i.parent { a href={ "/instances/" (layout::encode(p)) } { (p) } } }
-                            td.num { (i.seq) }
-                            td { (when(i.updated_at)) }
-                        }
-                    }
-                }
-            }
-        }
+        (table(&state.engine, lang, &rows))
         @if let Some(next) = next {
             p { a rel="next" href={ "/instances?workflow=" (layout::encode(&value(&filters.workflow)))
                 "&stage=" (layout::encode(&value(&filters.stage)))
@@ -172,6 +153,32 @@ pub(crate) async fn page(
         }
     };
     Ok(layout::page(&viewer, lang.t("实例", "Instances"), body).into_response())
+}
+
+/// The page's rows, or a line saying there are none.
+fn table(engine: &Engine, lang: Lang, rows: &[Snapshot]) -> Markup {
+    html! {
+    @if rows.is_empty() {
+        p.none { (lang.t("没有符合条件的实例。", "No instance matches.")) }
+    } @else {
+        table.list {
+            thead { tr { (th("ID")) (th(lang.t("流程", "Workflow"))) (th(lang.t("阶段", "Stage"))) (th(lang.t("上级", "Parent"))) (th_num(lang.t("事件数", "Events"))) (th(lang.t("更新于", "Updated"))) } }
+            tbody {
+                @for s in rows {
+                    @let i = &s.instance;
+                    tr {
+                        td { a href={ "/instances/" (layout::encode(&i.id)) } { (i.id) } }
+                        td { (i.workflow) " v" (i.version) }
+                        td { (stage_label(engine, lang, &i.workflow, i.version, &i.stage)) }
+                        td { @if let Some(p) = &i.parent { a href={ "/instances/" (layout::encode(p)) } { (p) } } }
+                        td.num { (i.seq) }
+                        td { (when(i.updated_at)) }
+                    }
+                }
+            }
+        }
+    }
+    }
 }
 
 /// A stage's label in `workflow`'s definition `version`.
