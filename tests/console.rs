@@ -511,6 +511,43 @@ fn forms_fire_as_the_token_and_refusals_show_in_words() {
 }
 
 #[test]
+fn with_grants_enforced_an_ungranted_role_disables_the_actions() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("campaign.db");
+    drop(demo_store(&db, &DemoOptions::new(2, 6).with_seed(7)));
+    let options = strive_store::Options {
+        enforce_grants: true,
+        ..strive_store::Options::default()
+    };
+    let engine = Engine::open(&db, options).expect("the store opens again");
+    let tokens = TokenFile::beside(&db);
+    let director = issue_token(&tokens, "director-wang", &["leading_group"]);
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        fire_deadlines: false,
+        ..Config::default()
+    };
+    let server = Background::start(engine.clone(), tokens, config).expect("it serves");
+    let mut client = Client::new(&server);
+    client.sign_in(&director);
+    let page = client.get("/instances/org-01");
+    let form = action_form(&page.body, "correct_name");
+    assert!(form.contains(r#"data-allowed="false""#), "{form}");
+    assert!(
+        form.contains("未授权") && form.contains("leading_group"),
+        "{form}"
+    );
+    let admin = strive_store::Actor::new("admin", &["admin"]);
+    let grant = strive_store::Grant::everywhere("director-wang", "leading_group");
+    engine
+        .grant(&grant, &admin)
+        .expect("the bootstrap admin grants");
+    let page = client.get("/instances/org-01");
+    let form = action_form(&page.body, "correct_name");
+    assert!(form.contains(r#"data-allowed="true""#), "{form}");
+}
+
+#[test]
 fn admins_issue_and_revoke_tokens_from_the_access_page() {
     let demo = demo();
     let mut admin = Client::new(&demo.server);

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use strive_audit::{At, store};
-use strive_core::{Command, Definition, Field, Rejection, ValueType, Workflow};
+use strive_core::{Actor, Command, Definition, Field, Rejection, ValueType, Workflow};
 use strive_store::{CommandError, CommandOptions, Engine, Snapshot, StoredEvent};
 
 use super::instances::stage_label;
@@ -37,6 +37,9 @@ struct Loaded {
     history: Vec<StoredEvent>,
     children: Vec<Snapshot>,
     at: Option<Travel>,
+    /// Why the engine would refuse the user any command here, when it
+    /// enforces the recorded grants and a grant is missing.
+    not_granted: Option<CommandError>,
 }
 
 /// The state at one sequence number, rebuilt from the events.
@@ -46,7 +49,7 @@ struct Travel {
     data: Map<String, Value>,
 }
 
-fn load(engine: &Engine, id: &str, at: Option<u64>) -> Result<Loaded, Problem> {
+fn load(engine: &Engine, id: &str, at: Option<u64>, actor: &Actor) -> Result<Loaded, Problem> {
     let snapshot = engine.instance(id)?.ok_or_else(|| {
         Problem::not_found(format!("no instance `{id}`; find it in the instances list"))
     })?;
@@ -61,12 +64,19 @@ fn load(engine: &Engine, id: &str, at: Option<u64>) -> Result<Loaded, Problem> {
         }
     }
     let at = at.map(|seq| travel(engine, id, seq)).transpose()?;
+    // The engine's own check of the recorded grants, as a fire makes it.
+    let not_granted = if engine.enforces_grants() {
+        engine.authorize(actor, Some(id)).err()
+    } else {
+        None
+    };
     Ok(Loaded {
         snapshot,
         workflow,
         history,
         children,
         at,
+        not_granted,
     })
 }
 
@@ -109,7 +119,8 @@ async fn render(
     let user = viewer.user()?.clone();
     let lang = viewer.lang;
     let engine = state.engine.clone();
-    let loaded = blocking(move || load(&engine, &id, at))
+    let actor = user.record.actor();
+    let loaded = blocking(move || load(&engine, &id, at, &actor))
         .await
         .map_err(|p| Failure::problem(lang, p))?;
     let actions = actions(&loaded, &user, lang);
@@ -357,6 +368,14 @@ fn actions(loaded: &Loaded, user: &User, lang: Lang) -> Vec<Action> {
                     ),
                     Err(r) => (Some(rejection_words(lang, definition, &r)), None),
                 };
+            // The transition function allows it, but the user's roles are
+            // not granted here: the engine would refuse the fire.
+            let refused = refused.or_else(|| {
+                loaded
+                    .not_granted
+                    .as_ref()
+                    .map(|e| command_words(lang, definition, e))
+            });
             Action {
                 event: event.to_owned(),
                 label,
@@ -647,6 +666,15 @@ fn command_words(lang: Lang, definition: &Definition, error: &CommandError) -> S
         CommandError::Rejected { reason, .. } => {
             format!("{prefix}{}", rejection_words(lang, definition, reason))
         }
+        CommandError::NotGranted { missing } if lang == Lang::Zh => format!(
+            "{prefix}未授权：{} 没有角色「{}」{}的授予；请管理员授予。",
+            missing.actor,
+            missing.role,
+            missing
+                .on
+                .as_ref()
+                .map_or_else(|| "（全部范围）".to_owned(), |on| format!("在「{on}」上")),
+        ),
         CommandError::Conflict {
             expected, actual, ..
         } if lang == Lang::Zh => format!(
