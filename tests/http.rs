@@ -137,16 +137,7 @@ fn axum_free_request(method: &str, url: &str) -> ureq::http::request::Builder {
 // ---------------------------------------------------------------------------
 // Servers and tokens
 
-fn token(file: &TokenFile, actor: &str, roles: &[&str]) -> String {
-    let request = TokenRequest {
-        actor: actor.to_owned(),
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        expires_at: None,
-    };
-    file.issue(&request, jiff::Timestamp::now())
-        .expect("a token")
-        .token
-}
+use crate::util::issue_token as token;
 
 fn serve(engine: Engine, dir: &Path, config: Config) -> Background {
     let config = Config {

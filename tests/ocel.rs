@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::Value;
-use strive_store::{Engine, EventKind, ManualClock, Options};
+use strive_store::EventKind;
 
 use crate::util::{copy_dir, strive, text};
 
@@ -51,22 +51,8 @@ fn build_fixture() -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("fixture dir");
     let db = dir.join("db");
-    let clock = Arc::new(ManualClock::new(strive_campaign::demo_start()));
-    let engine = Engine::open(
-        &db,
-        Options {
-            clock: clock.clone(),
-            ..Options::default()
-        },
-    )
-    .expect("open");
-    strive_campaign::run_demo(
-        &engine,
-        &clock,
-        &strive_campaign::DemoOptions::new(3, 12).with_seed(7),
-        |_| {},
-    )
-    .expect("the campaign runs");
+    let engine =
+        crate::util::demo_store(&db, &strive_campaign::DemoOptions::new(3, 12).with_seed(7));
     let mut fixture = Fixture {
         db: db.clone(),
         events: 0,

@@ -4,6 +4,7 @@ mod audit;
 mod authorization;
 mod campaign;
 mod cli;
+mod console;
 mod corpus;
 mod crash;
 mod engine;

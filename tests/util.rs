@@ -217,3 +217,31 @@ impl Lcg {
         (self.0 >> 33) % bound.max(1)
     }
 }
+
+/// A bearer token for `actor` in `roles`, never expiring, issued into `file`.
+pub fn issue_token(file: &strive_server::TokenFile, actor: &str, roles: &[&str]) -> String {
+    let request = strive_server::TokenRequest {
+        actor: actor.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        expires_at: None,
+    };
+    file.issue(&request, jiff::Timestamp::now())
+        .expect("a token")
+        .token
+}
+
+/// A store at `db` holding a whole demo campaign of `options`, run on the
+/// demo's simulated calendar (the engine keeps that clock).
+pub fn demo_store(db: &Path, options: &strive_campaign::DemoOptions) -> strive_store::Engine {
+    let clock = std::sync::Arc::new(strive_store::ManualClock::new(strive_campaign::demo_start()));
+    let engine = strive_store::Engine::open(
+        db,
+        strive_store::Options {
+            clock: clock.clone(),
+            ..strive_store::Options::default()
+        },
+    )
+    .expect("the store opens");
+    strive_campaign::run_demo(&engine, &clock, options, |_| {}).expect("the campaign runs");
+    engine
+}

@@ -44,6 +44,13 @@ pub enum CampaignCommand {
         /// At most this many rows per table of the printed report; 0 for all.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Then serve the console (and the API) on the demo's store until
+        /// Ctrl-C, with sign-in tokens for the demo's people printed.
+        #[arg(long)]
+        serve: bool,
+        /// Where --serve listens.
+        #[arg(long, default_value = "127.0.0.1:7878", requires = "serve")]
+        listen: std::net::SocketAddr,
         /// Output format.
         #[arg(long, value_enum)]
         format: Option<TextOrJson>,
@@ -104,13 +111,15 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
             seed,
             concurrency,
             limit,
+            serve,
+            listen,
             ..
         } => {
             let options = DemoOptions::new(*organisations, *members)
                 .with_seed(*seed)
                 .with_concurrency(*concurrency);
             let db = cli.db_given.then_some(cli.db.as_path());
-            demo(db, &options, *limit, json)
+            demo(db, &options, *limit, json, serve.then_some(*listen))
         }
         CampaignCommand::Report {
             workflow,
@@ -147,9 +156,16 @@ pub fn run(cli: &Cli, command: &CampaignCommand, json: bool) -> Outcome {
     }
 }
 
-/// The demo: simulate, report, verify. Exit 1 when verification finds a
-/// problem, so that a script can rely on the exit code.
-fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> Outcome {
+/// The demo: simulate, report, verify, and with `serve` serve the console
+/// on the store. Exit 1 when verification finds a problem, so that a
+/// script can rely on the exit code.
+fn demo(
+    db: Option<&Path>,
+    options: &DemoOptions,
+    limit: usize,
+    json: bool,
+    serve: Option<std::net::SocketAddr>,
+) -> Outcome {
     // A temporary directory lives until the end of this function: the
     // report and the verification read the store before it is removed.
     let temporary;
@@ -256,11 +272,73 @@ fn demo(db: Option<&Path>, options: &DemoOptions, limit: usize, json: bool) -> O
             }
         ));
     }
+    if let Some(listen) = serve {
+        serve_console(engine, &path, listen, json)?;
+    }
     Ok(if verification.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The demo's people who sign in to the console: the admin (who also
+/// leads), the leading group's director, and the inspector who audits.
+const CONSOLE_PEOPLE: &[(&str, &[&str])] = &[
+    ("admin", &["admin", "leading_group"]),
+    ("director-wang", &["leading_group"]),
+    ("inspector-zhao", &["auditor"]),
+];
+
+/// `demo --serve`: tokens for the demo's people, then the server (the
+/// console at `/`, the API under `/v1`) until Ctrl-C. The demo's engine
+/// keeps its simulated clock, so what is fired in the console happens at
+/// the demo's end, and the server fires no deadline by the wall clock.
+fn serve_console(
+    engine: strive_store::Engine,
+    path: &Path,
+    listen: std::net::SocketAddr,
+    json: bool,
+) -> Result<(), Failure> {
+    // With --format json stdout holds one document: the address and the
+    // tokens go to stderr then.
+    let say = |text: String| {
+        if json {
+            output::note(text);
+        } else {
+            output::line(text);
+        }
+    };
+    let tokens = strive_server::TokenFile::beside(path);
+    let now = jiff::Timestamp::now();
+    let mut issued = Vec::new();
+    for (actor, roles) in CONSOLE_PEOPLE {
+        let request = strive_server::TokenRequest {
+            actor: (*actor).to_owned(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            expires_at: None,
+        };
+        let token = tokens
+            .issue(&request, now)
+            .map_err(|e| Failure::new("token", e.to_string()))?;
+        issued.push((*actor, roles.join(","), token.token));
+    }
+    let config = strive_server::Config {
+        listen,
+        fire_deadlines: false,
+        ..strive_server::Config::default()
+    };
+    strive_server::run(engine, tokens, config, |addr| {
+        say(String::new());
+        say(format!(
+            "控制台 Console: http://{addr}/  (Ctrl-C 停止 to stop)"
+        ));
+        say("登录令牌 Sign-in tokens:".to_owned());
+        for (actor, roles, token) in &issued {
+            say(format!("  {actor} ({roles}): {token}"));
+        }
+    })
+    .map_err(|e| Failure::new("serve", e.to_string()))
 }
 
 /// What the demo did, for people.

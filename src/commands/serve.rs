@@ -120,6 +120,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
         burst: (args.rate_limit * 2.0).max(1.0),
         tick: Duration::from_secs(args.tick.max(1)),
         witness: witness_service(args)?,
+        fire_deadlines: true,
     };
     strive_server::run(engine, tokens, config, |addr| {
         output::line(format!("listening on http://{addr}"));

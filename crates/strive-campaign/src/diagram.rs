@@ -104,6 +104,34 @@ fn deadline_text(definition: &Definition, deadline: &Deadline) -> String {
     format!("期限 {when} → {event}")
 }
 
+/// The diagram's style rules, for every page that shows one: the report's
+/// and the console's (issue #12). A stage's group carries its id in
+/// `data-stage`, so a page can highlight one stage by a rule or a script.
+pub const DIAGRAM_CSS: &str = r#"
+.diagram-wrap { overflow-x: auto; border: 1px solid #edf0f4; border-radius: 10px; background: #fcfdfe; margin-bottom: 6px; }
+svg.diagram { display: block; margin: 0 auto; font-family: inherit; }
+svg.diagram rect.box { fill: #eef4fb; stroke: #2456a6; stroke-width: 1.5; }
+svg.diagram .initial rect.box { fill: #e9f6ee; stroke: #1d6b35; }
+svg.diagram .terminal rect.box { fill: #f2f2f4; stroke: #4a4f57; }
+svg.diagram rect.inner { fill: none; stroke: #4a4f57; stroke-width: 1; }
+svg.diagram .stage-zh { font-size: 15px; font-weight: 700; fill: #1f2d3d; }
+svg.diagram .stage-en { font-size: 12px; fill: #5b6b7f; }
+svg.diagram .deadline { font-size: 11px; fill: #a15c00; }
+svg.diagram .loop { font-size: 11px; fill: #5b6b7f; }
+svg.diagram rect.count { fill: #c8372d; }
+svg.diagram rect.count.zero { fill: #b8c2cc; }
+svg.diagram .count-text { font-size: 12px; font-weight: 700; fill: #fff; }
+svg.diagram .edge-label { paint-order: stroke; stroke: #fcfdfe; stroke-width: 4px; stroke-linejoin: round; }
+svg.diagram .edge-zh { font-size: 12px; fill: #1f2d3d; }
+svg.diagram .edge-en { font-size: 11px; fill: #5b6b7f; }
+"#;
+
+/// A workflow's diagram as an inline SVG element, `counts` giving each
+/// stage's instances (a stage not in it shows 0).
+pub fn workflow_svg(definition: &Definition, counts: &HashMap<String, u64>) -> String {
+    svg(definition, counts)
+}
+
 /// The workflow as an SVG element, `counts` giving each stage's instances.
 pub(crate) fn svg(definition: &Definition, counts: &HashMap<String, u64>) -> String {
     let index: HashMap<&str, usize> = definition
@@ -386,7 +414,8 @@ pub(crate) fn svg(definition: &Definition, counts: &HashMap<String, u64>) -> Str
         };
         let _ = write!(
             out,
-            r#"<g class="{class}"><rect class="box" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" rx="10"/>"#
+            r#"<g class="{class}" data-stage="{}"><rect class="box" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" rx="10"/>"#,
+            escape(&node.id)
         );
         if node.terminal {
             let _ = write!(

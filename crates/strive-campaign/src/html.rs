@@ -72,22 +72,6 @@ tbody tr.cite td .label { color: #8a5a00; margin-right: 6px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; font-weight: 600; }
-.diagram-wrap { overflow-x: auto; border: 1px solid #edf0f4; border-radius: 10px; background: #fcfdfe; margin-bottom: 6px; }
-svg.diagram { display: block; margin: 0 auto; font-family: inherit; }
-svg.diagram rect.box { fill: #eef4fb; stroke: #2456a6; stroke-width: 1.5; }
-svg.diagram .initial rect.box { fill: #e9f6ee; stroke: #1d6b35; }
-svg.diagram .terminal rect.box { fill: #f2f2f4; stroke: #4a4f57; }
-svg.diagram rect.inner { fill: none; stroke: #4a4f57; stroke-width: 1; }
-svg.diagram .stage-zh { font-size: 15px; font-weight: 700; fill: #1f2d3d; }
-svg.diagram .stage-en { font-size: 12px; fill: #5b6b7f; }
-svg.diagram .deadline { font-size: 11px; fill: #a15c00; }
-svg.diagram .loop { font-size: 11px; fill: #5b6b7f; }
-svg.diagram rect.count { fill: #c8372d; }
-svg.diagram rect.count.zero { fill: #b8c2cc; }
-svg.diagram .count-text { font-size: 12px; font-weight: 700; fill: #fff; }
-svg.diagram .edge-label { paint-order: stroke; stroke: #fcfdfe; stroke-width: 4px; stroke-linejoin: round; }
-svg.diagram .edge-zh { font-size: 12px; fill: #1f2d3d; }
-svg.diagram .edge-en { font-size: 11px; fill: #5b6b7f; }
 .legend { color: var(--muted); font-size: 12.5px; margin: 6px 0 0; }
 footer { color: var(--muted); font-size: 12.5px; padding: 8px 0 40px; }
 "#;
@@ -164,6 +148,7 @@ impl Report {
             "<title>创先争优活动报告 · Strive for excellence: campaign report</title>\n<style>",
         );
         out.push_str(STYLE);
+        out.push_str(crate::diagram::DIAGRAM_CSS);
         out.push_str("</style>\n</head>\n<body>\n");
 
         let _ = write!(

@@ -54,6 +54,7 @@ mod table;
 mod workflows;
 
 pub use demo::{DEMO_BUREAU, DemoOptions, DemoSummary, Progress, demo_start, run_demo};
+pub use diagram::{DIAGRAM_CSS, workflow_svg};
 pub use error::CampaignError;
 pub use pledges::{PublicPledge, pledges, render_pledges};
 pub use render::{RenderOptions, ReportFormat};

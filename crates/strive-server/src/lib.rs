@@ -25,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod console;
 mod cursor;
 mod metrics;
 mod model;
@@ -77,6 +78,10 @@ pub struct Config {
     /// A witness to serve beside the store, under `/witness` (its
     /// submission prefix), when the operator runs one here.
     pub witness: Option<Arc<witness::WitnessService>>,
+    /// Whether the server fires due deadlines by itself. `strive demo
+    /// --serve` turns it off: the demo runs on a simulated calendar, and
+    /// the wall clock would fire every deadline it left pending.
+    pub fire_deadlines: bool,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             burst: 2000.0,
             tick: Duration::from_secs(1),
             witness: None,
+            fire_deadlines: true,
         }
     }
 }
@@ -160,6 +166,7 @@ pub async fn serve(
         metrics: Default::default(),
         jobs: Mutex::new(HashMap::new()),
         shutdown,
+        sessions: Default::default(),
     });
     state.reload_tokens()?;
     let background = tokio::spawn(background(state.clone()));
@@ -204,7 +211,7 @@ async fn background(state: Shared) {
 }
 
 async fn fire_due(state: &Shared) {
-    if state.shutting_down() {
+    if state.shutting_down() || !state.config.fire_deadlines {
         return;
     }
     let engine = state.engine.clone();

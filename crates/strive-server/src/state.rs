@@ -27,6 +27,7 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     pub(crate) jobs: Mutex<HashMap<String, Arc<Job>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) sessions: crate::console::Sessions,
 }
 
 /// The handlers' handle on the state.
@@ -60,6 +61,27 @@ impl State {
             tokens.stamp = stamp;
         }
         Ok(true)
+    }
+
+    /// The record of the token `presented`, or the problem that refuses
+    /// it: the one check of a token, for a bearer header and for a
+    /// console session alike.
+    pub(crate) fn authenticate(&self, presented: Option<&str>) -> Result<TokenRecord, Problem> {
+        let authenticate = || match self.tokens.read() {
+            Ok(tokens) => tokens.index.authenticate(presented, jiff::Timestamp::now()),
+            Err(_) => Err(Refusal::Unknown),
+        };
+        let mut result = authenticate();
+        // A token issued a moment ago by `strive token issue` works at once:
+        // an unknown token makes the server look at the file (a stat, and
+        // a read only when it changed) before it refuses.
+        if result == Err(Refusal::Unknown) && matches!(self.reload_tokens(), Ok(true)) {
+            result = authenticate();
+        }
+        result.map_err(|refusal| {
+            self.metrics.rejection(refusal_code(refusal));
+            refused(refusal)
+        })
     }
 
     pub(crate) fn shutting_down(&self) -> bool {
@@ -113,21 +135,7 @@ impl FromRequestParts<Shared> for Caller {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        let authenticate = || match state.tokens.read() {
-            Ok(tokens) => tokens.index.authenticate(presented, jiff::Timestamp::now()),
-            Err(_) => Err(Refusal::Unknown),
-        };
-        let mut result = authenticate();
-        // A token issued a moment ago by `strive token issue` works at once:
-        // an unknown token makes the server look at the file (a stat, and
-        // a read only when it changed) before it refuses.
-        if result == Err(Refusal::Unknown) && matches!(state.reload_tokens(), Ok(true)) {
-            result = authenticate();
-        }
-        let record = result.map_err(|refusal| {
-            state.metrics.rejection(refusal_code(refusal));
-            refused(refusal)
-        })?;
+        let record = state.authenticate(presented)?;
         if !state.limiter.allow(&record.id) {
             state.metrics.rejection("rate_limited");
             return Err(Problem::new(

@@ -67,7 +67,18 @@ pub(crate) async fn issue(
     caller: Caller,
     JsonBody(body): JsonBody<IssueRequest>,
 ) -> Result<Response, Problem> {
-    caller.require_admin(&state)?;
+    let body = issue_token(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Issues a token for an admin caller: `POST /v1/tokens` and the
+/// console's access page.
+pub(crate) async fn issue_token(
+    state: &Shared,
+    caller: &Caller,
+    body: IssueRequest,
+) -> Result<IssuedBody, Problem> {
+    caller.require_admin(state)?;
     let expires_at = body
         .expires_at
         .as_deref()
@@ -85,11 +96,10 @@ pub(crate) async fn issue(
         Ok(issued)
     })
     .await?;
-    let body = IssuedBody {
+    Ok(IssuedBody {
         token: issued.token,
         record: TokenBody::from(issued.record),
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    })
 }
 
 /// Every token (admin only), without secrets or hashes.

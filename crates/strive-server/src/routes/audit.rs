@@ -88,7 +88,8 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn body(&self) -> VerifyJob {
+    /// The job as the API and the console show it.
+    pub(crate) fn body(&self) -> VerifyJob {
         let done = self.done.lock().ok().and_then(|d| d.clone());
         VerifyJob {
             id: self.id.clone(),
@@ -112,6 +113,22 @@ pub(crate) async fn start_verify(
     State(state): State<Shared>,
     _caller: Caller,
 ) -> Result<Response, Problem> {
+    let job = spawn_verify(&state, strive_audit::VerifyOptions::default())?;
+    let location = format!("/v1/verify/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job.body()),
+    )
+        .into_response())
+}
+
+/// Starts a verification job with `options` (the console's check of a
+/// kept checkpoint passes `since`), and keeps it for polling.
+pub(crate) fn spawn_verify(
+    state: &Shared,
+    options: strive_audit::VerifyOptions,
+) -> Result<Arc<Job>, Problem> {
     let total = state.engine.total_events();
     let job = Arc::new(Job {
         id: format!("v{total}-{:x}", rand_u32()),
@@ -135,7 +152,7 @@ pub(crate) async fn start_verify(
     let engine = state.engine.clone();
     let worker = job.clone();
     tokio::task::spawn_blocking(move || {
-        let report = strive_audit::store::verify(&engine, Default::default(), |read| {
+        let report = strive_audit::store::verify(&engine, options, |read| {
             worker.read.store(read, Ordering::Relaxed);
         });
         let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -148,13 +165,16 @@ pub(crate) async fn start_verify(
             *done = Some((report.ok(), value, report.to_string()));
         }
     });
-    let location = format!("/v1/verify/{}", job.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(job.body()),
-    )
-        .into_response())
+    Ok(job)
+}
+
+/// The verification job `id`, if it is kept.
+pub(crate) fn find_job(state: &Shared, id: &str) -> Option<Arc<Job>> {
+    state
+        .jobs
+        .lock()
+        .ok()
+        .and_then(|jobs| jobs.get(id).cloned())
 }
 
 fn forget_finished(jobs: &mut HashMap<String, Arc<Job>>) {
@@ -176,16 +196,13 @@ pub(crate) async fn verify_job(
     _caller: Caller,
     P(id): P<String>,
 ) -> Result<Json<VerifyJob>, Problem> {
-    let job = state
-        .jobs
-        .lock()
-        .ok()
-        .and_then(|jobs| jobs.get(&id).cloned());
-    job.map(|j| Json(j.body())).ok_or_else(|| {
-        Problem::not_found(format!(
-            "no verification job `{id}`; start one with POST /v1/verify"
-        ))
-    })
+    find_job(&state, &id)
+        .map(|j| Json(j.body()))
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no verification job `{id}`; start one with POST /v1/verify"
+            ))
+        })
 }
 
 /// A checkpoint of the log now (origin, size, Merkle root), unsigned: sign
@@ -379,7 +396,7 @@ pub(crate) async fn receipt(
     }))
 }
 
-fn campaign_problem(error: CampaignError) -> Problem {
+pub(crate) fn campaign_problem(error: CampaignError) -> Problem {
     let (status, code) = match &error {
         CampaignError::UnknownWorkflow { .. } => (StatusCode::NOT_FOUND, "unknown_workflow"),
         CampaignError::InvalidOptions { .. } => (StatusCode::BAD_REQUEST, "bad_request"),

@@ -38,7 +38,9 @@ pub(crate) async fn revoke(
     change(&state, &caller, body, false).await.map(Json)
 }
 
-async fn change(
+/// Grants (`grant`) or revokes a role for an admin caller: the API's two
+/// routes and the console's access page.
+pub(crate) async fn change(
     state: &Shared,
     caller: &Caller,
     body: GrantRequest,

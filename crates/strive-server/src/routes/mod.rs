@@ -73,7 +73,9 @@ pub(crate) fn router(state: Shared) -> Router {
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     });
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
-    let mut app = Router::new().nest("/v1", v1);
+    let mut app = Router::new()
+        .nest("/v1", v1)
+        .merge(crate::console::router());
     if let Some(witness) = &state.config.witness {
         // The witness keeps its own state and answers without a token, as
         // C2SP tlog-witness asks: the log's signature is its only check.
