@@ -9,7 +9,8 @@
 # every connection to the shared server.
 #
 # Measured on 1 December 2026 on the 2-core development machine shared
-# with three other builds: 62 s for the suites below with a warm build.
+# with three other builds (load average 8 to 9): 96 s and 153 s for the
+# whole script with a warm build (75 tests, then the restart test, 7 s).
 # The time box, STRIVE_POSTGRES_TIMEOUT seconds (900 by default), is
 # several times that, so only a hang trips it.
 set -euo pipefail

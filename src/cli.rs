@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "strive", version, about, long_about = None)]
 pub struct Cli {
-    /// The database directory.
+    /// The database: a directory (sled), or a PostgreSQL database URL,
+    /// postgres://USER@HOST:PORT/DATABASE.
     #[arg(long, global = true, env = "STRIVE_DB", default_value = "strive.db")]
     pub db: PathBuf,
 

@@ -333,3 +333,102 @@ fn a_flush_waits_for_the_wal_of_what_was_applied() {
         );
     }
 }
+
+/// Two processes race on the same instances of one database (issue #15's
+/// race, at the scale a CLI process per command allows): each round, two
+/// `strive fire … close` run at once on one instance, and exactly one
+/// closes it (the other is refused, or finds the store held and says so);
+/// then two `strive fire … note` with one command id run at once, and the
+/// instance gets exactly one note. No chain forks, and `verify` holds.
+#[test]
+fn two_processes_racing_on_one_database_never_both_win() {
+    let Some(store) = TestStore::postgres("two_processes_racing_on_one_database_never_both_win")
+    else {
+        return;
+    };
+    const ROUNDS: usize = 12;
+    {
+        let engine = store.open(Options::default());
+        let admin = strive_store::Actor::new("admin", &["admin"]);
+        let clerk = strive_store::Actor::new("li", &["clerk"]);
+        engine
+            .deploy(crate::storage::NOTES, &admin)
+            .expect("deploy");
+        for round in 0..ROUNDS {
+            for id in [format!("a-{round}"), format!("b-{round}")] {
+                engine
+                    .start(
+                        "notes",
+                        &id,
+                        &clerk,
+                        Default::default(),
+                        None,
+                        Default::default(),
+                    )
+                    .expect("start");
+            }
+        }
+    }
+    let race = |args: &[String]| -> Vec<std::process::Output> {
+        let spawn = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_strive"))
+                .arg("--db")
+                .arg(&store.location)
+                .args(args)
+                .args(["--actor", "li", "--role", "clerk"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("strive runs")
+        };
+        let (first, second) = (spawn(), spawn());
+        [first, second]
+            .into_iter()
+            .map(|child| child.wait_with_output().expect("it ends"))
+            .collect()
+    };
+    let lost = |output: &std::process::Output| {
+        let said = text(output);
+        assert!(
+            said.contains("in use by another process") || said.contains("rejected"),
+            "a loser says why: {said}"
+        );
+    };
+    for round in 0..ROUNDS {
+        let outputs = race(&["fire".into(), format!("a-{round}"), "close".into()]);
+        let won: Vec<_> = outputs.iter().filter(|o| o.status.success()).collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one closes");
+        outputs
+            .iter()
+            .filter(|o| !o.status.success())
+            .for_each(lost);
+        let args = [
+            "fire".into(),
+            format!("b-{round}"),
+            "note".into(),
+            "--command-id".into(),
+            format!("note-{round}"),
+        ];
+        for output in race(&args).iter().filter(|o| !o.status.success()) {
+            lost(output);
+        }
+    }
+    let engine = Engine::open_existing_url(store.url(), Options::default()).expect("open");
+    for round in 0..ROUNDS {
+        let closes = engine.history(&format!("a-{round}")).expect("history");
+        assert_eq!(closes.len(), 2, "round {round}: start and one close");
+        let notes = engine.history(&format!("b-{round}")).expect("history");
+        assert!(
+            notes.len() <= 2,
+            "round {round}: at most one note: {}",
+            notes.len()
+        );
+    }
+    drop(engine);
+    let verified = strive(&store.location, &["verify"]);
+    assert!(
+        text(&verified).contains("everything holds"),
+        "{}",
+        text(&verified)
+    );
+}

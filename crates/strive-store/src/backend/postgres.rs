@@ -1,6 +1,6 @@
 //! The PostgreSQL backend (issue #15): the engine's ordered key space as
 //! one table of `(key BYTEA PRIMARY KEY, value BYTEA)`, every
-//! [`Backend::apply`] one transaction.
+//! [`Backend::apply`] one statement in its own transaction.
 //!
 //! - **Ordering.** PostgreSQL orders `bytea` by its bytes (memcmp, then
 //!   length), which is the order the engine's keys are designed for
@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls, Statement};
 
 use super::{Backend, Entry, Write};
+use crate::error::{OpenError, StorageError};
+use crate::url::redact;
 use unflushed::{Unflushed, Unsettled};
 
 mod unflushed;
-use crate::error::{OpenError, StorageError};
-use crate::url::redact;
 
 /// The schema migrations, in order: version, what it does, its SQL. A
 /// database records each version it has in `strive_schema`; opening
