@@ -1251,21 +1251,8 @@ fn the_cli_talks_to_a_running_server() {
     let token = issue("li", "author");
     let admin = issue("root", "admin");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strive"))
-        .args(["--db", &db_text, "serve", "--listen", "127.0.0.1:0"])
-        .env_remove("STRIVE_SERVER")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("strive serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the address");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("an address")
-        .to_owned();
+    let server = crate::util::serving(&db, &["serve", "--listen", "127.0.0.1:0"]);
+    let url = server.url.clone();
 
     let remote = |args: &[&str]| {
         let mut all = vec!["--server", url.as_str(), "--token", token.as_str()];
@@ -1315,8 +1302,7 @@ fn the_cli_talks_to_a_running_server() {
         "{remote_out:?}"
     );
     let held = strive(&["--db", &db_text, "show", "doc-1"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 
     assert!(
         String::from_utf8_lossy(&held.stderr).contains("--server"),

@@ -245,3 +245,48 @@ pub fn demo_store(db: &Path, options: &strive_campaign::DemoOptions) -> strive_s
     strive_campaign::run_demo(&engine, &clock, options, |_| {}).expect("the campaign runs");
     engine
 }
+
+/// A `strive` process that serves: it printed `listening on URL` first.
+/// Killed on drop. Its stdout stays open: a strive whose stdout is closed
+/// stops quietly at its next line.
+pub struct Serving {
+    child: std::process::Child,
+    /// Where it listens (`http://host:port`).
+    pub url: String,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `strive --db DB ARGS` and waits for its `listening on` line.
+pub fn serving(db: &Path, args: &[&str]) -> Serving {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strive"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("STRIVE_SERVER")
+        .env_remove("STRIVE_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strive starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the address");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("expected `listening on`, got {line:?}"))
+        .to_owned();
+    Serving {
+        child,
+        url,
+        _stdout: stdout,
+    }
+}

@@ -9,14 +9,14 @@
 //! The stores have one partition: witnessing a partitioned store is not
 //! supported yet, and `witness cosign` says so (the last test).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use strive_store::{Engine, Options};
 
 use crate::cli::{deploy_and_start_o1, scenario};
-use crate::util::{copy_dir, strive, text};
+use crate::util::{Serving, copy_dir, serving, strive, text};
 
 fn ok(output: &Output) -> String {
     assert!(output.status.success(), "{}", text(output));
@@ -25,49 +25,6 @@ fn ok(output: &Output) -> String {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// A running `strive` server process, killed on drop.
-struct Running {
-    child: Child,
-    url: String,
-    /// Kept open: a server whose stdout is closed stops at its next line
-    /// (a closed pipe ends strive quietly).
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `strive ARGS` and reads the `listening on URL` line it prints.
-fn spawn(db: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strive"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("STRIVE_SERVER")
-        .env_remove("STRIVE_DB")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("strive starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the address");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("expected `listening on`, got {line:?}"))
-        .to_owned();
-    Running {
-        child,
-        url,
-        _stdout: stdout,
-    }
 }
 
 struct Setup {
@@ -169,8 +126,8 @@ fn witness(setup: &Setup, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// `strive witness serve` for the witness with `state` and `key`.
-fn serve_witness(setup: &Setup, state: &Path, key: &Path) -> Running {
-    spawn(
+fn serve_witness(setup: &Setup, state: &Path, key: &Path) -> Serving {
+    serving(
         &setup.file("no-store"),
         &[
             "witness",
@@ -215,7 +172,7 @@ fn witnesses_cosign_growth_and_refuse_a_restored_backup_or_a_fork() {
     let (state1, key1) = witness(&s, "w1.example");
     let (state2, key2) = witness(&s, "w2.example");
     let alone = serve_witness(&s, &state1, &key1);
-    let beside = spawn(
+    let beside = serving(
         &s.file("witness-host"),
         &[
             "serve",
