@@ -1,8 +1,9 @@
 //! Migration of running instances to another version of their workflow
 //! (issue #13 item 1): the plan, its checks, and what it makes of one
 //! instance. Pure: the engine applies it and records a `migrate` event per
-//! instance, whose payload carries the whole plan, so that replay and
-//! `verify` compute the same migration again from the event alone.
+//! instance, whose payload carries the plan's rules (all but its
+//! selection), so that replay and `verify` compute the same migration
+//! again from the event alone.
 //!
 //! A plan names the workflow, the source and target versions, a stage map
 //! (a stage not in it keeps its name, which the target must have), a data
@@ -66,9 +67,17 @@ pub struct MigrationPlan {
     /// Source variables the target does not keep, each with why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drops: BTreeMap<String, String>,
-    /// Which instances move.
-    #[serde(default)]
+    /// Which instances move. Not part of the rules an event records: each
+    /// migrate event names its own instance.
+    #[serde(default, skip_serializing_if = "Selection::is_everything")]
     pub select: Selection,
+}
+
+impl Selection {
+    /// Whether it selects every running instance of the source version.
+    pub fn is_everything(&self) -> bool {
+        self.instances.is_none() && self.stages.is_none()
+    }
 }
 
 /// Why a plan, or one instance under it, cannot migrate.
@@ -94,6 +103,9 @@ pub enum PlanError {
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PlanError::Plan { pointer, message } if pointer.is_empty() => {
+                write!(f, "the plan: {message}")
+            }
             PlanError::Plan { pointer, message } => write!(f, "plan {pointer}: {message}"),
             PlanError::Instance { instance, message } => write!(f, "{instance}: {message}"),
         }
@@ -122,18 +134,31 @@ impl MigrationPlan {
         })
     }
 
-    /// The plan's hash: SHA-256 over `strive/migration-plan/v1\0` and its
-    /// canonical JSON, hex. Every migrate event names it.
+    /// The plan's rules: the plan without its selection, which is what a
+    /// migrate event records. Each event names its own instance, so a plan
+    /// that lists thousands of instances does not copy the list into each
+    /// of their events.
+    pub fn rules(&self) -> MigrationPlan {
+        MigrationPlan {
+            select: Selection::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The hash of the plan's rules: SHA-256 over
+    /// `strive/migration-plan/v1\0` and their canonical JSON, hex. Every
+    /// migrate event names it; plans that differ only in their selection
+    /// share it.
     pub fn hash(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(b"strive/migration-plan/v1\0");
-        hasher.update(serde_json::to_vec(self).unwrap_or_default());
+        hasher.update(serde_json::to_vec(&self.rules()).unwrap_or_default());
         hex::encode(hasher.finalize())
     }
 
-    /// The plan as the payload of its migrate events.
+    /// The plan's rules as the payload of its migrate events.
     pub fn payload(&self) -> Value {
-        serde_json::json!({"plan": self, "plan_hash": self.hash()})
+        serde_json::json!({"plan": self.rules(), "plan_hash": self.hash()})
     }
 
     /// The plan a migrate event's payload carries, checked against the
@@ -401,5 +426,9 @@ mod tests {
             MigrationPlan::from_json(&serde_json::to_string(&plan).expect("JSON")).expect("a plan");
         assert_eq!(again.hash(), plan.hash());
         assert!(MigrationPlan::from_json(r#"{"workflow": "w"}"#).is_err());
+        // The selection is not recorded: each event names its instance.
+        let mut selective = plan.clone();
+        selective.select.instances = Some(vec!["i-1".into(), "i-2".into()]);
+        assert_eq!(selective.payload(), payload);
     }
 }
