@@ -225,7 +225,8 @@ fn add_log(state: &Path, origin: &str, log_key: &Path) -> Outcome {
     service::update(state, |witness| {
         witness
             .add_log(origin, &key)
-            .map_err(|e| strive_audit::Refusal::BadRequest {
+            .map_err(|e| WitnessError::State {
+                path: state.to_owned(),
                 message: e.to_string(),
             })
     })
@@ -300,7 +301,10 @@ fn cosign(db: &Path, request: &CosignRequest<'_>, json: bool) -> Outcome {
     if let Some(policy) = &policy {
         urls.extend(policy.witnesses().filter_map(|w| w.url.clone()));
     }
-    urls.dedup();
+    // A witness named twice (on the command line and in the policy) is
+    // asked once.
+    let mut seen = std::collections::HashSet::new();
+    urls.retain(|url| seen.insert(url.trim_end_matches('/').to_owned()));
     if urls.is_empty() {
         return Err(Failure::usage(
             "name the witnesses: --witness URL, or a --policy whose witness lines give URLs",
@@ -506,7 +510,7 @@ pub(crate) fn check_policy(policy: &Policy, path: &Path, text: &str) -> Result<S
         })
         .collect();
     Ok(if names.is_empty() {
-        "the policy asks for no cosignature".to_owned()
+        "not required to be cosigned (the policy's quorum is none)".to_owned()
     } else {
         format!("cosigned by {}", names.join(", "))
     })

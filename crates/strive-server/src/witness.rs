@@ -84,7 +84,9 @@ impl WitnessService {
             .lock()
             .map_err(|_| self.state_error("a lock is poisoned"))?;
         update(&self.path, |witness| {
-            witness.add_checkpoint(&self.key, &request, now)
+            witness
+                .add_checkpoint(&self.key, &request, now)
+                .map_err(WitnessError::Refused)
         })
     }
 
@@ -102,7 +104,7 @@ impl WitnessService {
 /// `path.lock`. A refused change writes nothing.
 pub fn update<T>(
     path: &Path,
-    change: impl FnOnce(&mut Witness) -> Result<T, Refusal>,
+    change: impl FnOnce(&mut Witness) -> Result<T, WitnessError>,
 ) -> Result<T, WitnessError> {
     let state_error = |message: String| WitnessError::State {
         path: path.to_owned(),
@@ -118,7 +120,7 @@ pub fn update<T>(
     lock.lock()
         .map_err(|e| state_error(format!("cannot lock {}: {e}", lock_path.display())))?;
     let mut witness = load(path)?;
-    let result = change(&mut witness).map_err(WitnessError::Refused)?;
+    let result = change(&mut witness)?;
     save(path, &witness)?;
     drop(lock);
     Ok(result)
