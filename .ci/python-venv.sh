@@ -12,13 +12,18 @@ strive_python_venv() {
   local name="$1" package="$2" version="$3" check="$4"
   strive_venv="$(pwd)/target/$name"
   local python="$strive_venv/bin/python"
-  if [ -x "$python" ] && "$python" -c "$check" 2>/dev/null; then
+  # A venv copied or moved from another directory still imports its
+  # packages, but its scripts' `#!` lines name the old place and do not
+  # run: reuse it only where it was made (pip's script says where).
+  if [ -x "$python" ] && "$python" -c "$check" 2>/dev/null \
+    && head -n 1 "$strive_venv/bin/pip" 2>/dev/null | grep -qF "$python"; then
     echo "$package $version already in $strive_venv"
     return 0
   fi
   echo "installing $package $version into $strive_venv"
   local start=$SECONDS
   mkdir -p "$(pwd)/target"
+  rm -rf "$strive_venv"
   if ! python3 -m venv "$strive_venv"; then
     # Debian and Ubuntu ship venv's pip bootstrap separately.
     echo "python3 -m venv failed; installing python3-venv with apt-get"
