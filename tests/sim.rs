@@ -112,6 +112,7 @@ fn seeds() {
     let first = env_number("STRIVE_SIM_FIRST_SEED").unwrap_or(FIRST_SEED);
     let started = Instant::now();
     let (mut runs, mut steps, mut commands, mut events) = (0u64, 0u64, 0u64, 0u64);
+    let mut live_verifies = 0u64;
     let mut faults = FaultCounts::default();
     let mut seed = first;
     while runs == 0 || started.elapsed() < budget {
@@ -120,6 +121,7 @@ fn seeds() {
         steps += report.steps;
         commands += report.commands;
         events += report.events;
+        live_verifies += report.live_verifies;
         faults.add(&report.faults);
         assert!(
             report.acknowledged > 0,
@@ -130,13 +132,18 @@ fn seeds() {
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "sim: {runs} seeds from {first:#x}, {steps} steps ({:.0} steps/s), {commands} commands, \
-         {events} events, {} faults: {faults:?}",
+         {events} events, {live_verifies} verifications with groups waiting for their flush, \
+         {} faults: {faults:?}",
         steps as f64 / seconds,
         faults.total()
     );
     assert!(
         faults.crashes > 0 && faults.corruptions > 0,
         "the batch injected too few faults: {faults:?}"
+    );
+    assert!(
+        live_verifies > 0,
+        "no verification ran with a group waiting for its flush"
     );
 }
 

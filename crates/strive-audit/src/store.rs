@@ -74,7 +74,16 @@ pub fn runs(
     engine: &Engine,
     partition: u32,
 ) -> impl Iterator<Item = Result<EventRun, StorageError>> + '_ {
-    engine.blocks(partition, 1).map(|block| {
+    runs_until(engine, partition, u64::MAX)
+}
+
+/// The blocks of `partition`'s log up to position `last`.
+fn runs_until(
+    engine: &Engine,
+    partition: u32,
+    last: u64,
+) -> impl Iterator<Item = Result<EventRun, StorageError>> + '_ {
+    engine.blocks(partition, 1).until(last).map(|block| {
         block.map(|block| {
             let (digests, data, spans) = block.into_parts();
             EventRun::from_parts(digests, data, spans)
@@ -89,20 +98,45 @@ pub fn runs(
 /// partition 0 (whose log holds the deployments and the grants): the
 /// checks run in log order on this thread while `options.jobs` threads
 /// hash and decode the blocks ahead of them (one thread with `jobs` 1).
-pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(u64)) -> Report {
+///
+/// The store may be written meanwhile (a server's verify job). The log is
+/// read up to each partition's durable size taken at the start, and the
+/// snapshots after it, so an instance written in between has a snapshot
+/// ahead of the log read: [`recheck_moved`] checks each such snapshot
+/// against its own history at its own sequence number instead.
+pub fn verify(engine: &Engine, options: VerifyOptions, progress: impl FnMut(u64)) -> Report {
+    let sizes = durable_sizes(engine);
+    let mut report = verify_up_to(engine, &sizes, options, progress);
+    recheck_moved(engine, &sizes, &mut report);
+    report
+}
+
+/// [`verify`] of the log up to `sizes` (by partition).
+fn verify_up_to(
+    engine: &Engine,
+    sizes: &[u64],
+    options: VerifyOptions,
+    mut progress: impl FnMut(u64),
+) -> Report {
     let partitions = engine.partitions();
     let options = VerifyOptions {
-        expected_size: Some(engine.total_events()),
+        expected_size: Some(sizes.iter().sum()),
         expected_sizes: if partitions > 1 {
-            (0..partitions).map(|p| engine.last_gseq_in(p)).collect()
+            sizes.to_vec()
         } else {
             Vec::new()
         },
         ..options
     };
     let snapshots = snapshots(engine, None).map(|item| item.map(|s| (s.instance, s.due)));
+    let size_of = |p: u32| sizes.get(p as usize).copied().unwrap_or(0);
     if partitions == 1 {
-        return crate::verify_runs(|| runs(engine, 0), snapshots, options, progress);
+        return crate::verify_runs(
+            || runs_until(engine, 0, size_of(0)),
+            snapshots,
+            options,
+            progress,
+        );
     }
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -110,11 +144,11 @@ pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(
     };
     let mut verifier = Verifier::new(options);
     if jobs > 1 {
-        verify_partitions_decoding_on(jobs, engine, &mut verifier, &mut progress);
+        verify_partitions_decoding_on(jobs, engine, sizes, &mut verifier, &mut progress);
     } else {
         for partition in 0..partitions {
             verifier.partition(partition);
-            for run in runs(engine, partition) {
+            for run in runs_until(engine, partition, size_of(partition)) {
                 match run {
                     Ok(run) => verifier.run(&run),
                     Err(error) => verifier.unreadable(error),
@@ -132,6 +166,82 @@ pub fn verify(engine: &Engine, options: VerifyOptions, mut progress: impl FnMut(
     verifier.finish()
 }
 
+/// The problems a snapshot written after the log was read shows: its
+/// instance has no events in the log read, or fewer than it has now.
+const MOVED: [ProblemCode; 3] = [
+    ProblemCode::SnapshotWithoutHistory,
+    ProblemCode::HeadMismatch,
+    ProblemCode::SnapshotMismatch,
+];
+
+/// How many snapshots [`recheck_moved`] checks again at most. A store that
+/// shows more such problems is damaged, not busy: they all stand.
+const RECHECK_LIMIT: usize = 4096;
+
+/// Checks again the snapshots that disagree with the log read up to
+/// `sizes`: a snapshot whose last event is past its partition's size
+/// there was written after the log was read (or applied before and made
+/// durable after: the snapshots are read as applied),
+/// and it holds if it equals its own history replayed to that event (read
+/// through its chain, every hash checked). Its problems are then dropped
+/// and it is counted in [`Report::rechecked`]; every other problem stands.
+/// A snapshot that moved and is wrong keeps its problem, since the replay
+/// disagrees with it too.
+fn recheck_moved(engine: &Engine, sizes: &[u64], report: &mut Report) {
+    let suspects: std::collections::BTreeSet<&str> = report
+        .problems
+        .iter()
+        .filter(|p| MOVED.contains(&p.code))
+        .filter_map(|p| p.instance.as_deref())
+        .collect();
+    if suspects.is_empty() || suspects.len() > RECHECK_LIMIT {
+        return;
+    }
+    let moved: std::collections::BTreeSet<String> = suspects
+        .into_iter()
+        .filter(|id| moved_and_consistent(engine, sizes, id))
+        .map(str::to_owned)
+        .collect();
+    report.problems.retain(|p| {
+        !(MOVED.contains(&p.code) && p.instance.as_ref().is_some_and(|id| moved.contains(id)))
+    });
+    report.rechecked = moved.len() as u64;
+}
+
+/// Whether `instance`'s snapshot is ahead of the log read up to `sizes`
+/// and equals its history replayed to the snapshot's last event.
+fn moved_and_consistent(engine: &Engine, sizes: &[u64], instance: &str) -> bool {
+    let Ok(Some(snapshot)) = engine.instance(instance) else {
+        return false;
+    };
+    let seq = snapshot.instance.seq;
+    // The snapshot's last event, read alone first: on a store at rest (a
+    // damaged one) the replay below is never needed.
+    let Ok(last) = engine.history_page(instance, seq.saturating_sub(1), 1) else {
+        return false;
+    };
+    let Some(last) = last.first().filter(|e| e.event.seq == seq) else {
+        return false;
+    };
+    let read_to = sizes.get(last.event.partition as usize).copied();
+    if read_to.is_none_or(|size| last.event.gseq <= size) {
+        return false;
+    }
+    let Ok(events) = scoped_events(engine, instance) else {
+        return false;
+    };
+    let events = events
+        .into_iter()
+        .map(|e| Ok::<_, StorageError>((e.hash, e.bytes)));
+    match crate::replay::replay(events, instance, At::Seq(seq)) {
+        Ok(replayed) => {
+            replayed.problems.is_empty()
+                && crate::replay::differences(&replayed.instance, &snapshot.instance).is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
 /// A block read from a partition's log, numbered in reading order.
 type Read = (u64, u32, Result<EventRun, StorageError>);
 
@@ -143,6 +253,7 @@ type Read = (u64, u32, Result<EventRun, StorageError>);
 fn verify_partitions_decoding_on(
     jobs: usize,
     engine: &Engine,
+    sizes: &[u64],
     verifier: &mut Verifier,
     progress: &mut impl FnMut(u64),
 ) {
@@ -178,7 +289,8 @@ fn verify_partitions_decoding_on(
         scope.spawn(move || {
             let mut ordinal = 0u64;
             for partition in 0..engine.partitions() {
-                for run in runs(engine, partition) {
+                let last = sizes.get(partition as usize).copied().unwrap_or(0);
+                for run in runs_until(engine, partition, last) {
                     if blocks.send((ordinal, partition, run)).is_err() {
                         return;
                     }
@@ -392,10 +504,10 @@ pub fn export<W: Write>(
 
 /// Each partition's durable size, read for the other partitions first and
 /// for partition 0 last: a deployment (and a grant) is durable before any
-/// event that uses it is, so the export of partition 0's log up to its
-/// size holds every deployment the other partitions' events name, though
-/// the store be written meanwhile.
-fn export_sizes(engine: &Engine) -> Vec<u64> {
+/// event that uses it is, so partition 0's log up to its size holds every
+/// deployment the other partitions' events name, though the store be
+/// written meanwhile. Export and verify read the logs up to these sizes.
+fn durable_sizes(engine: &Engine) -> Vec<u64> {
     let mut sizes: Vec<u64> = (0..engine.partitions())
         .map(|p| if p == 0 { 0 } else { engine.last_gseq_in(p) })
         .collect();
@@ -404,13 +516,13 @@ fn export_sizes(engine: &Engine) -> Vec<u64> {
 }
 
 /// Each partition's events from position `from`, in turn from partition
-/// 0, up to the sizes of [`export_sizes`]: the partition and the event.
+/// 0, up to the sizes of [`durable_sizes`]: the partition and the event.
 fn partition_events(
     engine: &Engine,
     from: u64,
 ) -> impl Iterator<Item = (u32, Result<StoredEvent, StorageError>)> + '_ {
     (0u32..)
-        .zip(export_sizes(engine))
+        .zip(durable_sizes(engine))
         .flat_map(move |(p, size)| {
             engine
                 .events_in(p, from)

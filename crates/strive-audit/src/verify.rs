@@ -61,6 +61,10 @@ fn heads(partitions: &[PartitionSummary]) -> Vec<PartitionHead> {
         .collect()
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn at_most_one(partitions: &[PartitionSummary]) -> bool {
     partitions.len() <= 1
 }
@@ -76,6 +80,12 @@ pub struct Report {
     pub instances: u64,
     /// Snapshots compared.
     pub snapshots: u64,
+    /// Of those, the snapshots written after the log was read (on a store
+    /// being written while it is verified), each checked against its own
+    /// history at its own sequence number instead of against the log read
+    /// (`store::verify`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rechecked: u64,
     /// The size of the Merkle log (events hashed).
     pub size: u64,
     /// Its root, in hex.
@@ -120,10 +130,18 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} events, {} instances, {} snapshots; root {} at size {}: {}",
+            "{} events, {} instances, {} snapshots{}; root {} at size {}: {}",
             self.events,
             self.instances,
             self.snapshots,
+            if self.rechecked > 0 {
+                format!(
+                    " ({} written meanwhile, each checked against its own history)",
+                    self.rechecked
+                )
+            } else {
+                String::new()
+            },
             self.root,
             self.size,
             if self.ok() {
@@ -717,6 +735,7 @@ pub(crate) fn finish(
         bytes: streams.iter().map(|s| s.bytes).sum(),
         instances: instances(shards),
         snapshots: snapshots.seen.len() as u64,
+        rechecked: 0,
         size,
         root: hex::encode(root),
         since: options.since.as_ref().map(|c| c.size),

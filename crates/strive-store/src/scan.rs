@@ -76,6 +76,16 @@ impl std::fmt::Debug for Blocks<'_> {
     }
 }
 
+impl Blocks<'_> {
+    /// Stops the scan after position `last` as well: a reader that took
+    /// the partition's size first (to check it against the log, or to
+    /// read several partitions as of one moment) reads no further.
+    pub fn until(mut self, last: u64) -> Self {
+        self.last = self.last.min(last);
+        self
+    }
+}
+
 impl Iterator for Blocks<'_> {
     type Item = Result<ScannedBlock, StorageError>;
 

@@ -61,6 +61,10 @@ pub struct Faults {
     pub corruption: u32,
     /// The clock jumps 1 to 40 days ahead, past deadlines.
     pub clock_jump: u32,
+    /// Not a fault: `verify` runs on the engine as it is, groups applied
+    /// and waiting for their flush included, as a server's verify job
+    /// runs while the store takes writes. It must report nothing.
+    pub live_verify: u32,
 }
 
 impl Default for Faults {
@@ -73,6 +77,7 @@ impl Default for Faults {
             flush_error: 100,
             corruption: 30,
             clock_jump: 200,
+            live_verify: 60,
         }
     }
 }
@@ -149,6 +154,9 @@ pub struct SimReport {
     pub reopens: u64,
     /// Events in the store at the end, over every partition.
     pub events: u64,
+    /// Verifications run with groups waiting for their flush
+    /// ([`Faults::live_verify`]).
+    pub live_verifies: u64,
     /// Faults injected.
     pub faults: FaultCounts,
     /// Each partition's Merkle root at the end, in hex: equal roots mean
@@ -424,6 +432,9 @@ impl<'a> World<'a> {
         if hit(faults.corruption) {
             return self.corrupt();
         }
+        if hit(faults.live_verify) {
+            return self.verify_live();
+        }
         if hit(faults.clock_jump) {
             self.report.faults.clock_jumps += 1;
             let days = self.rng.u64(1..=40);
@@ -501,11 +512,35 @@ impl<'a> World<'a> {
         self.check_all()
     }
 
+    /// Sends a burst and verifies the store before its groups are flushed:
+    /// the log is read up to what is durable and the snapshots as applied,
+    /// and verify must tell one from a fault. A poisoned
+    /// engine or an armed fault is left to the steps that handle them.
+    fn verify_live(&mut self) -> Result<(), String> {
+        if self.faulted || self.backend.is_dead() || self.engine()?.poisoned().is_some() {
+            return Ok(());
+        }
+        // A burst leaves its groups applied and waiting for the flusher.
+        self.burst()?;
+        if self.backend.is_dead() || self.engine()?.poisoned().is_some() {
+            return Ok(());
+        }
+        let engine = self.engine()?;
+        let waiting: usize = (0..engine.partitions())
+            .map(|p| engine.groups_waiting(p).unwrap_or(0))
+            .sum();
+        if waiting > 0 {
+            self.report.live_verifies += 1;
+        }
+        (self.verify)(self.engine()?)
+            .map_err(|e| format!("verify with {waiting} group(s) waiting for their flush: {e}"))
+    }
+
     /// Flips one bit of a stored block: `verify` must report it, and
     /// verify again once it is put back.
     fn corrupt(&mut self) -> Result<(), String> {
-        // Verify reads the log up to what is durable and the snapshots as
-        // applied: it needs a store with no group waiting for its flush.
+        // Every block the flip may land in must be durable, so that verify
+        // reads it (`verify_live` covers groups waiting for their flush).
         self.flush_all()?;
         let blocks = self.backend.keys_in(b"b", b"c");
         // A flush that just failed left groups applied and not durable:
