@@ -13,7 +13,7 @@
 //! alone. `--dir` is where the stores go (default:
 //! `$CARGO_TARGET_DIR/strive-bench`, else `target/strive-bench`); the
 //! fdatasync baselines write there too, so every figure is of one disk.
-//! `--only` takes a comma-separated list of limits, peers, strive, postgres, eval,
+//! `--only` takes a comma-separated list of limits, peers, strive, http, postgres, eval,
 //! compression, blobs, scale, audit, demo; `--budget-ms` and `--repeats` override how long each
 //! measurement runs and how often it is repeated. `--partitions N` makes
 //! the stores of the strive, scale and audit rows with N partitions
@@ -25,6 +25,7 @@ mod audit;
 mod blobs;
 mod compression;
 mod fixture;
+mod http;
 mod limits;
 mod postgres;
 mod report;
@@ -250,6 +251,22 @@ fn repeat(repeats: usize, mut measure: impl FnMut() -> Fallible<f64>) -> Fallibl
     (0..repeats).map(|_| measure()).collect()
 }
 
+/// Runs of callers `repeats` times: each run's rate, and the last run
+/// (for its latencies).
+fn repeat_runs(
+    repeats: usize,
+    mut measure: impl FnMut() -> Fallible<strive::Run>,
+) -> Fallible<(Vec<f64>, Option<strive::Run>)> {
+    let mut samples = Vec::new();
+    let mut kept = None;
+    for _ in 0..repeats {
+        let run = measure()?;
+        samples.push(run.per_second);
+        kept = Some(run);
+    }
+    Ok((samples, kept))
+}
+
 fn run(config: &Config) -> Fallible<Report> {
     std::fs::create_dir_all(&config.dir)?;
     let work = tempfile::tempdir_in(&config.dir)?;
@@ -381,26 +398,23 @@ fn run(config: &Config) -> Fallible<Report> {
         }
     }
 
+    // The library's callers and the HTTP service's fire on the same setup.
+    let setup = strive::Setup {
+        dir,
+        server: None,
+        instances: INSTANCES,
+        partitions: config.partitions,
+        budget,
+    };
+    let on = partitions_label(config.partitions);
     if config.wants("strive") {
         progress("strive");
         let s = "strive";
-        let setup = strive::Setup {
-            dir,
-            server: None,
-            instances: INSTANCES,
-            partitions: config.partitions,
-            budget,
-        };
-        let on = partitions_label(config.partitions);
         let mut runs = Vec::new();
         for callers in [1usize, 4, 16, 64] {
-            let mut samples = Vec::new();
-            let mut kept = None;
-            for _ in 0..repeats {
-                let run = strive::fire(&setup, callers, strive::Mode::Flushed)?;
-                samples.push(run.per_second);
-                kept = Some(run);
-            }
+            let (samples, kept) = repeat_runs(repeats, || {
+                strive::fire(&setup, callers, strive::Mode::Flushed)
+            })?;
             report.add(
                 &format!("strive.durable.c{callers}"),
                 s,
@@ -465,6 +479,33 @@ fn run(config: &Config) -> Fallible<Report> {
                 }
             }
         }
+    }
+
+    if config.wants("http") {
+        progress("http");
+        let s = "http";
+        for connections in [1usize, 64] {
+            let (samples, kept) = repeat_runs(repeats, || http::fire(&setup, connections))?;
+            report.add(
+                &format!("http.durable.c{connections}"),
+                s,
+                &format!("durable fire over HTTP, {connections} keep-alive connection(s){on}"),
+                "tr/s",
+                samples,
+            );
+            if let Some(run) = kept {
+                for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                    report.add(
+                        &format!("http.latency.c{connections}.{name}"),
+                        s,
+                        &format!("HTTP fire latency {name}, {connections} connection(s)"),
+                        "ms",
+                        vec![run.quantile_ms(q)],
+                    );
+                }
+            }
+        }
+        report.note("strive serve in this process on loopback; ureq clients, one thread and connection each");
     }
 
     if config.wants("postgres") {
@@ -772,6 +813,10 @@ fn targets(report: &mut Report, full_demo: bool) {
     report.ratio("strive.synced.c64", sqlite, Some(1.5));
     report.ratio("strive.synced.c64", "peers.sqlite.memory.1000", None);
     report.ratio("eval.memory", "peers.xstate", Some(4.0));
+    // Issue #11's targets for the HTTP service.
+    report.ratio("http.durable.c64", "strive.durable.c64", Some(0.5));
+    report.ratio("http.durable.c1", "strive.durable.c1", None);
+    report.bound("http.latency.c64.p99", "<", 20.0);
     // Issue #15's targets for the PostgreSQL backend.
     report.ratio("postgres.durable.c64", "postgres.naive.c1", Some(10.0));
     report.ratio("postgres.durable.c64", "postgres.naive.c64", None);
