@@ -15,6 +15,7 @@ use crate::backend::{Backend, SledBackend};
 use crate::error::{CommandError, DeployError, OpenError, StorageError};
 use crate::keys;
 use crate::log::{LogReader, Tiles};
+use crate::pending::Pending;
 use crate::records::{
     CommandOptions, DeadlineFired, DefinitionInfo, InstanceRecord, ListQuery, MAX_PARTITIONS,
     Options, Outcome, Page, STORE_FORMAT, Snapshot, StoredDefinition, StoredEvent,
@@ -507,6 +508,58 @@ impl Engine {
             cmd,
             reply: Reply::Command(reply),
         })?
+    }
+
+    /// Fires `event` on `instance` without waiting: the command goes to
+    /// its partition's writer, and the returned [`Pending`] resolves, in
+    /// any async runtime, to what [`Engine::fire`] would return (once the
+    /// event is durable, or the typed reason it was refused). An async
+    /// service awaits it rather than block a thread per command in flight.
+    /// With several partitions, routing reads the instance's record once
+    /// before this returns.
+    pub fn fire_pending(
+        &self,
+        instance: &str,
+        event: &str,
+        actor: &Actor,
+        payload: Value,
+        options: CommandOptions,
+    ) -> Pending {
+        match self.fire_cmd(instance, event, actor, payload, options) {
+            Ok((partition, cmd)) => self.submit(partition, cmd),
+            Err(refused) => Pending::ready(Err(refused)),
+        }
+    }
+
+    /// Queues `cmd` for `partition`'s writer with a [`Pending`] answer.
+    /// Every path that loses the request (a closed queue, a writer gone)
+    /// drops its completer, which answers that the store is closed.
+    fn submit(&self, partition: u32, cmd: Cmd) -> Pending {
+        let (pending, done) = Pending::new();
+        let request = Request {
+            cmd,
+            reply: Reply::Pending(done),
+        };
+        let Ok(mut requests) = self.inner.requests.lock() else {
+            return pending;
+        };
+        let sender = match requests.as_mut() {
+            Some(Route::Threads(senders)) => senders.get(partition as usize).cloned(),
+            #[cfg(feature = "sim")]
+            Some(Route::Inline(writers)) => {
+                if let Some(writer) = writers.get_mut(partition as usize) {
+                    writer.run(vec![request]);
+                }
+                return pending;
+            }
+            None => None,
+        };
+        drop(requests);
+        if let Some(sender) = sender {
+            // A closed queue hands the request back; dropping it answers.
+            let _ = sender.send(request);
+        }
+        pending
     }
 
     /// A fire checked and routed: its partition and the writer's command.

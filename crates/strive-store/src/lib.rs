@@ -53,6 +53,7 @@ mod guard;
 mod keys;
 mod log;
 mod migrate;
+mod pending;
 pub mod probe;
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
@@ -74,6 +75,7 @@ pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
 pub use migrate::{MAX_MIGRATED, PlannedMove};
+pub use pending::Pending;
 pub use records::{
     Clock, CommandOptions, DeadlineFired, DefinitionInfo, Durability, ListQuery, MAX_PARTITIONS,
     ManualClock, Options, Outcome, PARTITIONS_VAR, Page, STORE_FORMAT, Snapshot, StoredEvent,

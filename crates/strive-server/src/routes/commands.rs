@@ -143,14 +143,13 @@ pub(crate) async fn fire(
         expected_seq: expected_seq(&headers, body.expected_seq)?,
         command_id: idempotency_key(&headers)?,
     };
-    let engine = state.engine.clone();
-    let actor = caller.actor();
-    let result = blocking(move || {
-        engine
-            .fire(&id, &body.event, &actor, body.payload, options)
-            .map_err(Problem::from)
-    })
-    .await;
+    // Awaited, not run on the blocking pool: no thread waits per command
+    // in flight while the writer's group becomes durable.
+    let result = state
+        .engine
+        .fire_pending(&id, &body.event, &caller.actor(), body.payload, options)
+        .await
+        .map_err(Problem::from);
     count(&state, "fire", &result);
     let outcome = OutcomeBody::from(result?);
     Ok((etag(outcome.seq), Json(outcome)).into_response())

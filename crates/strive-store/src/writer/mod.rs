@@ -71,6 +71,8 @@ const CACHE_BYTES: usize = 64 << 20;
 pub(crate) enum Reply {
     Deploy(SyncSender<Result<Vec<DefinitionInfo>, DeployError>>),
     Command(SyncSender<Result<Outcome, CommandError>>),
+    /// A command whose caller awaits a [`crate::Pending`].
+    Pending(crate::pending::Completer),
     Deadline(SyncSender<Result<Option<Outcome>, CommandError>>),
     Migrate(SyncSender<Result<Vec<Outcome>, CommandError>>),
 }
@@ -790,6 +792,7 @@ fn finish(reply: Reply, decided: Decided) -> Finish {
     match (reply, decided) {
         (Reply::Deploy(reply), Decided::Deploy(result)) => commit_reply(reply, result),
         (Reply::Command(reply), Decided::Command(result)) => commit_reply(reply, result),
+        (Reply::Pending(done), Decided::Command(result)) => commit_reply(done, result),
         (Reply::Deadline(reply), Decided::Deadline(result)) => commit_reply(reply, result),
         (Reply::Migrate(reply), Decided::Migrate(result)) => commit_reply(reply, result),
         (reply, _) => Box::new(move |_| {
@@ -803,8 +806,27 @@ fn finish(reply: Reply, decided: Decided) -> Finish {
     }
 }
 
+/// Where a decided command's result goes once its group is durable (or
+/// failed): a caller's channel, or the future it awaits.
+trait Sink<T>: Send + 'static {
+    fn answer(self, result: T);
+}
+
+impl<T: Send + 'static> Sink<T> for SyncSender<T> {
+    fn answer(self, result: T) {
+        // The caller may have gone away; nothing to do then.
+        let _ = self.send(result);
+    }
+}
+
+impl Sink<Result<Outcome, CommandError>> for crate::pending::Completer {
+    fn answer(self, result: Result<Outcome, CommandError>) {
+        self.complete(result);
+    }
+}
+
 fn commit_reply<T: Send + 'static, E: From<StorageError> + Send + 'static>(
-    reply: SyncSender<Result<T, E>>,
+    reply: impl Sink<Result<T, E>>,
     result: Result<T, E>,
 ) -> Finish {
     Box::new(move |failure| {
@@ -812,8 +834,7 @@ fn commit_reply<T: Send + 'static, E: From<StorageError> + Send + 'static>(
             (Some(error), Ok(_)) => Err(E::from(error.clone())),
             (_, result) => result,
         };
-        // The caller may have gone away; nothing to do then.
-        let _ = reply.send(result);
+        reply.answer(result);
     })
 }
 
@@ -821,6 +842,7 @@ fn reply_error(reply: Reply, error: StorageError) {
     match reply {
         Reply::Deploy(reply) => drop(reply.send(Err(error.into()))),
         Reply::Command(reply) => drop(reply.send(Err(error.into()))),
+        Reply::Pending(done) => done.complete(Err(error.into())),
         Reply::Deadline(reply) => drop(reply.send(Err(error.into()))),
         Reply::Migrate(reply) => drop(reply.send(Err(error.into()))),
     }
