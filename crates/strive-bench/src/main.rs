@@ -485,11 +485,15 @@ fn run(config: &Config) -> Fallible<Report> {
         progress("http");
         let s = "http";
         for connections in [1usize, 64] {
-            let (samples, kept) = repeat_runs(repeats, || http::fire(&setup, connections))?;
+            let client = http::Client::for_connections(connections);
+            let (samples, kept) = repeat_runs(repeats, || http::fire(&setup, connections, client))?;
             report.add(
                 &format!("http.durable.c{connections}"),
                 s,
-                &format!("durable fire over HTTP, {connections} keep-alive connection(s){on}"),
+                &format!(
+                    "durable fire over HTTP, {connections} keep-alive connection(s), {}{on}",
+                    client.name()
+                ),
                 "tr/s",
                 samples,
             );
@@ -505,7 +509,9 @@ fn run(config: &Config) -> Fallible<Report> {
                 }
             }
         }
-        report.note("strive serve in this process on loopback; ureq clients, one thread and connection each");
+        report.note(
+            "strive serve in this process on loopback; wrk -t2 (when installed) or ureq threads",
+        );
     }
 
     if config.wants("postgres") {

@@ -20,11 +20,17 @@ pub struct Run {
     pub per_second: f64,
     /// Every call's latency, in microseconds, sorted.
     pub latencies: Vec<u32>,
+    /// The quantiles (0 to 1) and their latencies in microseconds that a
+    /// load generator reported, when it gives no call's latency (wrk).
+    pub reported: Vec<(f64, u32)>,
 }
 
 impl Run {
     /// The latency at quantile `q` (0 to 1), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
+        if let Some((_, micros)) = self.reported.iter().find(|(at, _)| *at == q) {
+            return f64::from(*micros) / 1000.0;
+        }
         if self.latencies.is_empty() {
             return f64::NAN;
         }
@@ -214,6 +220,7 @@ pub fn fire(setup: &Setup<'_>, callers: usize, mode: Mode) -> Fallible<Run> {
     Ok(Run {
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         latencies,
+        reported: Vec::new(),
     })
 }
 
