@@ -158,7 +158,17 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
                 AccessError::NotGranted { .. } => (S::NOT_FOUND, "no_such_grant"),
                 AccessError::LastAdmin { .. } => (S::CONFLICT, "last_admin"),
                 AccessError::Reserved { .. } => (S::FORBIDDEN, "reserved_actor"),
+                AccessError::ReservedKey { .. } => (S::FORBIDDEN, "reserved_actor"),
+                AccessError::KeyKnown { .. } => (S::CONFLICT, "key_known"),
+                AccessError::KeyNotHeld { .. } => (S::NOT_FOUND, "no_such_key"),
+                AccessError::BadKey { .. } => (S::BAD_REQUEST, "bad_key"),
                 _ => (S::FORBIDDEN, "access_refused"),
+            },
+            // A malformed signature is a wrong request; any other refusal
+            // is the actor's key not vouching for this command.
+            CommandError::Signature { reason } => match reason {
+                strive_core::SignatureError::Malformed { .. } => (S::BAD_REQUEST, reason.code()),
+                _ => (S::FORBIDDEN, reason.code()),
             },
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
             CommandError::Migration { .. } => (S::UNPROCESSABLE_ENTITY, "migration_refused"),

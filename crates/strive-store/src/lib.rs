@@ -66,7 +66,7 @@ mod stats;
 mod url;
 mod writer;
 
-pub use access::GrantInfo;
+pub use access::{GrantInfo, KeyInfo};
 #[cfg(feature = "postgres")]
 pub use backend::postgres::{MIGRATIONS, PostgresBackend, RECONNECT_WAIT, TemporaryDatabase};
 pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
