@@ -346,6 +346,9 @@ pub(crate) struct Writer {
     /// clock, so that a seeded run is repeatable.
     pub(crate) inline: bool,
     pub(crate) codec: Codec,
+    /// Whether recorded commands are being decided again (`recover.rs`):
+    /// then signatures are kept as recorded, not checked again.
+    pub(crate) replaying: bool,
 }
 
 /// A group's writes, ready to apply.
@@ -388,6 +391,7 @@ impl Writer {
             last_write_back_at: now,
             inline: false,
             codec: block::DEFAULT_CODEC,
+            replaying: false,
         }
     }
 
@@ -556,6 +560,7 @@ impl Writer {
         let policy = decide::Policy {
             enforce_grants: self.options.enforce_grants,
             require_signatures: self.options.require_signatures,
+            check_signatures: !self.replaying,
         };
         let decided = decide(&mut txn, cmd, clock, policy);
         self.next_position = txn.next_position;

@@ -43,14 +43,17 @@ impl Writer {
         // A recorded command was accepted when it was logged, whether or not
         // the engine enforced grants then (that is not recorded), and the
         // check writes nothing: replay does not check grants again.
-        // Nor whether it required signatures: a signature recorded is
-        // checked again (the same keys are held at that point of the log),
-        // a missing one is not asked for.
+        // Nor signatures: a recorded signature is kept, byte for byte, not
+        // checked again (in a store of several partitions, partition 0's
+        // keys may not be rebuilt yet when another partition replays), and
+        // a missing one is not asked for; `verify` checks them.
         let enforce = std::mem::replace(&mut self.options.enforce_grants, false);
         let require = std::mem::replace(&mut self.options.require_signatures, false);
+        let replaying = std::mem::replace(&mut self.replaying, true);
         let replayed = self.replay_logged(events, write_log);
         self.options.enforce_grants = enforce;
         self.options.require_signatures = require;
+        self.replaying = replaying;
         replayed
     }
 
