@@ -433,6 +433,11 @@ fn verify_catches_forged_transplanted_and_stripped_signatures() {
         assert_eq!(problems[0]["code"], code, "{name}");
         assert_eq!(problems[0]["rule"], rule, "{name}");
         assert_eq!(problems[0]["gseq"], one, "{name}");
+        // The sequential verifier says the same.
+        let mut sequential = verify.to_vec();
+        sequential.extend_from_slice(&["--jobs", "1"]);
+        let (_, again) = crate::util::verify_report(&copy, &sequential);
+        assert_eq!(again["problems"], report["problems"], "{name}");
     }
     // Stripping is not a problem for an auditor who does not require
     // signatures (the store may not have).

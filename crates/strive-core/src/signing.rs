@@ -587,4 +587,130 @@ mod tests {
         };
         assert_ne!(start.message(), message);
     }
+
+    /// The event a signed fire records, signed by `key` (seed) as li.
+    fn signed_event(seed: u8, payload: Value) -> (Event, ActorKey) {
+        use ed25519_dalek::Signer;
+        let secret = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let public = VerifierKey::new("li", secret.verifying_key()).expect("a key");
+        let mut event: Event = serde_json::from_value(json!({
+            "v": 1, "gseq": 9, "instance": "doc-1", "seq": 2, "prev": crate::GENESIS,
+            "kind": "fire", "workflow": "w", "version": 1, "definition_hash": "h",
+            "from": "draft", "event": "submit", "transition": "submit", "to": "review",
+            "actor": {"id": "li", "roles": ["author"]}, "at": "2026-05-01T08:00:00Z",
+            "payload": payload
+        }))
+        .expect("an event");
+        let at: Timestamp = "2026-05-01T07:58:00Z".parse().expect("a time");
+        let claim = Claim {
+            origin: None,
+            kind: SignedKind::Fire,
+            instance: "doc-1",
+            event: "submit",
+            payload: &event.payload,
+            expected_seq: Some(1),
+            command_id: None,
+            actor: &event.actor,
+            at: Some(at),
+        };
+        let signature = claim.sign(public.key_id(), |m| secret.sign(m).to_bytes());
+        event.signature = Some(signature);
+        let key = ActorKey {
+            actor: "li".to_owned(),
+            vkey: public.encode(),
+        };
+        (event, key)
+    }
+
+    fn check(access: &crate::Access, event: &Event, require: bool) -> Result<(), &'static str> {
+        let Ok(checked) = check_signature(access, event, require);
+        checked.map_err(|e| e.code())
+    }
+
+    #[test]
+    fn a_signature_holds_only_for_its_command_and_a_held_key() {
+        let (event, key) = signed_event(1, json!({"title": "t"}));
+        let mut access = crate::Access::new();
+        assert_eq!(check(&access, &event, false), Err("unknown_key"));
+        access.apply_key(KeyChange::Register, &key);
+        assert_eq!(check(&access, &event, true), Ok(()));
+        // The payload altered, the expected sequence moved, the roles
+        // widened: each breaks it.
+        let mut altered = event.clone();
+        altered.payload = json!({"title": "T"});
+        assert_eq!(check(&access, &altered, false), Err("bad_signature"));
+        let mut moved = event.clone();
+        moved.seq = 3;
+        assert_eq!(check(&access, &moved, false), Err("malformed_signature"));
+        let mut widened = event.clone();
+        widened.actor.roles.push("director".to_owned());
+        assert_eq!(check(&access, &widened, false), Err("bad_signature"));
+        // Signed two minutes before the event: within the window; an
+        // hour after it is not.
+        let mut late = event.clone();
+        late.at = "2026-05-01T09:00:00Z".parse().expect("a time");
+        assert_eq!(check(&access, &late, false), Err("stale_signature"));
+        // Unsigned, it is asked for one only when signatures are required.
+        let mut stripped = event.clone();
+        stripped.signature = None;
+        assert_eq!(check(&access, &stripped, false), Ok(()));
+        assert_eq!(check(&access, &stripped, true), Err("signature_required"));
+        access.apply_key(KeyChange::Retire, &key);
+        assert_eq!(check(&access, &event, false), Err("retired_key"));
+        assert_eq!(
+            check(&access, &stripped, true),
+            Ok(()),
+            "li holds no key now"
+        );
+    }
+
+    #[test]
+    fn keys_are_registered_once_by_an_admin_and_retired_when_held() {
+        let (_, key) = signed_event(1, Value::Null);
+        let mut access = crate::Access::new();
+        let admin = Actor::new("root", &[crate::ADMIN_ROLE]);
+        let change = |access: &crate::Access, change, key: &ActorKey, by: &Actor| {
+            let Ok(checked) = check_key_change(access, change, key, by);
+            checked
+        };
+        assert_eq!(
+            change(&access, KeyChange::Retire, &key, &admin),
+            Err(crate::AccessError::KeyNotHeld { key: key.clone() })
+        );
+        assert_eq!(change(&access, KeyChange::Register, &key, &admin), Ok(()));
+        access.apply_key(KeyChange::Register, &key);
+        assert!(matches!(
+            change(&access, KeyChange::Register, &key, &admin),
+            Err(crate::AccessError::KeyKnown { .. })
+        ));
+        access.apply_key(KeyChange::Retire, &key);
+        assert!(
+            matches!(
+                change(&access, KeyChange::Register, &key, &admin),
+                Err(crate::AccessError::KeyKnown { .. })
+            ),
+            "a retired key never again"
+        );
+        let clerk = Actor::new("li", &["clerk"]);
+        assert!(matches!(
+            change(&access, KeyChange::Register, &key, &clerk),
+            Err(crate::AccessError::NotAdmin { .. })
+        ));
+        let junk = ActorKey {
+            actor: "li".to_owned(),
+            vkey: "not a key".to_owned(),
+        };
+        assert!(matches!(
+            change(&access, KeyChange::Register, &junk, &admin),
+            Err(crate::AccessError::BadKey { .. })
+        ));
+        let system = ActorKey {
+            actor: "system".to_owned(),
+            ..key
+        };
+        assert!(matches!(
+            change(&access, KeyChange::Register, &system, &admin),
+            Err(crate::AccessError::ReservedKey { .. })
+        ));
+    }
 }
