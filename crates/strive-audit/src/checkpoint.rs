@@ -467,7 +467,7 @@ impl SigningKey {
 
     /// The Ed25519 signature of `message`. For messages that carry their
     /// own domain tag, such as an actor's command
-    /// ([`strive_core::signing::command_message`]); a checkpoint is
+    /// ([`strive_core::Claim::message`]); a checkpoint is
     /// signed as a note ([`Checkpoint::to_note`]).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
