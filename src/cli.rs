@@ -241,6 +241,11 @@ pub enum Command {
     Store(crate::commands::store::StoreCommand),
     #[command(flatten)]
     Grant(crate::commands::grants::GrantCommand),
+    /// Actors' Ed25519 keys, with which they sign their commands:
+    /// generate, register, retire, list (docs/audit.md, "Signed
+    /// commands").
+    #[command(subcommand)]
+    Key(crate::commands::keys::KeyCommand),
     /// Runs a witness that cosigns a log's checkpoints only when they
     /// extend the last one it cosigned, or presents the store's checkpoint
     /// to witnesses (docs/audit.md, "Witnesses").
@@ -270,6 +275,7 @@ impl Command {
             Command::Campaign(command) => command.json(),
             Command::Store(command) => command.json(),
             Command::Grant(command) => command.json(),
+            Command::Key(command) => command.json(),
             Command::Witness(command) => command.json(),
             Command::Graph { .. }
             | Command::Schema
@@ -297,6 +303,10 @@ pub struct StartArgs {
     /// An idempotency key: a retry with the same key returns the first outcome.
     #[arg(long)]
     pub command_id: Option<String>,
+    /// Signs the start with the actor's private key in FILE (`strive key
+    /// generate`); the key stays here, only the signature is sent.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: Option<TextOrJson>,
@@ -320,6 +330,10 @@ pub struct FireArgs {
     /// An idempotency key: a retry with the same key returns the first outcome.
     #[arg(long)]
     pub command_id: Option<String>,
+    /// Signs the fire with the actor's private key in FILE (`strive key
+    /// generate`); the key stays here, only the signature is sent.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: Option<TextOrJson>,

@@ -62,8 +62,8 @@ impl Store {
                 Ok(engine.start(workflow, instance, actor, data, parent, options)?)
             }
             Store::Remote(remote) => {
-                let body =
-                    json!({"workflow": workflow, "id": instance, "data": data, "parent": parent});
+                let body = json!({"workflow": workflow, "id": instance, "data": data,
+                    "parent": parent, "signature": signature_body(&options)});
                 remote.send("POST", "/v1/instances", Some(&body), &options)
             }
         }
@@ -81,7 +81,8 @@ impl Store {
             Store::Local(engine) => Ok(engine.fire(instance, event, actor, payload, options)?),
             Store::Remote(remote) => {
                 let path = format!("/v1/instances/{}/events", segment(instance));
-                let body = json!({"event": event, "payload": payload});
+                let body = json!({"event": event, "payload": payload,
+                    "signature": signature_body(&options)});
                 remote.send("POST", &path, Some(&body), &options)
             }
         }
@@ -253,7 +254,43 @@ impl Remote {
     }
 }
 
+/// A command's signature as the server takes it (`SignatureBody`): the
+/// expected sequence it binds travels as the command's own `If-Match`.
+fn signature_body(options: &CommandOptions) -> Value {
+    match &options.signature {
+        Some(signature) => json!({"key": signature.key, "sig": signature.sig,
+            "origin": signature.origin, "at": signature.at}),
+        None => Value::Null,
+    }
+}
+
 impl Remote {
+    /// `strive key register` / `strive key retire --server`: the change,
+    /// made by the token's actor (an admin), through `/v1/keys`.
+    pub fn change_key(
+        &self,
+        actor: &str,
+        vkey: &strive_core::VerifierKey,
+        retire: bool,
+    ) -> Result<Outcome, Failure> {
+        let path = if retire {
+            "/v1/keys/retire"
+        } else {
+            "/v1/keys"
+        };
+        let body = json!({"actor": actor, "vkey": vkey.encode()});
+        self.send("POST", path, Some(&body), &CommandOptions::default())
+    }
+
+    /// `strive key list --server`: the keys registered (only `actor`'s).
+    pub fn keys(&self, actor: Option<&str>) -> Result<Vec<strive_store::KeyInfo>, Failure> {
+        let path = match actor {
+            Some(actor) => format!("/v1/keys?actor={}", segment(actor)),
+            None => "/v1/keys".to_owned(),
+        };
+        self.get(&path)
+    }
+
     /// `strive grant` / `strive revoke --server`: the change, made by the
     /// token's actor (an admin), through `/v1/grants`.
     pub fn change_grant(
@@ -440,6 +477,7 @@ pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
                 ..
             })
             | Command::Grant(_)
+            | Command::Key(_)
             // A witness keeps its own state, never a store.
             | Command::Witness(
                 WitnessCommand::Init { .. }

@@ -129,6 +129,7 @@ impl From<CommandError> for Failure {
                 ("not_granted", serde_json::to_value(missing).ok())
             }
             CommandError::Storage(_) => ("storage", None),
+            CommandError::Signature { reason } => (reason.code(), None),
             _ => ("command", None),
         };
         Failure {

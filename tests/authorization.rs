@@ -159,8 +159,8 @@ mod grants {
 
     use serde_json::{Value, json};
     use strive_store::{
-        AccessError, Actor, Backend, CommandError, CommandOptions, DeployError, Engine, EventKind,
-        Grant, Options, SledBackend, raw,
+        AccessError, Actor, CommandError, CommandOptions, DeployError, Engine, EventKind, Grant,
+        Options,
     };
 
     use crate::util::{strive, text};
@@ -230,10 +230,7 @@ mod grants {
 
     /// Runs `strive verify --format json` on a closed store.
     fn verify(db: &Path) -> (Option<i32>, Value) {
-        let output = strive(db, &["verify", "--format", "json"]);
-        let report = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
-        (output.status.code(), report)
+        crate::util::verify_report(db, &[])
     }
 
     #[test]
@@ -418,28 +415,9 @@ mod grants {
 
         // A forger rewrites li's event as eve's, who holds no grant, and
         // fixes up all that hashes show: the stored hash and the head.
-        {
-            let backend = SledBackend::open(&db).expect("raw open");
-            let partition = raw::partition_of(&backend, "org-07")
-                .expect("read")
-                .expect("a record");
-            let value = raw::event_in(&backend, partition, gseq)
-                .expect("read")
-                .expect("exists");
-            let mut event = strive_core::Event::decode(&value[32..]).expect("decodes");
+        crate::util::forge_event(&db, "org-07", gseq, |event| {
             event.actor = Actor::new("eve", &["clerk"]);
-            let bytes = event.encode();
-            let mut forged = strive_core::event_digest(&bytes).to_vec();
-            forged.extend_from_slice(&bytes);
-            raw::put_event_in(&backend, partition, gseq, Some(forged)).expect("rewrite");
-            let key = b"iorg-07\0".to_vec();
-            let stored = backend.get(&key).expect("read").expect("a snapshot");
-            let mut record: Value = serde_json::from_slice(&stored).expect("json");
-            record["instance"]["head"] = json!(strive_core::event_hash(&bytes));
-            let record = serde_json::to_vec(&record).expect("json");
-            backend.apply(vec![(key, Some(record))]).expect("write");
-            backend.flush().expect("flush");
-        }
+        });
         let (code, report) = verify(&db);
         assert_eq!(code, Some(1), "{report:#}");
         let problems = report["problems"].as_array().expect("problems");

@@ -282,6 +282,7 @@ fn refused_commands_change_nothing() {
                     CommandOptions {
                         expected_seq: Some(7),
                         command_id: None,
+                        signature: None,
                     },
                 )
                 .expect_err("conflict"),
@@ -436,6 +437,7 @@ fn expected_sequence_lets_exactly_one_of_two_racers_win() {
                         CommandOptions {
                             expected_seq: Some(expected),
                             command_id: None,
+                            signature: None,
                         },
                     );
                     match result {
@@ -481,6 +483,7 @@ fn retried_commands_return_the_original_outcome_across_a_reopen() {
     let retry = CommandOptions {
         expected_seq: None,
         command_id: Some("submit-r1".into()),
+        signature: None,
     };
     let first = {
         let engine = store.open_with(Options::default()).expect("open");

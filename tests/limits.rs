@@ -288,6 +288,7 @@ fn ids_over_128_bytes_are_refused() {
         CommandOptions {
             expected_seq: None,
             command_id: Some(long.clone()),
+            signature: None,
         },
     );
     assert!(
@@ -312,6 +313,7 @@ fn ids_over_128_bytes_are_refused() {
             CommandOptions {
                 expected_seq: None,
                 command_id: Some(limit.clone()),
+                signature: None,
             },
         )
         .expect("a 128-byte id and command id are accepted");

@@ -361,6 +361,7 @@ fn fire(engine: &Engine, fire: &Fire) -> Result<strive_store::Outcome, CommandEr
         CommandOptions {
             expected_seq: None,
             command_id: fire.command_id.clone(),
+            signature: None,
         },
     )
 }

@@ -218,6 +218,7 @@ fn an_engine_opened_over_unflushed_writes_makes_them_durable_before_answering() 
     let command = CommandOptions {
         expected_seq: None,
         command_id: Some("start-b1".to_owned()),
+        signature: None,
     };
     let lead = Actor::new("lead", &["leading_group"]);
     let start = |engine: &Engine| {

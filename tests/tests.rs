@@ -21,6 +21,7 @@ mod partitions;
 mod postgres;
 mod publish;
 mod receipt;
+mod signing;
 mod sim;
 mod simulate;
 mod storage;

@@ -57,6 +57,49 @@ pub fn strive(db: &Path, args: &[&str]) -> Output {
         .expect("the strive binary runs")
 }
 
+/// `strive verify --format json EXTRA` on `db`: the exit code and the
+/// report.
+pub fn verify_report(db: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["verify", "--format", "json"];
+    args.extend_from_slice(extra);
+    let output = strive(db, &args);
+    let report =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    (output.status.code(), report)
+}
+
+/// Rewrites event `gseq` of `instance`'s partition with `alter`, fixing up
+/// what hashes show (the stored digest and the instance's head), as a
+/// forger holding the store would.
+pub fn forge_event(
+    db: &Path,
+    instance: &str,
+    gseq: u64,
+    alter: impl FnOnce(&mut strive_core::Event),
+) {
+    use strive_store::Backend;
+    let backend = strive_store::SledBackend::open(db).expect("raw open");
+    let partition = strive_store::raw::partition_of(&backend, instance)
+        .expect("read")
+        .expect("a record");
+    let value = strive_store::raw::event_in(&backend, partition, gseq)
+        .expect("read")
+        .expect("exists");
+    let mut event = strive_core::Event::decode(&value[32..]).expect("decodes");
+    alter(&mut event);
+    let bytes = event.encode();
+    let mut forged = strive_core::event_digest(&bytes).to_vec();
+    forged.extend_from_slice(&bytes);
+    strive_store::raw::put_event_in(&backend, partition, gseq, Some(forged)).expect("rewrite");
+    let key = format!("i{instance}\0").into_bytes();
+    let stored = backend.get(&key).expect("read").expect("a snapshot");
+    let mut record: serde_json::Value = serde_json::from_slice(&stored).expect("json");
+    record["instance"]["head"] = serde_json::json!(strive_core::event_hash(&bytes));
+    let record = serde_json::to_vec(&record).expect("json");
+    backend.apply(vec![(key, Some(record))]).expect("write");
+    backend.flush().expect("flush");
+}
+
 /// A command's stdout and stderr, for messages and `contains` checks.
 pub fn text(output: &Output) -> String {
     format!(

@@ -67,6 +67,11 @@ pub enum AuditCommand {
         /// (the report is the same).
         #[arg(long, default_value_t = 0)]
         jobs: usize,
+        /// Report every start or fire by an actor holding a registered key
+        /// that is not signed (`unsigned`), as for a store opened with
+        /// `require_signatures`. Signatures present are checked always.
+        #[arg(long)]
+        require_signatures: bool,
     },
     /// Prints a checkpoint of the log (origin, size, root), optionally signed.
     Checkpoint {
@@ -246,6 +251,7 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
             public_key,
             policy,
             jobs,
+            require_signatures,
             ..
         } => match crate::client::Remote::from_cli(cli)? {
             Some(remote) => crate::client::verify(&remote, json),
@@ -256,7 +262,11 @@ pub fn run(cli: &Cli, command: &AuditCommand, json: bool) -> Outcome {
                     key: public_key.as_deref(),
                     policy: policy.as_deref(),
                 },
-                *jobs,
+                VerifyOptions {
+                    jobs: *jobs,
+                    require_signatures: *require_signatures,
+                    ..VerifyOptions::default()
+                },
                 json,
             ),
         },
@@ -734,7 +744,7 @@ fn replay(db: &Path, instance: &str, at_seq: Option<u64>, at: Option<&str>, json
     })
 }
 
-fn verify(db: &Path, kept: &Kept<'_>, jobs: usize, json: bool) -> Outcome {
+fn verify(db: &Path, kept: &Kept<'_>, options: VerifyOptions, json: bool) -> Outcome {
     let read = kept
         .checkpoint
         .map(|p| read_checkpoint(p, kept))
@@ -744,19 +754,11 @@ fn verify(db: &Path, kept: &Kept<'_>, jobs: usize, json: bool) -> Outcome {
     let engine = open(db)?;
     let bar = output::progress(engine.total_events(), "verifying");
     let started = Instant::now();
-    let report = store::verify(
-        &engine,
-        VerifyOptions {
-            since,
-            jobs,
-            ..VerifyOptions::default()
-        },
-        |read| {
-            if let Some(bar) = &bar {
-                bar.set_position(read);
-            }
-        },
-    );
+    let report = store::verify(&engine, VerifyOptions { since, ..options }, |read| {
+        if let Some(bar) = &bar {
+            bar.set_position(read);
+        }
+    });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

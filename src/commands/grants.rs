@@ -156,8 +156,8 @@ fn change(
     Ok(())
 }
 
-/// A refused change, with its stable kind.
-fn failure(error: CommandError) -> Failure {
+/// A refused change of grants or keys, with its stable kind.
+pub(crate) fn failure(error: CommandError) -> Failure {
     match &error {
         CommandError::Access { reason } => {
             let kind = match reason {
@@ -165,6 +165,9 @@ fn failure(error: CommandError) -> Failure {
                 strive_core::AccessError::AlreadyGranted { .. } => "already_granted",
                 strive_core::AccessError::NotGranted { .. } => "no_such_grant",
                 strive_core::AccessError::LastAdmin { .. } => "last_admin",
+                strive_core::AccessError::KeyKnown { .. } => "key_known",
+                strive_core::AccessError::KeyNotHeld { .. } => "no_such_key",
+                strive_core::AccessError::BadKey { .. } => "bad_key",
                 _ => "access_refused",
             };
             Failure::new(kind, error.to_string())

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
+use strive_core::{Claim, SignedKind};
 use strive_store::{CommandOptions, ListQuery};
 
 use crate::cli::{Cli, FireArgs, ListArgs, StartArgs};
@@ -21,6 +22,7 @@ pub(crate) fn start(cli: &Cli, args: &StartArgs, json: bool) -> Outcome {
         data,
         parent,
         command_id,
+        sign_key,
         ..
     } = args;
     let engine = crate::client::store_for_writing(cli)?;
@@ -29,18 +31,41 @@ pub(crate) fn start(cli: &Cli, args: &StartArgs, json: bool) -> Outcome {
         Value::Object(map) => map,
         _ => return Err(Failure::usage("--data must be a JSON object")),
     };
+    let actor = actor_of(cli, actor)?;
+    let signature = match sign_key {
+        None => None,
+        Some(path) => {
+            // A start's signature binds the version it starts: the latest.
+            let version = engine
+                .versions(workflow)?
+                .last()
+                .map(|info| info.version)
+                .ok_or_else(|| {
+                    Failure::new(
+                        "unknown_workflow",
+                        format!(
+                            "no workflow `{}` is deployed; deploy it first",
+                            shown(workflow)
+                        ),
+                    )
+                })?;
+            let payload = strive_core::start_payload(&data, parent.as_deref());
+            let claim = Claim {
+                kind: SignedKind::Start { workflow, version },
+                event: "start",
+                payload: &payload,
+                expected_seq: None,
+                ..crate::commands::keys::claim(&actor, instance, command_id.as_deref())?
+            };
+            Some(crate::commands::keys::sign(path, &claim)?)
+        }
+    };
     let options = CommandOptions {
         expected_seq: None,
         command_id: command_id.clone(),
+        signature,
     };
-    let outcome = engine.start(
-        workflow,
-        instance,
-        &actor_of(cli, actor)?,
-        data,
-        parent.as_deref(),
-        options,
-    )?;
+    let outcome = engine.start(workflow, instance, &actor, data, parent.as_deref(), options)?;
     print_outcome(&outcome, json);
     Ok(ExitCode::SUCCESS)
 }
@@ -54,15 +79,30 @@ pub(crate) fn fire(cli: &Cli, args: &FireArgs, json: bool) -> Outcome {
         payload,
         expect_seq,
         command_id,
+        sign_key,
         ..
     } = args;
     let engine = crate::client::store_for_writing(cli)?;
     let payload = parse_json("--payload", payload.as_deref())?;
+    let actor = actor_of(cli, actor)?;
+    let signature = match sign_key {
+        None => None,
+        Some(path) => {
+            let claim = Claim {
+                event,
+                payload: &payload,
+                expected_seq: *expect_seq,
+                ..crate::commands::keys::claim(&actor, instance, command_id.as_deref())?
+            };
+            Some(crate::commands::keys::sign(path, &claim)?)
+        }
+    };
     let options = CommandOptions {
         expected_seq: *expect_seq,
         command_id: command_id.clone(),
+        signature,
     };
-    let outcome = engine.fire(instance, event, &actor_of(cli, actor)?, payload, options)?;
+    let outcome = engine.fire(instance, event, &actor, payload, options)?;
     print_outcome(&outcome, json);
     Ok(ExitCode::SUCCESS)
 }

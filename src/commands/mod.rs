@@ -8,6 +8,7 @@ pub(crate) mod deadlines;
 pub(crate) mod definitions;
 pub(crate) mod grants;
 pub(crate) mod instances;
+pub(crate) mod keys;
 pub(crate) mod migrate;
 pub(crate) mod publish;
 pub(crate) mod receipt;
@@ -60,6 +61,7 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Campaign(command) => campaign::run(cli, command, json),
         Command::Store(command) => store::run(cli, command, json),
         Command::Grant(command) => grants::run(cli, command, json),
+        Command::Key(command) => keys::run(cli, command, json),
         Command::Witness(command) => witness::run(&cli.db, command, json),
     }
 }

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// The private key of that witness.
     #[arg(long, requires = "witness_state")]
     witness_key: Option<std::path::PathBuf>,
+    /// Refuse an unsigned start or fire by an actor that holds a
+    /// registered key (403 `signature_required`; docs/http.md, "Signed
+    /// commands").
+    #[arg(long)]
+    require_signatures: bool,
 }
 
 /// The witness `strive serve` runs beside the store, when asked.
@@ -107,6 +112,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Outcome {
     // roles it may act in (issue #11).
     let options = strive_store::Options {
         enforce_grants: true,
+        require_signatures: args.require_signatures,
         ..strive_store::Options::default()
     };
     let engine = crate::files::open_or_create(db, options)?;

@@ -13,6 +13,13 @@
 //!   events (`not_granted` otherwise). The engine's `system` actor needs
 //!   none.
 //!
+//! It also checks actors' signatures (`strive_core::signing`): every
+//! signed start or fire against the key the chain says its actor held at
+//! that point (`bad_signature`, with the rule broken), and, when asked,
+//! that an actor holding a key signed (`unsigned`). Key registrations and
+//! retirements are access events too, checked like grants
+//! (`access_refused`), but they do not turn the grant checks on.
+//!
 //! It reports events without a grant whether or not the store enforced
 //! grants when they were written: a store that records grants says who may
 //! act, and an auditor must see an event outside them.
@@ -21,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 use strive_core::access::{self, Access, Change, Grant};
-use strive_core::{ACCESS_SUBJECT, Event, EventKind};
+use strive_core::{ACCESS_SUBJECT, ActorKey, Event, EventKind, KeyChange};
 
 use crate::problem::{Problem, ProblemCode};
 
@@ -42,6 +49,9 @@ pub(crate) struct AccessCheck {
     /// For a partition other than 0: partition 0's grants, applied as the
     /// partition's events reach their times.
     pending: VecDeque<Event>,
+    /// Whether an unsigned command by an actor holding a key is a problem
+    /// (`VerifyOptions::require_signatures`).
+    pub(crate) require_signatures: bool,
 }
 
 impl AccessCheck {
@@ -64,7 +74,7 @@ impl AccessCheck {
     pub(crate) fn follow(&mut self, changes: &[Event]) {
         self.pending = changes
             .iter()
-            .filter(|e| e.kind == EventKind::Grant)
+            .filter(|e| matches!(e.kind, EventKind::Grant | EventKind::RegisterKey))
             .cloned()
             .collect();
     }
@@ -72,12 +82,17 @@ impl AccessCheck {
     /// Applies the pending grants dated at or before `event`'s time.
     fn catch_up(&mut self, event: &Event) {
         while self.pending.front().is_some_and(|g| g.at <= event.at) {
-            if let Some(grant) = self.pending.pop_front()
-                && let Ok(payload) = serde_json::from_value::<Grant>(grant.payload.clone())
-            {
+            let Some(change) = self.pending.pop_front() else {
+                break;
+            };
+            if change.kind == EventKind::RegisterKey {
+                if let Ok(key) = serde_json::from_value::<ActorKey>(change.payload.clone()) {
+                    self.access.apply_key(KeyChange::Register, &key);
+                }
+            } else if let Ok(payload) = serde_json::from_value::<Grant>(change.payload.clone()) {
                 self.active = true;
                 self.access
-                    .apply(Change::Grant, &payload, grant.gseq, &grant.actor.id);
+                    .apply(Change::Grant, &payload, change.gseq, &change.actor.id);
             }
         }
     }
@@ -99,6 +114,16 @@ impl AccessCheck {
                 .into_iter()
                 .collect();
         }
+        if let Some(change) = KeyChange::of(event.kind) {
+            self.changes.push(event.clone());
+            return self
+                .key_change(change, event)
+                .err()
+                .map(|message| here(ProblemCode::AccessRefused, message))
+                .into_iter()
+                .collect();
+        }
+        let mut problems: Vec<Problem> = self.signature(event).into_iter().collect();
         let parent = match event.kind {
             EventKind::Start => {
                 let parent = event
@@ -112,7 +137,7 @@ impl AccessCheck {
             _ => self.parents.get(&event.instance).cloned().flatten(),
         };
         if !self.active {
-            return Vec::new();
+            return problems;
         }
         // Deployments and migrations act on a workflow, not an instance:
         // the actor's roles must be granted globally, as the engine asks.
@@ -121,15 +146,43 @@ impl AccessCheck {
             _ => self.scope(&event.instance, parent),
         };
         let Ok(missing) = access::missing(&self.access, &event.actor, &scope);
-        missing
-            .map(|grant| {
-                here(
-                    ProblemCode::NotGranted,
-                    format!("the actor held no grant of the role it acted in: {grant} was missing"),
-                )
-            })
-            .into_iter()
-            .collect()
+        problems.extend(missing.map(|grant| {
+            here(
+                ProblemCode::NotGranted,
+                format!("the actor held no grant of the role it acted in: {grant} was missing"),
+            )
+        }));
+        problems
+    }
+
+    /// The problem with `event`'s signature, by the rule the engine's
+    /// writer applied (`strive_core::check_signature`), against the keys
+    /// the access chain gave its actor up to here.
+    fn signature(&self, event: &Event) -> Option<Problem> {
+        let Ok(checked) =
+            strive_core::check_signature(&self.access, event, self.require_signatures);
+        let error = checked.err()?;
+        let code = match error {
+            strive_core::SignatureError::Required { .. } => ProblemCode::Unsigned,
+            _ => ProblemCode::BadSignature,
+        };
+        Some(
+            Problem::new(
+                code,
+                format!("the command's signature does not hold: {error}"),
+            )
+            .at(&event.instance, event.seq, event.gseq)
+            .rule(error.code()),
+        )
+    }
+
+    /// Checks and applies a key's registration or retirement, as
+    /// [`AccessCheck::change`] does a grant.
+    fn key_change(&mut self, change: KeyChange, event: &Event) -> Result<(), String> {
+        let key: ActorKey = access_payload(event, change.name(), "an actor's key")?;
+        let Ok(checked) = strive_core::check_key_change(&self.access, change, &key, &event.actor);
+        self.access.apply_key(change, &key);
+        checked.map_err(|reason| format!("the engine would have refused it: {reason}"))
     }
 
     /// Checks and applies a grant or revocation; the problem's message if
@@ -137,14 +190,7 @@ impl AccessCheck {
     /// recorded, so one bad grant is reported once, not at every event
     /// that relies on it.
     fn change(&mut self, change: Change, event: &Event) -> Result<(), String> {
-        if event.instance != ACCESS_SUBJECT {
-            return Err(format!(
-                "a {} event belongs to the access chain `{ACCESS_SUBJECT}`",
-                change.name()
-            ));
-        }
-        let grant: Grant = serde_json::from_value(event.payload.clone())
-            .map_err(|e| format!("its payload is not a grant: {e}"))?;
+        let grant: Grant = access_payload(event, change.name(), "a grant")?;
         let Ok(checked) = access::check_change(&self.access, change, &grant, &event.actor);
         self.access
             .apply(change, &grant, event.gseq, &event.actor.id);
@@ -163,6 +209,22 @@ impl AccessCheck {
         }
         scope
     }
+}
+
+/// The payload of an access event named `name`, which must be in the
+/// access chain and carry `what`.
+fn access_payload<T: serde::de::DeserializeOwned>(
+    event: &Event,
+    name: &str,
+    what: &str,
+) -> Result<T, String> {
+    if event.instance != ACCESS_SUBJECT {
+        return Err(format!(
+            "a {name} event belongs to the access chain `{ACCESS_SUBJECT}`"
+        ));
+    }
+    serde_json::from_value(event.payload.clone())
+        .map_err(|e| format!("its payload is not {what}: {e}"))
 }
 
 #[cfg(test)]
@@ -194,6 +256,7 @@ mod tests {
             payload,
             effects: vec![],
             cause: None,
+            signature: None,
         }
     }
 

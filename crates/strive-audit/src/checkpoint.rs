@@ -16,9 +16,9 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::Signer;
-use sha2::{Digest, Sha256};
 
-use strive_core::{PartitionHead, combined_head};
+use strive_core::keys::{NOTE_ED25519, check_name, encode_secret, parse_secret};
+use strive_core::{KeyError, PartitionHead, VerifierKey, combined_head};
 
 use crate::merkle::Hash;
 
@@ -53,15 +53,8 @@ fn parse_head(rest: &str) -> Result<PartitionHead, CheckpointError> {
     })
 }
 
-/// The algorithm byte of Ed25519 keys in signed notes.
-const ED25519: u8 = 0x01;
-/// The algorithm byte of Ed25519 `cosignature/v1` keys (C2SP
-/// tlog-cosignature).
-pub(crate) const COSIGNATURE_V1: u8 = 0x04;
 /// What starts a signature line: an em dash and a space.
 pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
-/// What starts a signer key, as in Go's note package.
-pub(crate) const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
 
 /// A checkpoint: the size and root of the log, under an origin that names
 /// the log.
@@ -183,35 +176,6 @@ impl fmt::Display for CheckpointError {
 }
 
 impl std::error::Error for CheckpointError {}
-
-/// Why a key could not be made or read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// The key text is not a key of the expected kind.
-    Malformed {
-        /// What is wrong.
-        message: String,
-    },
-    /// The operating system gave no randomness.
-    Randomness {
-        /// The system's error.
-        message: String,
-    },
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyError::Malformed { message } => write!(f, "not a strive key: {message}"),
-            KeyError::Randomness { message } => {
-                write!(f, "no randomness for a new key: {message}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 /// What starts the extension line of one partition's head.
 pub(crate) const PARTITION_PREFIX: &str = "partition ";
@@ -412,26 +376,17 @@ impl SignedCheckpoint {
         let mine: Vec<&NoteSignature> = self
             .signatures
             .iter()
-            .filter(|s| s.name == key.name && s.key_id == key.key_id())
+            .filter(|s| s.name == key.name() && s.key_id == key.key_id())
             .collect();
         if mine.is_empty() {
             return Err(CheckpointError::NotSigned {
-                key: key.name.clone(),
+                key: key.name().to_owned(),
             });
         }
         for signature in mine {
-            let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature.signature) else {
+            if !key.verifies(self.body.as_bytes(), &signature.signature) {
                 return Err(CheckpointError::BadSignature {
-                    key: key.name.clone(),
-                });
-            };
-            if key
-                .key
-                .verify_strict(self.body.as_bytes(), &signature)
-                .is_err()
-            {
-                return Err(CheckpointError::BadSignature {
-                    key: key.name.clone(),
+                    key: key.name().to_owned(),
                 });
             }
         }
@@ -444,6 +399,8 @@ impl SignedCheckpoint {
 pub struct SigningKey {
     name: String,
     key: ed25519_dalek::SigningKey,
+    /// The public half, made once (its name is checked with the key's).
+    public: VerifierKey,
 }
 
 impl fmt::Debug for SigningKey {
@@ -453,141 +410,6 @@ impl fmt::Debug for SigningKey {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-/// An Ed25519 public key with its name, for checking signatures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifierKey {
-    name: String,
-    key: ed25519_dalek::VerifyingKey,
-}
-
-pub(crate) fn check_name(name: &str) -> Result<(), KeyError> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(KeyError::Malformed {
-            message: format!("key name {name:?} must be non-empty, without spaces or `+`"),
-        });
-    }
-    Ok(())
-}
-
-/// The signed-note key id: the first 4 bytes of
-/// `SHA-256(name || "\n" || algorithm || public key)`, where the algorithm
-/// byte is 0x01 for a log's Ed25519 note key and 0x04 for a witness's
-/// `cosignature/v1` key.
-pub(crate) fn key_id(name: &str, algorithm: u8, public: &[u8; 32]) -> [u8; 4] {
-    let mut hasher = Sha256::new();
-    hasher.update(name.as_bytes());
-    hasher.update(b"\n");
-    hasher.update([algorithm]);
-    hasher.update(public);
-    let digest = hasher.finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-/// Splits `NAME+KEYID+BASE64(algorithm || 32 bytes)` into its name, its id
-/// and its 32 key bytes, refusing any other algorithm byte.
-pub(crate) fn parse_key_parts(
-    text: &str,
-    algorithm: u8,
-) -> Result<(String, String, [u8; 32]), KeyError> {
-    let malformed = |message: &str| KeyError::Malformed {
-        message: message.to_owned(),
-    };
-    // Standard base64 uses `+` too, so only the first two `+` separate
-    // fields: names may not contain one and the id is hex.
-    let mut parts = text.trim().splitn(3, '+');
-    let (Some(name), Some(id), Some(blob)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed("expected NAME+KEYID+BASE64"));
-    };
-    check_name(name)?;
-    if id.len() != 8 || hex::decode(id).is_err() {
-        return Err(malformed("the key id must be 8 hex digits"));
-    }
-    let blob = BASE64
-        .decode(blob)
-        .map_err(|_| malformed("the key is not base64"))?;
-    if blob.len() != 33 || blob[0] != algorithm {
-        return Err(KeyError::Malformed {
-            message: match algorithm {
-                ED25519 => "not a log key: only Ed25519 note keys (algorithm 1, 32 bytes) \
-                            sign checkpoints"
-                    .to_owned(),
-                _ => format!(
-                    "not a witness key: only Ed25519 cosignature/v1 keys (algorithm \
-                     {algorithm}, 32 bytes) cosign checkpoints"
-                ),
-            },
-        });
-    }
-    let mut bytes = [0; 32];
-    bytes.copy_from_slice(&blob[1..]);
-    Ok((name.to_owned(), id.to_owned(), bytes))
-}
-
-/// A secret key as text: `PRIVATE+KEY+NAME+KEYID+BASE64(algorithm ||
-/// seed)`, the format of Go's note package.
-pub(crate) fn encode_secret(name: &str, algorithm: u8, key: &ed25519_dalek::SigningKey) -> String {
-    let mut blob = vec![algorithm];
-    blob.extend_from_slice(&key.to_bytes());
-    let id = key_id(name, algorithm, key.verifying_key().as_bytes());
-    format!(
-        "{PRIVATE_PREFIX}{name}+{}+{}",
-        hex::encode(id),
-        BASE64.encode(blob)
-    )
-}
-
-/// A public key as text (a vkey): `NAME+KEYID+BASE64(algorithm || key)`.
-pub(crate) fn encode_public(
-    name: &str,
-    algorithm: u8,
-    key: &ed25519_dalek::VerifyingKey,
-) -> String {
-    let mut blob = vec![algorithm];
-    blob.extend_from_slice(key.as_bytes());
-    let id = key_id(name, algorithm, key.as_bytes());
-    format!("{name}+{}+{}", hex::encode(id), BASE64.encode(blob))
-}
-
-fn mismatched_id() -> KeyError {
-    KeyError::Malformed {
-        message: "the key id does not match the key".to_owned(),
-    }
-}
-
-/// Reads a secret key written by [`encode_secret`] for `algorithm`.
-pub(crate) fn parse_secret(
-    text: &str,
-    algorithm: u8,
-) -> Result<(String, ed25519_dalek::SigningKey), KeyError> {
-    let rest = text
-        .trim()
-        .strip_prefix(PRIVATE_PREFIX)
-        .ok_or_else(|| KeyError::Malformed {
-            message: "a signing key starts with PRIVATE+KEY+".to_owned(),
-        })?;
-    let (name, id, seed) = parse_key_parts(rest, algorithm)?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    if id != hex::encode(key_id(&name, algorithm, key.verifying_key().as_bytes())) {
-        return Err(mismatched_id());
-    }
-    Ok((name, key))
-}
-
-/// Reads a vkey written by [`encode_public`] for `algorithm`.
-pub(crate) fn parse_public(
-    text: &str,
-    algorithm: u8,
-) -> Result<(String, ed25519_dalek::VerifyingKey), KeyError> {
-    let (name, id, bytes) = parse_key_parts(text, algorithm)?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Malformed {
-        message: "not a valid Ed25519 public key".to_owned(),
-    })?;
-    if id != hex::encode(key_id(&name, algorithm, key.as_bytes())) {
-        return Err(mismatched_id());
-    }
-    Ok((name, key))
 }
 
 impl SigningKey {
@@ -604,9 +426,11 @@ impl SigningKey {
     /// The key with the 32-byte secret `seed`.
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<SigningKey, KeyError> {
         check_name(name)?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         Ok(SigningKey {
             name: name.to_owned(),
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+            public: VerifierKey::new(name, key.verifying_key())?,
+            key,
         })
     }
 
@@ -618,13 +442,17 @@ impl SigningKey {
     /// Reads a key written by [`SigningKey::encode`]
     /// (`PRIVATE+KEY+NAME+KEYID+BASE64`).
     pub fn parse(text: &str) -> Result<SigningKey, KeyError> {
-        let (name, key) = parse_secret(text, ED25519)?;
-        Ok(SigningKey { name, key })
+        let (name, key) = parse_secret(text, NOTE_ED25519)?;
+        Ok(SigningKey {
+            public: VerifierKey::new(&name, key.verifying_key())?,
+            name,
+            key,
+        })
     }
 
     /// The key as text, in the format of Go's note package.
     pub fn encode(&self) -> String {
-        encode_secret(&self.name, ED25519, &self.key)
+        encode_secret(&self.name, NOTE_ED25519, &self.key)
     }
 
     /// The key's name.
@@ -634,10 +462,15 @@ impl SigningKey {
 
     /// The public half, to hand to auditors.
     pub fn verifier(&self) -> VerifierKey {
-        VerifierKey {
-            name: self.name.clone(),
-            key: self.key.verifying_key(),
-        }
+        self.public.clone()
+    }
+
+    /// The Ed25519 signature of `message`. For messages that carry their
+    /// own domain tag, such as an actor's command
+    /// ([`strive_core::Claim::message`]); a checkpoint is
+    /// signed as a note ([`Checkpoint::to_note`]).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
     }
 
     /// The signature line for `body`.
@@ -649,31 +482,10 @@ impl SigningKey {
     }
 }
 
-impl VerifierKey {
-    /// Reads a verifier key (`NAME+KEYID+BASE64`).
-    pub fn parse(text: &str) -> Result<VerifierKey, KeyError> {
-        let (name, key) = parse_public(text, ED25519)?;
-        Ok(VerifierKey { name, key })
-    }
-
-    /// The key as text: `NAME+KEYID+BASE64(0x01 || public key)`.
-    pub fn encode(&self) -> String {
-        encode_public(&self.name, ED25519, &self.key)
-    }
-
-    /// The key's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The 4-byte id signatures name the key by.
-    pub fn key_id(&self) -> [u8; 4] {
-        key_id(&self.name, ED25519, self.key.as_bytes())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn key() -> SigningKey {
@@ -808,7 +620,7 @@ mod tests {
         let public = key.verifier();
         let mut h = Sha256::new();
         h.update(b"auditor\n\x01");
-        h.update(public.key.as_bytes());
+        h.update(public.public_bytes());
         let digest = h.finalize();
         assert_eq!(
             public.key_id(),

@@ -16,11 +16,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::Signer;
 
-use crate::checkpoint::{
-    COSIGNATURE_V1, SIGNATURE_PREFIX, check_name, encode_public, encode_secret, key_id,
-    parse_public, parse_secret,
+use strive_core::KeyError;
+use strive_core::keys::{
+    COSIGNATURE_V1, check_name, encode_public, encode_secret, key_id, parse_public, parse_secret,
 };
-use crate::{CheckpointError, KeyError, NoteSignature, SignedCheckpoint};
+
+use crate::checkpoint::SIGNATURE_PREFIX;
+use crate::{CheckpointError, NoteSignature, SignedCheckpoint};
 
 /// The length of a `cosignature/v1` signature after its key id: an 8-byte
 /// timestamp and a 64-byte Ed25519 signature.

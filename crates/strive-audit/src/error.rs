@@ -4,9 +4,10 @@
 use std::fmt;
 
 use crate::bundle::BundleError;
-use crate::checkpoint::{CheckpointError, KeyError};
+use crate::checkpoint::CheckpointError;
 use crate::merkle::ProofError;
 use crate::replay::ReplayError;
+use strive_core::KeyError;
 
 /// Any failure of the auditor's toolkit.
 #[derive(Debug)]

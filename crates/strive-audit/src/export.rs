@@ -267,7 +267,11 @@ impl<W: Write> BundleWriter<W> {
         // and the access check need them.
         if matches!(
             event.kind,
-            EventKind::Deploy | EventKind::Grant | EventKind::Revoke
+            EventKind::Deploy
+                | EventKind::Grant
+                | EventKind::Revoke
+                | EventKind::RegisterKey
+                | EventKind::RetireKey
         ) {
             return true;
         }
@@ -508,6 +512,8 @@ impl<W: Write> CsvWriter<W> {
             EventKind::Grant => "grant",
             EventKind::Revoke => "revoke",
             EventKind::Migrate => "migrate",
+            EventKind::RegisterKey => "register_key",
+            EventKind::RetireKey => "retire_key",
         };
         let cause = event
             .cause

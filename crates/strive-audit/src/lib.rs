@@ -26,7 +26,7 @@
 //!     definition_hash: definition_hash(&definition), from: None, event: "deploy".into(),
 //!     transition: None, to: String::new(), actor: Actor::new("admin", &["admin"]),
 //!     at: "2026-05-01T08:00:00Z".parse()?, command_id: None, payload: definition,
-//!     effects: vec![], cause: None,
+//!     effects: vec![], cause: None, signature: None,
 //! };
 //! let bytes = deploy.encode();
 //!
@@ -75,8 +75,8 @@ mod witness;
 
 pub use bundle::{BundleError, BundleReport, verify_bundle};
 pub use checkpoint::{
-    Checkpoint, CheckpointError, KeyError, MAX_ORIGIN_BYTES, NoteSignature, SignedCheckpoint,
-    SigningKey, VerifierKey, check_origin,
+    Checkpoint, CheckpointError, MAX_ORIGIN_BYTES, NoteSignature, SignedCheckpoint, SigningKey,
+    check_origin,
 };
 pub use cosignature::{WitnessKey, WitnessVerifier};
 pub use error::Error;
@@ -98,6 +98,9 @@ pub use replay::{At, ReplayError, Replayed, Replayer, differences, replay};
 pub use simulate::{
     Divergence, SIMULATED_VERSION, Selection, SimulateError, Simulation, SimulationReport,
 };
+/// The key text forms live in the core, which the engine's writer shares
+/// (it checks actors' command signatures); re-exported where they were.
+pub use strive_core::{KeyError, VerifierKey};
 pub use verify::{EventRun, PartitionSummary, Report, Verifier, VerifyOptions, verify};
 pub use witness::{
     AddCheckpoint, MAX_PROOF_LINES, MAX_REQUEST_BYTES, Refusal, WITNESS_FORMAT, Witness,

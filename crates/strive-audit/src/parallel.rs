@@ -707,7 +707,11 @@ mod tests {
                     Some("approve".to_owned()),
                     "approved",
                 ),
-                EventKind::Grant | EventKind::Revoke | EventKind::Migrate => {
+                EventKind::Grant
+                | EventKind::Revoke
+                | EventKind::Migrate
+                | EventKind::RegisterKey
+                | EventKind::RetireKey => {
                     unreachable!("the test logs hold none")
                 }
             };
@@ -732,6 +736,7 @@ mod tests {
                 payload: payload.clone(),
                 effects: vec![],
                 cause: None,
+                signature: None,
             };
             let bytes = event.encode();
             let digest = event_digest(&bytes);

@@ -62,6 +62,15 @@ pub enum ProblemCode {
     /// (`strive_core::root_partition`), or its events are in more than
     /// one partition's log.
     WrongPartition,
+    /// An event's signature does not hold: it does not verify over the
+    /// command the event records (forged, or moved from another event), or
+    /// names a key its actor did not hold then (unknown or retired), or is
+    /// malformed or dated too far from the event. `rule` says which
+    /// (`strive_core::SignatureError::code`).
+    BadSignature,
+    /// An actor's start or fire carries no signature although the actor
+    /// held a key, and the verification was asked to require signatures.
+    Unsigned,
 }
 
 impl ProblemCode {
@@ -89,6 +98,8 @@ impl ProblemCode {
             ProblemCode::NotGranted => "not_granted",
             ProblemCode::AccessRefused => "access_refused",
             ProblemCode::WrongPartition => "wrong_partition",
+            ProblemCode::BadSignature => "bad_signature",
+            ProblemCode::Unsigned => "unsigned",
         }
     }
 }

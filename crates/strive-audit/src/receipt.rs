@@ -16,7 +16,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use strive_core::{Event, event_digest};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
+use crate::VerifierKey;
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::merkle::{Hash, ProofError, verify_inclusion};
 
 /// The format name a receipt carries.
@@ -240,6 +241,7 @@ mod tests {
             payload: json!({"pledge": "学习"}),
             effects: vec![],
             cause: None,
+            signature: None,
         }
     }
 

@@ -205,7 +205,13 @@ impl Replayer {
     /// Whether `event` concerns what this replayer replays.
     pub fn concerns(&self, event: &Event) -> bool {
         match (&self.scope, event.kind) {
-            (_, EventKind::Grant | EventKind::Revoke) => false,
+            (
+                _,
+                EventKind::Grant
+                | EventKind::Revoke
+                | EventKind::RegisterKey
+                | EventKind::RetireKey,
+            ) => false,
             (None, _) | (_, EventKind::Deploy) => true,
             (Some(scope), EventKind::Start) => {
                 scope.contains(&event.instance)
@@ -227,8 +233,11 @@ impl Replayer {
             EventKind::Start => self.start(hash, event, &mut problems),
             EventKind::Fire => self.fire(hash, event, &mut problems),
             EventKind::Migrate => self.migrate(hash, event, &mut problems),
-            // Grants are checked by `access.rs`, not replayed.
-            EventKind::Grant | EventKind::Revoke => {}
+            // Grants and keys are checked by `access.rs`, not replayed.
+            EventKind::Grant
+            | EventKind::Revoke
+            | EventKind::RegisterKey
+            | EventKind::RetireKey => {}
         }
         problems
     }

@@ -235,6 +235,7 @@ impl Simulation {
             payload: self.definition.clone(),
             effects: Vec::new(),
             cause: None,
+            signature: None,
         };
         // The definition compiled in `new`, so its deployment conforms.
         let _ = self.replayer.apply("", &deploy);

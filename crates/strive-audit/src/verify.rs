@@ -33,6 +33,11 @@ pub struct VerifyOptions {
     /// 1 to verify sequentially on the caller's thread. The report is the
     /// same either way.
     pub jobs: usize,
+    /// Report an actor's start or fire that carries no signature while
+    /// the actor held a registered key (`unsigned`): for a store that
+    /// requires signatures (`Options::require_signatures`), which the log
+    /// does not record. Signatures that are there are checked either way.
+    pub require_signatures: bool,
 }
 
 /// One partition's Merkle log as verified.
@@ -304,7 +309,9 @@ impl Stream {
     /// The stream of a store of one partition.
     pub(crate) fn new(options: &VerifyOptions) -> Stream {
         let since = options.since.as_ref().map_or(0, |since| since.size);
-        Stream::of_partition(0, false, since)
+        let mut stream = Stream::of_partition(0, false, since);
+        stream.access.require_signatures = options.require_signatures;
+        stream
     }
 
     /// Partition `partition`'s stream; `since` is the size the `since`
@@ -969,8 +976,10 @@ impl Verifier {
         if since_sizes.is_empty() {
             since_sizes.push(options.since.as_ref().map_or(0, |since| since.size));
         }
+        let mut first = Stream::of_partition(0, false, since_sizes[0]);
+        first.access.require_signatures = options.require_signatures;
         Verifier {
-            streams: vec![Stream::of_partition(0, false, since_sizes[0])],
+            streams: vec![first],
             current: 0,
             whole: true,
             grants: None,
@@ -1011,6 +1020,7 @@ impl Verifier {
             let since = self.since_sizes.get(next as usize).copied().unwrap_or(0);
             let mut stream = Stream::of_partition(next, true, since);
             stream.whole = self.whole;
+            stream.access.require_signatures = self.options.require_signatures;
             if let Some(grants) = &self.grants {
                 stream.access.follow(grants);
             }
@@ -1258,6 +1268,7 @@ pub(crate) mod tests {
             payload: json!({"data": {}, "parent": null}),
             effects: vec![],
             cause: None,
+            signature: None,
         };
         let mut deploy = event(0, 1, "@workflow/approval", EventKind::Deploy);
         deploy.event = "deploy".into();

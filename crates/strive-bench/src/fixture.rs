@@ -147,5 +147,6 @@ fn event_of(
         payload: payload.clone(),
         effects: accepted.effects.clone(),
         cause: None,
+        signature: None,
     }
 }

@@ -152,6 +152,29 @@ pub enum AccessError {
         /// The grant.
         grant: Grant,
     },
+    /// A key is registered to the engine's own `system` actor.
+    ReservedKey {
+        /// The key.
+        key: crate::ActorKey,
+    },
+    /// The key text is not an Ed25519 note key.
+    BadKey {
+        /// The key.
+        key: crate::ActorKey,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The actor holds this key already, or held it and it was retired
+    /// (a retired key is never registered again).
+    KeyKnown {
+        /// The key.
+        key: crate::ActorKey,
+    },
+    /// The key to retire is not held by the actor.
+    KeyNotHeld {
+        /// The key.
+        key: crate::ActorKey,
+    },
 }
 
 impl fmt::Display for AccessError {
@@ -180,6 +203,32 @@ impl fmt::Display for AccessError {
                 f,
                 "{grant} names `{SYSTEM_ROLE}`, the engine's own actor and role, which no \
                  grant gives"
+            ),
+            AccessError::ReservedKey { key } => write!(
+                f,
+                "`{SYSTEM_ROLE}` is the engine's own actor, which signs nothing; register {}'s \
+                 key to another actor",
+                crate::id::escape(&key.vkey)
+            ),
+            AccessError::BadKey { key, message } => write!(
+                f,
+                "{} is not an actor's public key ({message}); give the vkey `strive key \
+                 generate` printed",
+                crate::id::escape(&key.vkey)
+            ),
+            AccessError::KeyKnown { key } => write!(
+                f,
+                "{} holds or held the key {} already (a retired key is never registered \
+                 again); generate a new key",
+                crate::id::escape(&key.actor),
+                crate::id::escape(&key.vkey)
+            ),
+            AccessError::KeyNotHeld { key } => write!(
+                f,
+                "{} does not hold the key {}, so it cannot be retired; list the keys with \
+                 `strive key list`",
+                crate::id::escape(&key.actor),
+                crate::id::escape(&key.vkey)
             ),
         }
     }
@@ -298,6 +347,8 @@ pub struct Held {
 pub struct Access {
     held: BTreeMap<Grant, Held>,
     admins: u64,
+    /// Actors' keys by (actor, key id): held (with the vkey) or retired.
+    keys: BTreeMap<(String, String), crate::KeyState>,
 }
 
 impl Access {
@@ -328,6 +379,19 @@ impl Access {
         }
     }
 
+    /// Applies a key change already checked (or recorded). A key whose
+    /// text is not a note key is ignored: no signature can name it.
+    pub fn apply_key(&mut self, change: crate::KeyChange, key: &crate::ActorKey) {
+        let Ok(id) = key.key_id() else {
+            return;
+        };
+        let state = match change {
+            crate::KeyChange::Register => crate::KeyState::Held(key.vkey.clone()),
+            crate::KeyChange::Retire => crate::KeyState::Retired,
+        };
+        self.keys.insert((key.actor.clone(), id), state);
+    }
+
     /// Every grant held, in order, with when it was made.
     pub fn grants(&self) -> impl Iterator<Item = (&Grant, &Held)> {
         self.held.iter()
@@ -348,6 +412,23 @@ impl AccessView for Access {
 
     fn admins(&self) -> Result<u64, Infallible> {
         Ok(self.admins)
+    }
+}
+
+impl crate::KeyView for Access {
+    type Error = Infallible;
+
+    fn key(&self, actor: &str, key: &str) -> Result<Option<crate::KeyState>, Infallible> {
+        Ok(self.keys.get(&(actor.to_owned(), key.to_owned())).cloned())
+    }
+
+    fn has_key(&self, actor: &str) -> Result<bool, Infallible> {
+        let first = (actor.to_owned(), String::new());
+        Ok(self
+            .keys
+            .range(first..)
+            .take_while(|((holder, _), _)| holder == actor)
+            .any(|(_, state)| matches!(state, crate::KeyState::Held(_))))
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! `prev` in each event is the hash of the previous event of the same
 //! subject (an instance, `@workflow/<id>` for deployments, or `@access`
-//! for grants and revocations), or 64 zeros
+//! for grants, revocations and actors' keys), or 64 zeros
 //! for the first. Definitions are hashed over their canonical JSON with the
 //! tag `strive/definition/v1`.
 
@@ -58,6 +58,12 @@ pub enum EventKind {
     /// [`crate::MigrationPlan`]); `version` and `definition_hash` are the
     /// target's, `from` and `to` the stages before and after.
     Migrate,
+    /// An actor's public key was registered, in the access chain. The
+    /// payload is the [`crate::ActorKey`].
+    RegisterKey,
+    /// An actor's key was retired, in the access chain. The payload is the
+    /// [`crate::ActorKey`].
+    RetireKey,
 }
 
 /// The event that caused this one, when one command writes several events
@@ -124,6 +130,12 @@ pub struct Event {
     /// The event that caused this one, if another command's event did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    /// The actor's signature on the command, when it signed it
+    /// ([`crate::signing`]). Left out of the bytes when absent, so that
+    /// unsigned events are byte for byte what they were before signatures
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::CommandSignature>,
 }
 
 /// Whether a partition number is 0, the partition left out of the bytes.
@@ -226,6 +238,7 @@ mod tests {
             payload: json!({"plan": "学习", "a": 1}),
             effects: vec![],
             cause: None,
+            signature: None,
         }
     }
 

@@ -51,11 +51,13 @@ mod fuzz;
 mod guard;
 pub mod id;
 pub mod json;
+pub mod keys;
 mod load;
 mod machine;
 mod migrate;
 mod render;
 mod schema;
+pub mod signing;
 mod source;
 pub mod time;
 mod tlog;
@@ -78,6 +80,7 @@ pub use diagnostic::{Code, Diagnostic, Severity, has_errors};
 #[doc(hidden)]
 pub use fuzz::{fuzz_definition, fuzz_guard};
 pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, reads};
+pub use keys::{KeyError, VerifierKey};
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{
     Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, DeadlineError, Due, Instance,
@@ -86,6 +89,10 @@ pub use machine::{
 pub use migrate::{Migrated, MigrationPlan, PlanError, Selection};
 pub use render::{to_dot, to_mermaid};
 pub use schema::json_schema;
+pub use signing::{
+    ActorKey, COMMAND_SIGNATURE_TAG, Claim, CommandSignature, KeyChange, KeyState, KeyView,
+    SIGNATURE_WINDOW, SignatureError, SignedKind, check_key_change, check_signature, start_payload,
+};
 pub use source::{Position, SourceMap};
 pub use tlog::{
     AppendUndo, Hash, HeadsError, PARTITIONS_TAG, PartitionHead, ProofError, StreamingProof,

@@ -49,8 +49,8 @@ use tokio::sync::watch;
 pub use model::{
     CheckpointBody, DefinitionBody, DeployRequest, DueBody, EventBody, EventPage, ExportFormat,
     FireRequest, GrantBody, GrantRequest, InstanceBody, InstancePage, IssueRequest, IssuedBody,
-    OutcomeBody, PartitionHeadBody, ReceiptBody, ReplayBody, ReportFormatParam, StartRequest,
-    TokenBody, VerifyJob,
+    KeyBody, KeyRequest, OutcomeBody, PartitionHeadBody, ReceiptBody, ReplayBody,
+    ReportFormatParam, SignatureBody, StartRequest, TokenBody, VerifyJob,
 };
 pub use openapi::openapi_json;
 pub use problem::{Problem, ProblemDetails};

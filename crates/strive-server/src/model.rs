@@ -229,6 +229,41 @@ pub struct StartRequest {
     /// The parent instance.
     #[serde(default)]
     pub parent: Option<String>,
+    /// The actor's signature on the start (docs/http.md, "Signed
+    /// commands"), made where its key is; the key never comes here.
+    #[serde(default)]
+    pub signature: Option<SignatureBody>,
+}
+
+/// An actor's signature on a command: the key id and the Ed25519
+/// signature of the command's message (docs/audit.md, "Signed commands"),
+/// with the origin and time the signer bound, if any. The expected
+/// sequence it binds is the command's own (`If-Match` or `expected_seq`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SignatureBody {
+    /// The signing key's id, 8 hex digits.
+    pub key: String,
+    /// The signature, standard base64 of 64 bytes.
+    pub sig: String,
+    /// The log's name the signer bound, if any.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// When the signer signed, RFC 3339, if it bound a time.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub at: Option<jiff::Timestamp>,
+}
+
+impl From<SignatureBody> for strive_core::CommandSignature {
+    fn from(body: SignatureBody) -> strive_core::CommandSignature {
+        strive_core::CommandSignature {
+            key: body.key,
+            sig: body.sig,
+            origin: body.origin,
+            expected_seq: None,
+            at: body.at,
+        }
+    }
 }
 
 /// Fires an event. An `actor` field, if sent, is ignored: the token says
@@ -244,6 +279,10 @@ pub struct FireRequest {
     /// Refuse unless the instance is at this sequence (as `If-Match`).
     #[serde(default)]
     pub expected_seq: Option<u64>,
+    /// The actor's signature on the fire (docs/http.md, "Signed
+    /// commands").
+    #[serde(default)]
+    pub signature: Option<SignatureBody>,
 }
 
 /// Deploys several definitions, all or none.
@@ -586,7 +625,51 @@ impl From<strive_store::GrantInfo> for GrantBody {
     }
 }
 
-/// Which grants to list.
+/// Asks to register or retire an actor's public key.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct KeyRequest {
+    /// The actor who holds the key.
+    pub actor: String,
+    /// The public key as text (a vkey, `NAME+KEYID+BASE64`), as `strive
+    /// key generate` prints it.
+    pub vkey: String,
+}
+
+/// One of an actor's keys, held or retired.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyBody {
+    /// The actor who holds (or held) it.
+    pub actor: String,
+    /// Its id, 8 hex digits: what signatures name it by.
+    pub key: String,
+    /// The public key as text.
+    pub vkey: String,
+    /// The log position of its registration.
+    pub since: u64,
+    /// When it was registered.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+    /// The admin who registered it.
+    pub by: String,
+    /// The log position of its retirement, once retired.
+    pub retired: Option<u64>,
+}
+
+impl From<strive_store::KeyInfo> for KeyBody {
+    fn from(k: strive_store::KeyInfo) -> KeyBody {
+        KeyBody {
+            actor: k.actor,
+            key: k.key,
+            vkey: k.vkey,
+            since: k.since,
+            at: k.at,
+            by: k.by,
+            retired: k.retired,
+        }
+    }
+}
+
+/// Which grants (or keys) to list.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct GrantsParams {

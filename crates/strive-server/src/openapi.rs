@@ -10,7 +10,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::model;
 use crate::problem::ProblemDetails;
-use crate::routes::{admin, audit, commands, grants, queries, stream};
+use crate::routes::{admin, audit, commands, grants, keys, queries, stream};
 
 /// What each status means, for the problem responses.
 fn meaning(status: u16) -> &'static str {
@@ -99,7 +99,7 @@ problem_set!(
         audit::replay, audit::receipt, queries::events, stream::stream, audit::start_verify, audit::verify_job,
         audit::checkpoint, audit::export, audit::report, audit::pledges,
         admin::issue, admin::tokens, admin::revoke, grants::grant, grants::grants,
-        grants::revoke, admin::openapi,
+        grants::revoke, keys::register, keys::retire, keys::keys, admin::openapi,
         admin::healthz, admin::readyz, admin::metrics,
     ),
     components(schemas(
@@ -108,6 +108,7 @@ problem_set!(
         model::FireRequest, model::DeployRequest, model::ReplayBody, model::ReceiptBody, model::CheckpointBody, model::PartitionHeadBody,
         model::VerifyJob, model::ExportFormat, model::ReportFormatParam, model::IssueRequest,
         model::TokenBody, model::IssuedBody, model::GrantRequest, model::GrantBody,
+        model::SignatureBody, model::KeyRequest, model::KeyBody,
     )),
     modifiers(&Bearer),
     security(("bearer" = []))

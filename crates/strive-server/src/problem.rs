@@ -158,7 +158,17 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
                 AccessError::NotGranted { .. } => (S::NOT_FOUND, "no_such_grant"),
                 AccessError::LastAdmin { .. } => (S::CONFLICT, "last_admin"),
                 AccessError::Reserved { .. } => (S::FORBIDDEN, "reserved_actor"),
+                AccessError::ReservedKey { .. } => (S::FORBIDDEN, "reserved_actor"),
+                AccessError::KeyKnown { .. } => (S::CONFLICT, "key_known"),
+                AccessError::KeyNotHeld { .. } => (S::NOT_FOUND, "no_such_key"),
+                AccessError::BadKey { .. } => (S::BAD_REQUEST, "bad_key"),
                 _ => (S::FORBIDDEN, "access_refused"),
+            },
+            // A malformed signature is a wrong request; any other refusal
+            // is the actor's key not vouching for this command.
+            CommandError::Signature { reason } => match reason {
+                strive_core::SignatureError::Malformed { .. } => (S::BAD_REQUEST, reason.code()),
+                _ => (S::FORBIDDEN, reason.code()),
             },
             CommandError::Storage(error) => status_of(EngineError::Storage(error)),
             CommandError::Migration { .. } => (S::UNPROCESSABLE_ENTITY, "migration_refused"),
@@ -244,7 +254,7 @@ impl From<TokenError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strive_core::Diagnostic;
+    use strive_core::{Diagnostic, SignatureError};
 
     fn reject(reason: Rejection) -> CommandError {
         CommandError::Rejected {
@@ -260,6 +270,21 @@ mod tests {
 
     fn access(reason: AccessError) -> CommandError {
         CommandError::Access { reason }
+    }
+
+    fn key() -> strive_core::ActorKey {
+        strive_core::ActorKey {
+            actor: "li".to_owned(),
+            vkey: "li+00000000+AA".to_owned(),
+        }
+    }
+
+    fn li() -> String {
+        "li".to_owned()
+    }
+
+    fn signature(reason: SignatureError) -> CommandError {
+        CommandError::Signature { reason }
     }
 
     /// Every variant of every engine error family, with the status it must
@@ -388,6 +413,51 @@ mod tests {
             (access(AccessError::NotGranted { grant: grant() }), 404),
             (access(AccessError::LastAdmin { grant: grant() }), 409),
             (access(AccessError::Reserved { grant: grant() }), 403),
+            (access(AccessError::ReservedKey { key: key() }), 403),
+            (
+                access(AccessError::BadKey {
+                    key: key(),
+                    message: "m".to_owned(),
+                }),
+                400,
+            ),
+            (access(AccessError::KeyKnown { key: key() }), 409),
+            (access(AccessError::KeyNotHeld { key: key() }), 404),
+            (signature(SignatureError::Required { actor: li() }), 403),
+            (
+                signature(SignatureError::UnknownKey {
+                    actor: li(),
+                    key: "k".to_owned(),
+                }),
+                403,
+            ),
+            (
+                signature(SignatureError::RetiredKey {
+                    actor: li(),
+                    key: "k".to_owned(),
+                }),
+                403,
+            ),
+            (
+                signature(SignatureError::BadSignature {
+                    actor: li(),
+                    key: "k".to_owned(),
+                }),
+                403,
+            ),
+            (
+                signature(SignatureError::Malformed {
+                    message: "m".to_owned(),
+                }),
+                400,
+            ),
+            (
+                signature(SignatureError::Stale {
+                    signed: jiff::Timestamp::UNIX_EPOCH,
+                    at: jiff::Timestamp::UNIX_EPOCH,
+                }),
+                403,
+            ),
             (CommandError::Storage(backend.clone()), 503),
         ];
         for (error, status) in commands {

@@ -12,7 +12,9 @@ use crate::engine::Engine;
 use crate::error::{CommandError, StorageError};
 use crate::keys;
 use crate::records::Outcome;
-use crate::writer::{AccessRead, AccessStore, Cmd, GrantRecord, Reply, Request, access_scope};
+use crate::writer::{
+    AccessRead, AccessStore, Cmd, GrantRecord, KeyRecord, Reply, Request, access_scope, actor_keys,
+};
 
 /// A grant held, with when and by whom it was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,40 @@ pub struct GrantInfo {
     pub at: Timestamp,
     /// The admin who granted it.
     pub by: String,
+}
+
+/// One of an actor's keys, held or retired, with when and by whom it was
+/// registered (issue #11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The actor who holds (or held) it.
+    pub actor: String,
+    /// Its id, 8 hex digits: what a signature names it by.
+    pub key: String,
+    /// The public key as text (a vkey).
+    pub vkey: String,
+    /// The log position of its registration.
+    pub since: u64,
+    /// When it was registered.
+    pub at: Timestamp,
+    /// The admin who registered it.
+    pub by: String,
+    /// The log position of its retirement, once retired.
+    pub retired: Option<u64>,
+}
+
+impl KeyInfo {
+    fn of(actor: &str, record: KeyRecord) -> KeyInfo {
+        KeyInfo {
+            actor: actor.to_owned(),
+            key: record.id,
+            vkey: record.vkey,
+            since: record.since,
+            at: record.at,
+            by: record.by,
+            retired: record.retired,
+        }
+    }
 }
 
 impl AccessRead for Engine {
@@ -69,6 +105,93 @@ impl Engine {
             cmd,
             reply: Reply::Command(reply),
         })?
+    }
+
+    /// Registers `key` (a public key's text, a vkey: `strive key generate`
+    /// prints one) as held by `holder`, as an event of the access chain
+    /// acted by `actor`, who must be an admin as for [`Engine::grant`].
+    /// From then on the engine checks `holder`'s signatures against it
+    /// (and, with `Options::require_signatures`, asks for one). A key is
+    /// registered to one actor once; a retired key never again.
+    pub fn register_key(
+        &self,
+        holder: &str,
+        key: &strive_core::VerifierKey,
+        actor: &Actor,
+    ) -> Result<Outcome, CommandError> {
+        self.change_key(strive_core::KeyChange::Register, holder, key, actor)
+    }
+
+    /// Retires `holder`'s key, as an event of the access chain: signatures
+    /// by it are refused from then on, and `verify` reports any by it
+    /// later in the log. The same rule as [`Engine::grant`] says who may.
+    pub fn retire_key(
+        &self,
+        holder: &str,
+        key: &strive_core::VerifierKey,
+        actor: &Actor,
+    ) -> Result<Outcome, CommandError> {
+        self.change_key(strive_core::KeyChange::Retire, holder, key, actor)
+    }
+
+    fn change_key(
+        &self,
+        change: strive_core::KeyChange,
+        holder: &str,
+        key: &strive_core::VerifierKey,
+        actor: &Actor,
+    ) -> Result<Outcome, CommandError> {
+        let actor = crate::guard::caller(actor)?;
+        let holder = id::canonical(holder).map_err(|error| CommandError::InvalidId {
+            id: holder.chars().take(140).collect(),
+            reason: error.reason(),
+        })?;
+        let cmd = Cmd::Key {
+            change,
+            key: strive_core::ActorKey {
+                actor: holder.into_owned(),
+                vkey: key.encode(),
+            },
+            actor,
+        };
+        // Keys are in the access chain, a global subject: partition 0.
+        self.send(0, |reply| Request {
+            cmd,
+            reply: Reply::Command(reply),
+        })?
+    }
+
+    /// Every key registered, held or retired, in (actor, registration)
+    /// order; only `holder`'s when given.
+    pub fn keys(&self, holder: Option<&str>) -> Result<Vec<KeyInfo>, StorageError> {
+        if let Some(holder) = holder {
+            let stored = actor_keys(self, holder)?;
+            return Ok(stored
+                .keys
+                .into_iter()
+                .map(|record| KeyInfo::of(holder, record))
+                .collect());
+        }
+        let mut all = Vec::new();
+        for entry in self.scan(&[keys::ACTOR_KEYS]) {
+            let (key, value) = entry?;
+            let holder = String::from_utf8_lossy(
+                key.get(1..key.len().saturating_sub(1)).unwrap_or_default(),
+            )
+            .into_owned();
+            let stored: crate::writer::ActorKeysRecord =
+                serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt {
+                    key: keys::show(&key),
+                    message: e.to_string(),
+                })?;
+            all.extend(
+                stored
+                    .keys
+                    .into_iter()
+                    .map(|record| KeyInfo::of(&holder, record)),
+            );
+        }
+        Ok(all)
     }
 
     /// The grants held now, in (actor, role, instance) order; only

@@ -514,6 +514,13 @@ pub enum CommandError {
         /// Why.
         reason: strive_core::PlanError,
     },
+    /// The command's signature was refused, or it lacks one it needs
+    /// (issue #11; `reason.code()` is the stable code). Nothing was
+    /// written.
+    Signature {
+        /// Why.
+        reason: strive_core::SignatureError,
+    },
 }
 
 impl CommandError {
@@ -612,6 +619,7 @@ impl fmt::Display for CommandError {
             ),
             CommandError::NotGranted { missing } => not_granted(f, missing),
             CommandError::Access { reason } => reason.fmt(f),
+            CommandError::Signature { reason } => reason.fmt(f),
             CommandError::Migration { reason } => write!(
                 f,
                 "the migration is refused, and no instance moved: {reason}; fix the plan and \

@@ -49,6 +49,9 @@ pub(crate) const GRANT: u8 = b'g';
 /// last sequence number, hash and time, and the count of global admin
 /// grants.
 pub(crate) const ACCESS: u8 = b'a';
+/// Actors' keys (issue #11): `y` + actor -> every key the actor was
+/// registered, held or retired (`writer::access::ActorKeys`).
+pub(crate) const ACTOR_KEYS: u8 = b'y';
 /// Children counts: `n` + parent + 0 + child workflow + 0 + stage -> u64.
 pub(crate) const CHILD_COUNT: u8 = b'n';
 

@@ -32,6 +32,7 @@
 //! let outcome = engine.fire("doc-1", "approve", &chief, json!(null), CommandOptions {
 //!     expected_seq: Some(1),
 //!     command_id: Some("approve-doc-1".into()),
+//!     ..CommandOptions::default()
 //! })?;
 //! assert_eq!(outcome.stage, "approved");
 //! assert_eq!(engine.history("doc-1")?.len(), 2);
@@ -67,7 +68,7 @@ mod stats;
 mod url;
 mod writer;
 
-pub use access::GrantInfo;
+pub use access::{GrantInfo, KeyInfo};
 #[cfg(feature = "postgres")]
 pub use backend::postgres::{MIGRATIONS, PostgresBackend, RECONNECT_WAIT, TemporaryDatabase};
 pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};

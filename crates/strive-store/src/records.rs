@@ -271,6 +271,12 @@ pub struct Options {
     /// `DeployError::NotGranted`. Off by default: the embedding service's
     /// word on an actor's roles is taken as it is (issue #11).
     pub enforce_grants: bool,
+    /// Refuse an unsigned start or fire by an actor that holds a
+    /// registered key ([`crate::Engine::register_key`]):
+    /// `CommandError::Signature` with `signature_required`. A signature
+    /// that is given is checked whether or not this is set. Off by
+    /// default.
+    pub require_signatures: bool,
 }
 
 /// The most partitions a store may have. Each has its own writer thread,
@@ -286,6 +292,7 @@ impl Default for Options {
             max_batch: 1024,
             partitions: default_partitions(),
             enforce_grants: false,
+            require_signatures: false,
         }
     }
 }
@@ -313,6 +320,7 @@ impl std::fmt::Debug for Options {
             .field("max_batch", &self.max_batch)
             .field("partitions", &self.partitions)
             .field("enforce_grants", &self.enforce_grants)
+            .field("require_signatures", &self.require_signatures)
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +334,11 @@ pub struct CommandOptions {
     /// An idempotency key: a retried command with the same id returns the
     /// original outcome without writing, also after a reopen.
     pub command_id: Option<String>,
+    /// The actor's signature on the command
+    /// ([`strive_core::signing`]), checked before anything is written and
+    /// kept with the event. Its `expected_seq` is taken from
+    /// `expected_seq` above.
+    pub signature: Option<strive_core::CommandSignature>,
 }
 
 /// Which instances to list.

@@ -636,6 +636,7 @@ pub(crate) async fn fire(
         let options = CommandOptions {
             expected_seq,
             command_id,
+            signature: None,
         };
         engine.fire(&target, &event, &actor, Value::Object(payload), options)
     })

@@ -91,6 +91,7 @@ pub(crate) async fn start(
     let options = CommandOptions {
         expected_seq: None,
         command_id: idempotency_key(&headers)?,
+        signature: body.signature.clone().map(Into::into),
     };
     let engine = state.engine.clone();
     let actor = caller.actor();
@@ -142,6 +143,7 @@ pub(crate) async fn fire(
     let options = CommandOptions {
         expected_seq: expected_seq(&headers, body.expected_seq)?,
         command_id: idempotency_key(&headers)?,
+        signature: body.signature.clone().map(Into::into),
     };
     // Awaited, not run on the blocking pool: no thread waits per command
     // in flight while the writer's group becomes durable.

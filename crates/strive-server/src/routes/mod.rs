@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod commands;
 pub(crate) mod grants;
+pub(crate) mod keys;
 pub(crate) mod queries;
 pub(crate) mod stream;
 
@@ -63,6 +64,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/tokens/{id}", axum::routing::delete(admin::revoke))
         .route("/grants", post(grants::grant).get(grants::grants))
         .route("/grants/revoke", post(grants::revoke))
+        .route("/keys", post(keys::register).get(keys::keys))
+        .route("/keys/retire", post(keys::retire))
         .route("/openapi.json", get(admin::openapi));
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
         let id = request

@@ -10,7 +10,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strive_core::access::{self, AccessView, Change, Grant};
-use strive_core::{ACCESS_SUBJECT, Actor, Event, GENESIS};
+use strive_core::{
+    ACCESS_SUBJECT, Actor, ActorKey, Event, EventKind, GENESIS, KeyChange, KeyState, KeyView,
+};
 
 use crate::error::{CommandError, DeployError, StorageError};
 use crate::keys;
@@ -150,7 +152,7 @@ pub(crate) fn refuse(txn: &Txn<'_>, cmd: &Cmd) -> Option<Decided> {
             Ok(Some(missing)) => Some(Decided::Migrate(Err(CommandError::NotGranted { missing }))),
             Err(error) => Some(Decided::Migrate(Err(error.into()))),
         },
-        Cmd::Access { .. } | Cmd::Deadline { .. } => None,
+        Cmd::Access { .. } | Cmd::Key { .. } | Cmd::Deadline { .. } => None,
     }
 }
 
@@ -182,6 +184,50 @@ pub(crate) fn change(
 ) -> Result<Outcome, CommandError> {
     access::check_change(&View(&*txn), change, grant, actor)?
         .map_err(|reason| CommandError::Access { reason })?;
+    let payload = serde_json::to_value(grant).unwrap_or(Value::Null);
+    let admin = u64::from(access::is_global_admin(grant));
+    let admins = |count: u64| match change {
+        Change::Grant => count + admin,
+        Change::Revoke => count.saturating_sub(admin),
+    };
+    let link = Link {
+        kind: change.kind(),
+        name: change.name(),
+        payload,
+    };
+    let (outcome, at) = append_to_chain(txn, link, actor, clock, admins)?;
+    match change {
+        Change::Grant => {
+            let record = GrantRecord {
+                v: STORE_FORMAT,
+                since: outcome.gseq,
+                at,
+                by: actor.id.clone(),
+            };
+            txn.put(keys::grant(grant), to_json(&record));
+        }
+        Change::Revoke => txn.delete(keys::grant(grant)),
+    }
+    Ok(outcome)
+}
+
+/// One event of the access chain to append: its kind, name and payload.
+struct Link {
+    kind: EventKind,
+    name: &'static str,
+    payload: Value,
+}
+
+/// Appends `link` to the access chain as acted by `actor` at `clock`, and
+/// writes the chain's new head, with the global admin count `admins` makes
+/// of the old one. Returns the outcome and the event's time.
+fn append_to_chain(
+    txn: &mut Txn<'_>,
+    link: Link,
+    actor: &Actor,
+    clock: Timestamp,
+    admins: impl FnOnce(u64) -> u64,
+) -> Result<(Outcome, Timestamp), CommandError> {
     let last = head(&*txn)?;
     // Time never runs backwards within a chain.
     let at = last.at.map_or(clock, |previous| clock.max(previous));
@@ -197,50 +243,34 @@ pub(crate) fn change(
         } else {
             last.head
         },
-        kind: change.kind(),
+        kind: link.kind,
         workflow: String::new(),
         version: 0,
         definition_hash: String::new(),
         from: None,
-        event: change.name().to_owned(),
+        event: link.name.to_owned(),
         transition: None,
         to: String::new(),
         actor: actor.clone(),
         at,
         command_id: None,
-        payload: serde_json::to_value(grant).unwrap_or(Value::Null),
+        payload: link.payload,
         effects: Vec::new(),
         cause: None,
+        signature: None,
     };
     let (gseq, hash) = txn.append(event);
-    let mut admins = last.admins;
-    match change {
-        Change::Grant => {
-            let record = GrantRecord {
-                v: STORE_FORMAT,
-                since: gseq,
-                at,
-                by: actor.id.clone(),
-            };
-            txn.put(keys::grant(grant), to_json(&record));
-            admins += u64::from(access::is_global_admin(grant));
-        }
-        Change::Revoke => {
-            txn.delete(keys::grant(grant));
-            admins = admins.saturating_sub(u64::from(access::is_global_admin(grant)));
-        }
-    }
     let head = AccessHead {
         v: STORE_FORMAT,
         seq,
         head: hash.clone(),
         at: Some(at),
-        admins,
+        admins: admins(last.admins),
     };
     txn.put(vec![keys::ACCESS], to_json(&head));
-    Ok(Outcome {
+    let outcome = Outcome {
         instance: ACCESS_SUBJECT.to_owned(),
-        event: change.name().to_owned(),
+        event: link.name.to_owned(),
         stage: String::new(),
         seq,
         gseq,
@@ -248,7 +278,128 @@ pub(crate) fn change(
         hash,
         finished: false,
         replayed: false,
-    })
+    };
+    Ok((outcome, at))
+}
+
+// -- actors' keys ------------------------------------------------------------
+
+/// Every key an actor was registered, as stored under `keys::ACTOR_KEYS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ActorKeys {
+    pub(crate) v: u32,
+    pub(crate) keys: Vec<KeyRecord>,
+}
+
+/// One of an actor's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyRecord {
+    /// The key id, 8 hex digits.
+    pub(crate) id: String,
+    /// The public key as text.
+    pub(crate) vkey: String,
+    /// The log position of the registration.
+    pub(crate) since: u64,
+    pub(crate) at: Timestamp,
+    /// The admin who registered it.
+    pub(crate) by: String,
+    /// The log position of the retirement, once retired.
+    #[serde(default)]
+    pub(crate) retired: Option<u64>,
+}
+
+/// The keys `actor` was registered, as stored.
+pub(crate) fn actor_keys<R: Read + ?Sized>(
+    store: &R,
+    actor: &str,
+) -> Result<ActorKeys, StorageError> {
+    let key = keys::key(keys::ACTOR_KEYS, &[actor]);
+    match store.read(&key)? {
+        None => Ok(ActorKeys::default()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+            key: keys::show(&key),
+            message: e.to_string(),
+        }),
+    }
+}
+
+impl<R: Read + ?Sized> KeyView for View<'_, R> {
+    type Error = StorageError;
+
+    fn key(&self, actor: &str, key: &str) -> Result<Option<KeyState>, StorageError> {
+        let keys = actor_keys(self.0, actor)?;
+        Ok(keys
+            .keys
+            .into_iter()
+            .find(|k| k.id == key)
+            .map(|k| match k.retired {
+                Some(_) => KeyState::Retired,
+                None => KeyState::Held(k.vkey),
+            }))
+    }
+
+    fn has_key(&self, actor: &str) -> Result<bool, StorageError> {
+        Ok(actor_keys(self.0, actor)?
+            .keys
+            .iter()
+            .any(|k| k.retired.is_none()))
+    }
+}
+
+/// Decides a key's registration or retirement by `actor` at `clock`, as an
+/// event of the access chain, by the core's rules.
+pub(crate) fn change_key(
+    txn: &mut Txn<'_>,
+    change: KeyChange,
+    key: &ActorKey,
+    actor: &Actor,
+    clock: Timestamp,
+) -> Result<Outcome, CommandError> {
+    strive_core::check_key_change(&View(&*txn), change, key, actor)?
+        .map_err(|reason| CommandError::Access { reason })?;
+    // The rules parsed the key already; a key id is what they checked.
+    let id = key.key_id().unwrap_or_default();
+    let link = Link {
+        kind: change.kind(),
+        name: change.name(),
+        payload: serde_json::to_value(key).unwrap_or(Value::Null),
+    };
+    let (outcome, at) = append_to_chain(txn, link, actor, clock, |admins| admins)?;
+    let mut stored = actor_keys(&*txn, &key.actor)?;
+    stored.v = STORE_FORMAT;
+    match change {
+        KeyChange::Register => stored.keys.push(KeyRecord {
+            id,
+            vkey: key.vkey.clone(),
+            since: outcome.gseq,
+            at,
+            by: actor.id.clone(),
+            retired: None,
+        }),
+        KeyChange::Retire => {
+            for held in stored.keys.iter_mut().filter(|k| k.id == id) {
+                held.retired = Some(outcome.gseq);
+            }
+        }
+    }
+    txn.put(keys::key(keys::ACTOR_KEYS, &[&key.actor]), to_json(&stored));
+    Ok(outcome)
+}
+
+/// Checks the signature on `event`, a command's first event about to be
+/// appended, against the actor's stored keys, by the core's rule.
+pub(crate) fn check_signed(
+    txn: &Txn<'_>,
+    event: &Event,
+    require: bool,
+) -> Result<(), CommandError> {
+    strive_core::check_signature(&View(txn), event, require)?
+        .map_err(|reason| CommandError::Signature { reason })
+}
+
+/// The key a recorded key event carries.
+pub(crate) fn recorded_key(payload: &Value) -> Result<ActorKey, String> {
+    serde_json::from_value(payload.clone()).map_err(|e| format!("its key does not parse: {e}"))
 }
 
 /// The grant a recorded access event carries.

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use strive_core::{
-    Actor, Cause, Command, Due, Event, EventKind, GENESIS, Instance, MigrationPlan,
-    WORKFLOW_SUBJECT_PREFIX, Workflow,
+    Actor, Cause, Command, CommandSignature, Due, Event, EventKind, GENESIS, Instance,
+    MigrationPlan, WORKFLOW_SUBJECT_PREFIX, Workflow,
 };
 
 use crate::error::{CommandError, DeployError, StorageError};
@@ -66,6 +66,12 @@ pub(crate) enum Cmd {
         grant: strive_core::Grant,
         actor: Actor,
     },
+    /// A key's registration or retirement (`access.rs`).
+    Key {
+        change: strive_core::KeyChange,
+        key: strive_core::ActorKey,
+        actor: Actor,
+    },
     /// Moves instances to another version, all or none.
     Migrate {
         plan: Arc<MigrationPlan>,
@@ -97,13 +103,10 @@ impl Decided {
 /// except a deadline, which is consumed even when its event is refused.
 /// With `enforce_grants`, a command whose actor lacks a grant for a role it
 /// claims is refused first.
-pub(crate) fn decide(
-    txn: &mut Txn<'_>,
-    cmd: Cmd,
-    clock: Timestamp,
-    enforce_grants: bool,
-) -> Decided {
-    if enforce_grants && let Some(refused) = super::access::refuse(txn, &cmd) {
+pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp, policy: Policy) -> Decided {
+    if policy.enforce_grants
+        && let Some(refused) = super::access::refuse(txn, &cmd)
+    {
         return refused;
     }
     let decided = match cmd {
@@ -112,6 +115,9 @@ pub(crate) fn decide(
             grant,
             actor,
         } => Decided::Command(super::access::change(txn, change, &grant, &actor, clock)),
+        Cmd::Key { change, key, actor } => {
+            Decided::Command(super::access::change_key(txn, change, &key, &actor, clock))
+        }
         Cmd::Deploy { items, actor } => Decided::Deploy(deploy(txn, items, &actor, clock)),
         Cmd::Start {
             workflow,
@@ -136,6 +142,7 @@ pub(crate) fn decide(
                         command_id,
                         cause: None,
                         now: clock,
+                        signing: Signing::of(&options, policy),
                     },
                 )
             }))
@@ -163,6 +170,7 @@ pub(crate) fn decide(
                         cause: None,
                         clock,
                         depth: 0,
+                        signing: Signing::of(&options, policy),
                     },
                 )
             }))
@@ -182,6 +190,53 @@ pub(crate) fn decide(
         txn.rollback();
     }
     decided
+}
+
+/// The writer's policies a command is decided under.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Policy {
+    /// `Options::enforce_grants`.
+    pub(crate) enforce_grants: bool,
+    /// `Options::require_signatures`.
+    pub(crate) require_signatures: bool,
+    /// Whether a signature given is checked: not while recorded commands
+    /// are decided again, whose signatures `verify` checks.
+    pub(crate) check_signatures: bool,
+}
+
+/// An actor's command's signature, and whether one is required: what
+/// the first event of a start or fire is checked with before it is
+/// appended. Events the engine causes (spawned children, notified parents,
+/// deadlines) carry none and need none.
+#[derive(Debug, Clone, Default)]
+struct Signing {
+    signature: Option<CommandSignature>,
+    require: bool,
+    check: bool,
+}
+
+impl Signing {
+    /// The signing of a command with `options`, its signature bound to
+    /// the expected sequence the command gives.
+    fn of(options: &CommandOptions, policy: Policy) -> Signing {
+        Signing {
+            signature: options.signature.clone().map(|signature| CommandSignature {
+                expected_seq: options.expected_seq,
+                ..signature
+            }),
+            require: policy.require_signatures,
+            check: policy.check_signatures,
+        }
+    }
+
+    /// Puts the signature on `event` and checks it (or its absence).
+    fn sign(&self, txn: &Txn<'_>, event: &mut Event) -> Result<(), CommandError> {
+        event.signature = self.signature.clone();
+        if !self.check || (event.signature.is_none() && !self.require) {
+            return Ok(());
+        }
+        super::access::check_signed(txn, event, self.require)
+    }
 }
 
 /// Refuses ids that would break the key layout or impersonate a
@@ -316,6 +371,7 @@ fn deploy(
             payload: item.value.clone(),
             effects: Vec::new(),
             cause: None,
+            signature: None,
         };
         let (gseq, event_hash) = txn.append(event);
         let stored = StoredDefinition {
@@ -402,6 +458,7 @@ struct Start<'c> {
     command_id: Option<&'c str>,
     cause: Option<Cause>,
     now: Timestamp,
+    signing: Signing,
 }
 
 fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
@@ -449,7 +506,7 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
             event: "start".to_owned(),
             reason: Box::new(reason),
         })?;
-    let event = Event {
+    let mut event = Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 0,
         partition: 0,
@@ -467,10 +524,12 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
         actor: cmd.actor.clone(),
         at: cmd.now,
         command_id: cmd.command_id.map(str::to_owned),
-        payload: json!({"data": cmd.data, "parent": cmd.parent}),
+        payload: strive_core::start_payload(cmd.data, cmd.parent),
         effects: Vec::new(),
         cause: cmd.cause.clone(),
+        signature: None,
     };
+    cmd.signing.sign(txn, &mut event)?;
     let (position, hash) = txn.append(event);
     instance.seq = 1;
     instance.head = hash.clone();
@@ -537,6 +596,7 @@ struct Fire<'c> {
     cause: Option<Cause>,
     clock: Timestamp,
     depth: usize,
+    signing: Signing,
 }
 
 fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
@@ -588,7 +648,7 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
         })?;
     // Nothing below reads `accepted.data`: the new data moves into `next`.
     let mut next = compiled.advance_taking(current, &mut accepted, now);
-    let recorded = Event {
+    let mut recorded = Event {
         v: strive_core::EVENT_FORMAT,
         gseq: 0,
         partition: 0,
@@ -609,7 +669,9 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
         payload: cmd.payload.clone(),
         effects: accepted.effects.clone(),
         cause: cmd.cause.clone(),
+        signature: None,
     };
+    cmd.signing.sign(txn, &mut recorded)?;
     let (position, hash) = txn.append(recorded);
     next.head = hash.clone();
     let due = if accepted.moves() {
@@ -638,6 +700,7 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
                     command_id: None,
                     cause: Some(this_event.clone()),
                     now,
+                    signing: Signing::default(),
                 },
             )?;
         }
@@ -716,6 +779,7 @@ fn migrate(
             payload: payload.clone(),
             effects: Vec::new(),
             cause: None,
+            signature: None,
         };
         let (position, hash) = txn.append(recorded);
         next.head = hash.clone();
@@ -867,6 +931,7 @@ fn notify_parent(
             cause: Some(notice.cause),
             clock: notice.now,
             depth: cmd.depth + 1,
+            signing: Signing::default(),
         },
     )
     .map(|_| ())
@@ -924,6 +989,7 @@ fn deadline(
             cause: None,
             clock,
             depth: 0,
+            signing: Signing::default(),
         },
     );
     match fired {

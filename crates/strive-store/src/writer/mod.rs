@@ -48,7 +48,8 @@ use crate::records::{DefinitionInfo, Options, Outcome};
 use crate::state::{Memtables, Writes};
 
 pub(crate) use access::{
-    GrantRecord, Read as AccessRead, View as AccessStore, scope as access_scope,
+    ActorKeys as ActorKeysRecord, GrantRecord, KeyRecord, Read as AccessRead, View as AccessStore,
+    actor_keys, scope as access_scope,
 };
 pub(crate) use decide::{Cmd, MAX_ID_BYTES, Prepared, check_id, info};
 use decide::{Decided, decide};
@@ -347,6 +348,9 @@ pub(crate) struct Writer {
     /// clock, so that a seeded run is repeatable.
     pub(crate) inline: bool,
     pub(crate) codec: Codec,
+    /// Whether recorded commands are being decided again (`recover.rs`):
+    /// then signatures are kept as recorded, not checked again.
+    pub(crate) replaying: bool,
 }
 
 /// A group's writes, ready to apply.
@@ -389,6 +393,7 @@ impl Writer {
             last_write_back_at: now,
             inline: false,
             codec: block::DEFAULT_CODEC,
+            replaying: false,
         }
     }
 
@@ -554,7 +559,12 @@ impl Writer {
             partition: self.partition,
             claims: Vec::new(),
         };
-        let decided = decide(&mut txn, cmd, clock, self.options.enforce_grants);
+        let policy = decide::Policy {
+            enforce_grants: self.options.enforce_grants,
+            require_signatures: self.options.require_signatures,
+            check_signatures: !self.replaying,
+        };
+        let decided = decide(&mut txn, cmd, clock, policy);
         self.next_position = txn.next_position;
         let writes = std::mem::take(&mut txn.writes);
         let instances = std::mem::take(&mut txn.instances);

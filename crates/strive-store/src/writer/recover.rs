@@ -43,9 +43,17 @@ impl Writer {
         // A recorded command was accepted when it was logged, whether or not
         // the engine enforced grants then (that is not recorded), and the
         // check writes nothing: replay does not check grants again.
+        // Nor signatures: a recorded signature is kept, byte for byte, not
+        // checked again (in a store of several partitions, partition 0's
+        // keys may not be rebuilt yet when another partition replays), and
+        // a missing one is not asked for; `verify` checks them.
         let enforce = std::mem::replace(&mut self.options.enforce_grants, false);
+        let require = std::mem::replace(&mut self.options.require_signatures, false);
+        let replaying = std::mem::replace(&mut self.replaying, true);
         let replayed = self.replay_logged(events, write_log);
         self.options.enforce_grants = enforce;
+        self.options.require_signatures = require;
+        self.replaying = replaying;
         replayed
     }
 
@@ -154,9 +162,12 @@ impl Writer {
                 "an event caused by another must follow its cause in the log".to_owned(),
             ));
         }
+        // A signature binds the expected sequence it was made with, which
+        // only the signature records; the check it passed passes again.
         let options = CommandOptions {
-            expected_seq: None,
+            expected_seq: e.signature.as_ref().and_then(|s| s.expected_seq),
             command_id: e.command_id.clone(),
+            signature: e.signature.clone(),
         };
         let cmd = match e.kind {
             EventKind::Deploy => Cmd::Deploy {
@@ -184,6 +195,15 @@ impl Writer {
                     _ => Change::Revoke,
                 },
                 grant: super::access::recorded_grant(&e.payload)
+                    .map_err(|message| mismatch(event, message))?,
+                actor: e.actor.clone(),
+            },
+            EventKind::RegisterKey | EventKind::RetireKey => Cmd::Key {
+                change: match e.kind {
+                    EventKind::RegisterKey => strive_core::KeyChange::Register,
+                    _ => strive_core::KeyChange::Retire,
+                },
+                key: super::access::recorded_key(&e.payload)
                     .map_err(|message| mismatch(event, message))?,
                 actor: e.actor.clone(),
             },

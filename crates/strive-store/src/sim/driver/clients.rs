@@ -58,6 +58,7 @@ impl World<'_> {
         CommandOptions {
             expected_seq,
             command_id,
+            signature: None,
         }
     }
 
