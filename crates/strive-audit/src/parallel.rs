@@ -707,7 +707,10 @@ mod tests {
                     Some("approve".to_owned()),
                     "approved",
                 ),
-                EventKind::Grant | EventKind::Revoke | EventKind::Migrate => {
+                EventKind::Grant
+                | EventKind::Revoke
+                | EventKind::Migrate
+                | EventKind::Lifecycle => {
                     unreachable!("the test logs hold none")
                 }
             };

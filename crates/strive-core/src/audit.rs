@@ -58,6 +58,12 @@ pub enum EventKind {
     /// [`crate::MigrationPlan`]); `version` and `definition_hash` are the
     /// target's, `from` and `to` the stages before and after.
     Migrate,
+    /// An instance was suspended, resumed, cancelled or terminated
+    /// ([`crate::Operation`]): `event` is the operation's name, the payload
+    /// `{"reason": ...}`, `from` and `to` the (unchanged) stage. A child
+    /// that follows its parent has its own event, with the parent's as its
+    /// `cause`.
+    Lifecycle,
 }
 
 /// The event that caused this one, when one command writes several events
