@@ -157,8 +157,15 @@ pub(crate) fn list(cli: &Cli, args: &ListArgs, json: bool) -> Outcome {
     } else {
         for s in &page.items {
             let i = &s.instance;
+            // A suspended, cancelled or terminated instance says so at
+            // the end of its line; running ones are as they always were.
+            let status = if i.status.is_running() {
+                String::new()
+            } else {
+                format!(" {}", i.status)
+            };
             output::line(format!(
-                "{:<24} {:<20} {:<16} seq {:<4} {}",
+                "{:<24} {:<20} {:<16} seq {:<4} {}{status}",
                 shown(&i.id),
                 i.workflow,
                 i.stage,
