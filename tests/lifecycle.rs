@@ -327,6 +327,19 @@ fn children_follow_as_declared(partitions: u32) {
         .expect("caused");
     assert_eq!((cause.instance.as_str(), cause.seq), ("a", 5));
     assert_eq!(refusal(fire(&engine, "a-t1", "finish", &worker())), "ended");
+    let late_child = engine.start(
+        "task",
+        "a-t3",
+        &clerk(),
+        serde_json::Map::new(),
+        Some("a"),
+        CommandOptions::default(),
+    );
+    assert_eq!(
+        refusal(late_child),
+        "ended",
+        "an ended parent takes no child"
+    );
 
     engine.cancel("k", &admin(), "withdrawn").expect("cancels");
     assert_eq!(status(&engine, "k-t1"), Status::Running, "children keep");

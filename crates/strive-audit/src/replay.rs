@@ -422,6 +422,20 @@ impl Replayer {
                     format!("the parent `{parent}` was not started before its child"),
                 ));
             }
+            if let Some(parent) = parent
+                && let Some(refusal) = self
+                    .instances
+                    .get(parent)
+                    .and_then(|p| strive_core::refuses_children(p.status))
+            {
+                problems.push(
+                    here(
+                        ProblemCode::Nonconforming,
+                        format!("the parent `{parent}` takes no child now: {refusal}"),
+                    )
+                    .rule(kind_of(&refusal)),
+                );
+            }
             self.check_spawn(event, data, problems);
         }
         let workflow = self.workflow(event, problems);

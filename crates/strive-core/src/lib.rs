@@ -81,7 +81,7 @@ pub use fuzz::{fuzz_definition, fuzz_guard};
 pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, reads};
 pub use lifecycle::{
     LifecycleCommand, MAX_REASON_CHARS, Operation, Status, UnknownOperation, lifecycle_applied,
-    lifecycle_payload, lifecycle_reason,
+    lifecycle_payload, lifecycle_reason, refuses_children,
 };
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{

@@ -261,6 +261,22 @@ impl Workflow {
     }
 }
 
+/// Why no child may be started under a parent in `status`, if none may:
+/// a suspended parent takes no new work until it is resumed, an ended one
+/// never again. The writer refuses such a start and the replayer flags
+/// one in a log.
+pub fn refuses_children(status: Status) -> Option<Rejection> {
+    match status {
+        Status::Running => None,
+        Status::Suspended => Some(Rejection::Suspended {
+            event: "start".to_owned(),
+        }),
+        ended @ (Status::Cancelled | Status::Terminated) => {
+            Some(Rejection::Ended { status: ended })
+        }
+    }
+}
+
 /// The instance after a lifecycle event at `now` that leaves it in
 /// `status`, before the event's hash is known (the caller sets `head`).
 /// The stage, data and deadline are untouched.

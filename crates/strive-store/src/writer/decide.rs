@@ -468,7 +468,16 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
         }
         None => txn.partition,
         Some(parent) => match txn.load_own(parent)? {
-            Some(record) => record.partition,
+            Some(record) => {
+                if let Some(reason) = strive_core::refuses_children(record.instance.status) {
+                    return Err(CommandError::ParentRejected {
+                        parent: parent.to_owned(),
+                        event: "start".to_owned(),
+                        reason: Box::new(reason),
+                    });
+                }
+                record.partition
+            }
             None => {
                 return Err(CommandError::UnknownInstance {
                     instance: parent.to_owned(),
