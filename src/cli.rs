@@ -171,6 +171,19 @@ pub enum Command {
     Start(StartArgs),
     /// Fires an event on an instance.
     Fire(FireArgs),
+    /// Suspends a running instance with a reason: its commands are refused
+    /// and its deadline waits until it is resumed (docs/evolution.md,
+    /// "Lifecycle").
+    Suspend(LifecycleArgs),
+    /// Resumes a suspended instance; a deadline that fell due meanwhile
+    /// fires at the next `strive tick`.
+    Resume(LifecycleArgs),
+    /// Cancels an instance with a reason: an orderly end; its children
+    /// follow as its definition declares.
+    Cancel(LifecycleArgs),
+    /// Terminates an instance with a reason: a forced end that reaches
+    /// every descendant.
+    Terminate(LifecycleArgs),
     /// Shows an instance: stage, data, version, sequence, deadline, children.
     Show {
         /// The instance.
@@ -267,6 +280,10 @@ impl Command {
             | Command::Tick { format, .. }
             | Command::Start(StartArgs { format, .. })
             | Command::Fire(FireArgs { format, .. })
+            | Command::Suspend(LifecycleArgs { format, .. })
+            | Command::Resume(LifecycleArgs { format, .. })
+            | Command::Cancel(LifecycleArgs { format, .. })
+            | Command::Terminate(LifecycleArgs { format, .. })
             | Command::List(ListArgs { format, .. }) => is_json(*format),
             Command::Token(command) => command.json(),
             Command::Simulate(args) => args.json(),
@@ -334,6 +351,27 @@ pub struct FireArgs {
     /// generate`); the key stays here, only the signature is sent.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<TextOrJson>,
+}
+
+/// The arguments of `strive suspend`, `resume`, `cancel` and `terminate`.
+#[derive(Debug, clap::Args)]
+pub struct LifecycleArgs {
+    /// The instance.
+    pub instance: String,
+    /// Why, recorded in the audit log (1 to 1000 characters).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Refuse unless the instance is at this sequence number.
+    #[arg(long)]
+    pub expect_seq: Option<u64>,
+    /// An idempotency key: a retry with the same key returns the first outcome.
+    #[arg(long)]
+    pub command_id: Option<String>,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: Option<TextOrJson>,

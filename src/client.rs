@@ -88,6 +88,22 @@ impl Store {
         }
     }
 
+    /// Suspends, resumes, cancels or terminates an instance
+    /// (`POST /v1/instances/{id}/lifecycle` with `--server`).
+    pub fn lifecycle(
+        &self,
+        request: &strive_store::LifecycleRequest<'_>,
+    ) -> Result<Outcome, Failure> {
+        match self {
+            Store::Local(engine) => Ok(engine.lifecycle(request)?),
+            Store::Remote(remote) => {
+                let path = format!("/v1/instances/{}/lifecycle", segment(request.instance));
+                let body = json!({"op": request.op, "reason": request.reason});
+                remote.send("POST", &path, Some(&body), &request.options)
+            }
+        }
+    }
+
     pub fn instance(&self, id: &str) -> Result<Option<Snapshot>, Failure> {
         match self {
             Store::Local(engine) => Ok(engine.instance(id)?),
@@ -463,6 +479,10 @@ pub fn check_supported(cli: &Cli) -> Result<(), Failure> {
         &cli.command,
         Command::Start { .. }
             | Command::Fire { .. }
+            | Command::Suspend(_)
+            | Command::Resume(_)
+            | Command::Cancel(_)
+            | Command::Terminate(_)
             | Command::Show { .. }
             | Command::List { .. }
             | Command::History { .. }

@@ -4,8 +4,8 @@
 //! `--dry-run` writes nothing, the migration is recorded as one `migrate`
 //! event per instance, `verify` and replay accept it, the documents go on
 //! under version 2, a store rebuilt from its log keeps them there, and
-//! every faulty plan of the table below is refused with its reason and
-//! changes nothing.
+//! every plan of the corpus (tests/data/migrations) gives its expected
+//! outcome, each faulty one refused with nothing written.
 
 use std::path::Path;
 
@@ -188,66 +188,123 @@ fn running_instances_migrate_and_go_on_under_the_new_version() {
     assert!(ok(&strive(&db, &["verify"])).contains("everything holds"));
 }
 
+// --- The plan corpus: tests/data/migrations (README.md there). ---
+
+fn corpus_dir() -> std::path::PathBuf {
+    root().join("tests/data/migrations")
+}
+
+/// The `.json` plans directly in `dir`, sorted by name.
+fn plans_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("the corpus directory")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// What the engine says of a plan, in the corpus's words: for a refused
+/// plan one line, `plan POINTER` (the plan is inconsistent with the two
+/// versions, or does not parse: `plan ""`) or `instance ID` (one selected
+/// instance cannot move); for an accepted one, each move as `ID FROM ->
+/// TO` and the variables that change. Messages are left out, as in the
+/// definition corpus: callers rely on where, not on wording.
+fn outcome(engine: &strive_store::Engine, text: &str) -> String {
+    let refused = |error: &strive_store::PlanError| match error {
+        strive_store::PlanError::Plan { pointer, .. } if pointer.is_empty() => {
+            "plan \"\"\n".to_owned()
+        }
+        strive_store::PlanError::Plan { pointer, .. } => format!("plan {pointer}\n"),
+        strive_store::PlanError::Instance { instance, .. } => format!("instance {instance}\n"),
+        other => format!("refused {other}\n"),
+    };
+    let plan = match strive_store::MigrationPlan::from_json(text) {
+        Ok(plan) => plan,
+        Err(error) => return refused(&error),
+    };
+    match engine.migrate_dry_run(&plan) {
+        Ok(moves) => moves
+            .iter()
+            .map(|m| {
+                let changes: Vec<&str> = m.changes.keys().map(String::as_str).collect();
+                format!(
+                    "{} {} -> {} changes [{}]\n",
+                    m.instance,
+                    m.from_stage,
+                    m.to_stage,
+                    changes.join(", ")
+                )
+            })
+            .collect(),
+        Err(strive_store::CommandError::Migration { reason }) => refused(&reason),
+        // A selected instance that does not exist is refused before any
+        // rule is applied to it.
+        Err(strive_store::CommandError::UnknownInstance { instance }) => {
+            format!("instance {instance}\n")
+        }
+        Err(other) => format!("error {other}\n"),
+    }
+}
+
+/// Compares (or with `UPDATE_EXPECT=1` rewrites) `path`'s `.expected`.
+fn check_expected(path: &Path, actual: &str, failures: &mut Vec<String>) {
+    let expected_path = path.with_extension("expected");
+    if std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1") {
+        std::fs::write(&expected_path, actual).expect("write the expectation");
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    if expected != actual {
+        failures.push(format!(
+            "{}:\n  expected {expected:?}\n  got      {actual:?}",
+            path.display()
+        ));
+    }
+}
+
 #[test]
-fn a_faulty_plan_is_refused_with_its_reason_and_changes_nothing() {
+fn the_plan_corpus_gives_its_expected_outcomes_and_refused_plans_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store(dir.path());
-    let cases = [
-        (
-            json!({"stages": {"section_review": "nowhere"}}),
-            "v2 has no stage `nowhere`",
-        ),
-        (
-            json!({"stages": {}}),
-            "is in `section_review`, which v2 lacks; map it",
-        ),
-        (
-            json!({"renames": {}}),
-            "has variable `opinions`, which v2 does not declare",
-        ),
-        (
-            json!({"defaults": {"priority": 5}}),
-            "plan /defaults/priority",
-        ),
-        (
-            json!({"defaults": {"priority": "unheard-of"}}),
-            "plan /defaults/priority",
-        ),
-        (json!({"to_version": 1}), "migrate forward only"),
-        (
-            json!({"to_version": 3}),
-            "document-approval v3 is not deployed",
-        ),
-        (
-            json!({"drops": {"revision": " "}}),
-            "say why the variable is dropped",
-        ),
-        (json!({"reason": ""}), "say why: it is recorded"),
-        (
-            json!({"select": {"instances": ["doc-c"]}}),
-            "doc-c: is not a running instance",
-        ),
-        (json!({"select": {"instances": ["doc-z"]}}), "doc-z"),
-        (json!({"surprise": true}), "unknown field `surprise`"),
-    ];
     let before = ok(&strive(&db, &["export"]));
-    for (n, (changes, expected)) in cases.into_iter().enumerate() {
-        let file = write(
-            dir.path(),
-            &format!("plan-{n}.json"),
-            &plan(changes.clone()),
-        );
+    let (refused, valid) = (
+        plans_in(&corpus_dir()),
+        plans_in(&corpus_dir().join("valid")),
+    );
+    assert!(
+        refused.len() >= 12 && valid.len() >= 3,
+        "the corpus is there"
+    );
+    let mut failures = Vec::new();
+    {
+        let engine = strive_store::Engine::open_existing(&db, strive_store::Options::default())
+            .expect("open");
+        for (path, must_refuse) in refused
+            .iter()
+            .map(|p| (p, true))
+            .chain(valid.iter().map(|p| (p, false)))
+        {
+            let said = outcome(&engine, &std::fs::read_to_string(path).expect("read"));
+            let is_refusal = said.starts_with("plan ") || said.starts_with("instance ");
+            if is_refusal != must_refuse {
+                failures.push(format!("{}: {said}", path.display()));
+            }
+            check_expected(path, &said, &mut failures);
+        }
+    }
+    // Through the binary too: every refused plan exits non-zero, with
+    // nothing written.
+    for path in &refused {
+        let file = path.display().to_string();
         let output = strive(
             &db,
             &as_actor(&["migrate", "--plan", &file], "admin", "admin"),
         );
-        assert!(!output.status.success(), "{changes}: {}", text(&output));
-        assert!(
-            text(&output).contains(expected),
-            "{changes}: expected {expected:?} in {}",
-            text(&output)
-        );
+        assert!(!output.status.success(), "{file}: {}", text(&output));
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(
         ok(&strive(&db, &["export"])),
         before,

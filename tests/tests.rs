@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod graph;
 mod hostile;
 mod http;
+mod lifecycle;
 mod limits;
 mod migrate;
 mod model;

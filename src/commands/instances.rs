@@ -129,6 +129,9 @@ pub(crate) fn show(cli: &Cli, instance: &str, json: bool) -> Outcome {
             i.stage,
             if i.finished { " (finished)" } else { "" }
         ));
+        if !i.status.is_running() {
+            output::line(format!("  status:   {}", i.status));
+        }
         output::line(format!("  seq:      {}", i.seq));
         output::line(format!("  head:     {}", i.head));
         output::line(format!("  started:  {}", i.created_at));
@@ -137,7 +140,15 @@ pub(crate) fn show(cli: &Cli, instance: &str, json: bool) -> Outcome {
             output::line(format!("  parent:   {}", shown(parent)));
         }
         if let Some(due) = &snapshot.due {
-            output::line(format!("  deadline: {} fires `{}`", due.at, due.event));
+            let waits = if i.status.is_running() {
+                ""
+            } else {
+                " (waits until resumed)"
+            };
+            output::line(format!(
+                "  deadline: {} fires `{}`{waits}",
+                due.at, due.event
+            ));
         }
         if !snapshot.children.is_empty() {
             output::line(format!(
@@ -186,8 +197,15 @@ pub(crate) fn list(cli: &Cli, args: &ListArgs, json: bool) -> Outcome {
     } else {
         for s in &page.items {
             let i = &s.instance;
+            // A suspended, cancelled or terminated instance says so at
+            // the end of its line; running ones are as they always were.
+            let status = if i.status.is_running() {
+                String::new()
+            } else {
+                format!(" {}", i.status)
+            };
             output::line(format!(
-                "{:<24} {:<20} {:<16} seq {:<4} {}",
+                "{:<24} {:<20} {:<16} seq {:<4} {}{status}",
                 shown(&i.id),
                 i.workflow,
                 i.stage,
@@ -272,7 +290,8 @@ pub(crate) fn versions(cli: &Cli, workflow: Option<&str>, json: bool) -> Outcome
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_outcome(outcome: &strive_store::Outcome, json: bool) {
+/// Prints what a command produced: `id: event -> stage (seq, gseq, hash)`.
+pub(crate) fn print_outcome(outcome: &strive_store::Outcome, json: bool) {
     if json {
         output::json(outcome);
     } else {

@@ -9,6 +9,7 @@ pub(crate) mod definitions;
 pub(crate) mod grants;
 pub(crate) mod instances;
 pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub(crate) mod migrate;
 pub(crate) mod publish;
 pub(crate) mod receipt;
@@ -21,7 +22,7 @@ pub(crate) mod witness;
 use std::path::Path;
 
 use serde_json::Value;
-use strive_store::{Actor, Engine, Options};
+use strive_store::{Actor, Engine, Operation, Options};
 
 use crate::cli::{ActorArgs, Cli, Command};
 use crate::failure::{Failure, Outcome};
@@ -43,6 +44,10 @@ fn dispatch(cli: &Cli, json: bool) -> Outcome {
         Command::Init { partitions, .. } => store::init(&cli.db, *partitions, json),
         Command::Start(args) => instances::start(cli, args, json),
         Command::Fire(args) => instances::fire(cli, args, json),
+        Command::Suspend(args) => lifecycle::run(cli, Operation::Suspend, args, json),
+        Command::Resume(args) => lifecycle::run(cli, Operation::Resume, args, json),
+        Command::Cancel(args) => lifecycle::run(cli, Operation::Cancel, args, json),
+        Command::Terminate(args) => lifecycle::run(cli, Operation::Terminate, args, json),
         Command::Show { instance, .. } => instances::show(cli, instance, json),
         Command::List(args) => instances::list(cli, args, json),
         Command::History { instance, .. } => instances::history(cli, instance, json),

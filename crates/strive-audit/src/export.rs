@@ -103,13 +103,13 @@ impl Filter {
         self.workflow.is_none() && self.instance.is_none() && self.since.unwrap_or(1) <= 1
     }
 
-    /// Whether an instance event (start, fire or migrate) is selected;
+    /// Whether an instance event (start, fire, migrate or lifecycle) is selected;
     /// deployments and grants never are (CSV and XES are logs of
     /// instances).
     pub fn matches(&self, event: &Event) -> bool {
         matches!(
             event.kind,
-            EventKind::Start | EventKind::Fire | EventKind::Migrate
+            EventKind::Start | EventKind::Fire | EventKind::Migrate | EventKind::Lifecycle
         ) && self.workflow.as_ref().is_none_or(|w| *w == event.workflow)
             && self.instance.as_ref().is_none_or(|i| *i == event.instance)
             && self.since.is_none_or(|s| event.gseq >= s)
@@ -514,6 +514,7 @@ impl<W: Write> CsvWriter<W> {
             EventKind::Migrate => "migrate",
             EventKind::RegisterKey => "register_key",
             EventKind::RetireKey => "retire_key",
+            EventKind::Lifecycle => "lifecycle",
         };
         let cause = event
             .cause
@@ -603,6 +604,23 @@ impl<W: Write> std::fmt::Debug for XesWriter<W> {
     }
 }
 
+/// The XES lifecycle extension's transition an event stands for: its
+/// standard model has `suspend`, `resume`, `ate_abort` (an activity
+/// aborted: a cancel) and `pi_abort` (the whole process instance aborted:
+/// a terminate); every other event is a `complete`.
+fn xes_transition(event: &Event) -> &'static str {
+    if event.kind != EventKind::Lifecycle {
+        return "complete";
+    }
+    match event.event.parse::<strive_core::Operation>() {
+        Ok(strive_core::Operation::Suspend) => "suspend",
+        Ok(strive_core::Operation::Resume) => "resume",
+        Ok(strive_core::Operation::Cancel) => "ate_abort",
+        Ok(strive_core::Operation::Terminate) => "pi_abort",
+        Err(_) => "unknown",
+    }
+}
+
 fn attribute(
     out: &mut impl Write,
     indent: &str,
@@ -669,6 +687,13 @@ impl<W: Write> XesWriter<W> {
             &instance.version.to_string(),
         )?;
         attribute(out, "    ", "string", "strive:stage", &instance.stage)?;
+        attribute(
+            out,
+            "    ",
+            "string",
+            "strive:status",
+            instance.status.as_str(),
+        )?;
         if let Some(parent) = &instance.parent {
             attribute(out, "    ", "string", "strive:parent", parent)?;
         }
@@ -681,7 +706,13 @@ impl<W: Write> XesWriter<W> {
             let i = "      ";
             attribute(out, i, "string", "concept:name", name)?;
             attribute(out, i, "date", "time:timestamp", &event.at.to_string())?;
-            attribute(out, i, "string", "lifecycle:transition", "complete")?;
+            attribute(
+                out,
+                i,
+                "string",
+                "lifecycle:transition",
+                xes_transition(event),
+            )?;
             attribute(out, i, "string", "org:resource", &event.actor.id)?;
             attribute(out, i, "string", "org:role", &event.actor.roles.join(";"))?;
             attribute(out, i, "string", "strive:event", &event.event)?;

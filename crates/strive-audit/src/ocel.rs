@@ -278,11 +278,14 @@ impl<W: Write> OcelWriter<W> {
         })
     }
 
-    /// Writes one instance event (start or fire; others are skipped and
+    /// Writes one instance event (start, fire or lifecycle; others are skipped and
     /// return `false`). `hash` is its stored hash; `parent` is its
     /// instance's parent, if it has one.
     pub fn event(&mut self, hash: &str, event: &Event, parent: Option<&str>) -> io::Result<bool> {
-        if !matches!(event.kind, EventKind::Start | EventKind::Fire) {
+        if !matches!(
+            event.kind,
+            EventKind::Start | EventKind::Fire | EventKind::Lifecycle
+        ) {
             return Ok(false);
         }
         let time = event.at.to_string();
@@ -373,6 +376,13 @@ impl<W: Write> OcelWriter<W> {
             && let Some(Value::Object(data)) = event.payload.get("data")
         {
             changes.extend(scalars(data));
+        }
+        // A lifecycle event changes the object's status (running,
+        // suspended, cancelled, terminated).
+        if event.kind == EventKind::Lifecycle
+            && let Ok(op) = event.event.parse::<strive_core::Operation>()
+        {
+            changes.push(("status".to_owned(), Value::from(op.status_after().as_str())));
         }
         for effect in &event.effects {
             // Only `set` says the new value; an `increment` records the

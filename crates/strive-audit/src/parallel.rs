@@ -711,7 +711,8 @@ mod tests {
                 | EventKind::Revoke
                 | EventKind::Migrate
                 | EventKind::RegisterKey
-                | EventKind::RetireKey => {
+                | EventKind::RetireKey
+                | EventKind::Lifecycle => {
                     unreachable!("the test logs hold none")
                 }
             };

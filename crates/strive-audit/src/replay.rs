@@ -21,6 +21,8 @@ use strive_core::{
 
 use crate::problem::{Problem, ProblemCode};
 
+mod lifecycle;
+
 /// Where to stop a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
@@ -121,6 +123,10 @@ pub struct Replayer {
     spawns: FastMap<String, Expected>,
     /// Parent notifications not recorded yet, by (parent, cause).
     notices: FastMap<(String, (String, u64)), Expected>,
+    /// Each parent's children, in the order they were started.
+    kids: FastMap<String, Vec<String>>,
+    /// Descendants' lifecycle events not recorded yet, by descendant.
+    followers: FastMap<String, lifecycle::Follower>,
     /// Events that did not conform: their consequences are not checked.
     broken: FastSet<(String, u64)>,
     /// When set, only these instances (and children started under them) are
@@ -217,7 +223,9 @@ impl Replayer {
                 scope.contains(&event.instance)
                     || parent_of(event).is_some_and(|p| scope.contains(p))
             }
-            (Some(scope), EventKind::Fire | EventKind::Migrate) => scope.contains(&event.instance),
+            (Some(scope), EventKind::Fire | EventKind::Migrate | EventKind::Lifecycle) => {
+                scope.contains(&event.instance)
+            }
         }
     }
 
@@ -233,6 +241,7 @@ impl Replayer {
             EventKind::Start => self.start(hash, event, &mut problems),
             EventKind::Fire => self.fire(hash, event, &mut problems),
             EventKind::Migrate => self.migrate(hash, event, &mut problems),
+            EventKind::Lifecycle => self.lifecycle(hash, event, &mut problems),
             // Grants and keys are checked by `access.rs`, not replayed.
             EventKind::Grant
             | EventKind::Revoke
@@ -279,6 +288,7 @@ impl Replayer {
                 );
             }
         }
+        problems.extend(self.unmet_followers());
         problems.sort_by(|a, b| a.message.cmp(&b.message));
         problems
     }
@@ -421,6 +431,20 @@ impl Replayer {
                     format!("the parent `{parent}` was not started before its child"),
                 ));
             }
+            if let Some(parent) = parent
+                && let Some(refusal) = self
+                    .instances
+                    .get(parent)
+                    .and_then(|p| strive_core::refuses_children(p.status))
+            {
+                problems.push(
+                    here(
+                        ProblemCode::Nonconforming,
+                        format!("the parent `{parent}` takes no child now: {refusal}"),
+                    )
+                    .rule(kind_of(&refusal)),
+                );
+            }
             self.check_spawn(event, data, problems);
         }
         let workflow = self.workflow(event, problems);
@@ -466,6 +490,10 @@ impl Replayer {
         self.set_due(&event.instance, due);
         if let Some(parent) = &instance.parent {
             self.count_child(parent, &instance.workflow, &instance.stage, 1);
+            self.kids
+                .entry(parent.clone())
+                .or_default()
+                .push(event.instance.clone());
         }
         self.instances.insert(event.instance.clone(), instance);
     }
@@ -803,8 +831,13 @@ impl Replayer {
         }
         if let (Some(notice), Some(parent)) = (&accepted.notify_parent, &current.parent) {
             // Only when the parent is replayed too: a scoped replay of a
-            // child does not follow its parent.
-            if self.instances.contains_key(parent) {
+            // child does not follow its parent. A cancelled or terminated
+            // parent is not notified (the engine skips it too).
+            if self
+                .instances
+                .get(parent)
+                .is_some_and(|p| !p.status.has_ended())
+            {
                 self.notices.insert(
                     (parent.clone(), cause),
                     Expected::Notice {
@@ -957,6 +990,7 @@ fn recorded_start(event: &Event, data: &Map<String, Value>, parent: Option<&str>
         updated_at: event.at,
         stage_entered_at: event.at,
         finished: false,
+        status: strive_core::Status::Running,
     }
 }
 
@@ -1059,6 +1093,11 @@ pub fn differences(replayed: &Instance, stored: &Instance) -> Vec<String> {
         "finished",
         replayed.finished.to_string(),
         stored.finished.to_string(),
+    );
+    check(
+        "status",
+        replayed.status.to_string(),
+        stored.status.to_string(),
     );
     if replayed.data != stored.data {
         let mut keys: Vec<&String> = replayed.data.keys().chain(stored.data.keys()).collect();

@@ -305,6 +305,13 @@ impl Report {
                 );
             }
             out.push_str("</tbody></table>");
+            if !workflow.statuses.is_empty() {
+                let _ = write!(
+                    out,
+                    "<p>{}</p>",
+                    escape(&crate::render::statuses_line(&workflow.statuses))
+                );
+            }
         }
         out.push_str("</section>");
 

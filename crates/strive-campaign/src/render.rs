@@ -137,6 +137,9 @@ impl Report {
                 ]);
             }
             out.push_str(&table.render("    "));
+            if !workflow.statuses.is_empty() {
+                let _ = writeln!(out, "    {}", statuses_line(&workflow.statuses));
+            }
         }
 
         let open_overdue = self
@@ -381,6 +384,16 @@ impl Report {
                     &stage.count.to_string(),
                 );
             }
+            for (status, count) in &workflow.statuses {
+                row(
+                    "status_count",
+                    None,
+                    &workflow.workflow,
+                    "",
+                    status,
+                    &count.to_string(),
+                );
+            }
         }
         for o in &self.overdue {
             let (w, s) = (o.unit.workflow.as_str(), o.stage.as_str());
@@ -611,6 +624,24 @@ fn bar(count: u64, most: u64, width: u64) -> String {
     }
     let cells = (count * width).div_ceil(most);
     "█".repeat(cells as usize)
+}
+
+/// The instances a lifecycle operation set aside, for people:
+/// `暂停 suspended 2 · 已取消 cancelled 1`.
+pub(crate) fn statuses_line(statuses: &std::collections::BTreeMap<String, u64>) -> String {
+    statuses
+        .iter()
+        .map(|(status, count)| {
+            let zh = match status.as_str() {
+                "suspended" => "暂停",
+                "cancelled" => "已取消",
+                "terminated" => "已终止",
+                _ => "",
+            };
+            format!("{zh} {status} {}", thousands(*count))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! | `problems`, `closed_problems` | rectification items, each with a `due` |
 //! | `overdue_organisations`, `deployed`, ... | the bureau's roll-up |
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -182,6 +182,10 @@ pub struct WorkflowStages {
     pub total: u64,
     /// Each stage, in the definition's order.
     pub stages: Vec<StageCount>,
+    /// How many instances are suspended, cancelled or terminated
+    /// (lifecycle operations, issue #13), by status; running ones are
+    /// not listed. They are counted in their stages too.
+    pub statuses: BTreeMap<String, u64>,
 }
 
 /// How many instances are in one stage.
@@ -446,6 +450,7 @@ impl Builder<'_> {
     fn workflow(&mut self, version: u32, definition: &Definition) -> Result<(), CampaignError> {
         let criteria = Criteria::of(definition);
         let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
         let mut total = 0;
         let mut after = None;
         loop {
@@ -458,6 +463,10 @@ impl Builder<'_> {
             for snapshot in &page.items {
                 total += 1;
                 *counts.entry(snapshot.instance.stage.clone()).or_default() += 1;
+                let status = snapshot.instance.status;
+                if !status.is_running() {
+                    *statuses.entry(status.as_str().to_owned()).or_default() += 1;
+                }
                 self.instance(definition, criteria.as_ref(), snapshot)?;
             }
             match page.next {
@@ -486,6 +495,7 @@ impl Builder<'_> {
             title: bilingual(Some(&definition.title), &definition.id),
             total,
             stages,
+            statuses,
         });
         Ok(())
     }

@@ -64,6 +64,12 @@ pub enum EventKind {
     /// An actor's key was retired, in the access chain. The payload is the
     /// [`crate::ActorKey`].
     RetireKey,
+    /// An instance was suspended, resumed, cancelled or terminated
+    /// ([`crate::Operation`]): `event` is the operation's name, the payload
+    /// `{"reason": ...}`, `from` and `to` the (unchanged) stage. A child
+    /// that follows its parent has its own event, with the parent's as its
+    /// `cause`.
+    Lifecycle,
 }
 
 /// The event that caused this one, when one command writes several events

@@ -47,6 +47,52 @@ pub struct Definition {
     /// The transitions between stages, and the events that only record data.
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// Who may suspend, resume, cancel and terminate instances, and whether
+    /// their children follow. Absent: nobody may (docs/evolution.md,
+    /// "Lifecycle").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The lifecycle section: the roles that may use each operation on an
+/// instance, and what its children do then.
+///
+/// `cancel` is an orderly end an authorised role asks for: children follow
+/// as `children` says. `terminate` is a forced end: it always reaches every
+/// descendant, whatever `children` says.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// The roles that may suspend a running instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspend: Vec<String>,
+    /// The roles that may resume a suspended instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume: Vec<String>,
+    /// The roles that may cancel an instance (an orderly end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancel: Vec<String>,
+    /// The roles that may terminate an instance (a forced end that always
+    /// reaches every descendant).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terminate: Vec<String>,
+    /// Whether children follow a suspend, resume or cancel of their parent
+    /// (`follow`, the default) or keep running (`keep`).
+    #[serde(default)]
+    pub children: ChildPolicy,
+}
+
+/// What an instance's children do when it is suspended, resumed or
+/// cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildPolicy {
+    /// The children (and theirs, as their own definitions say) get the same
+    /// operation, in the same write.
+    #[default]
+    Follow,
+    /// The children keep running; a cancelled parent is no longer notified.
+    Keep,
 }
 
 /// A human-readable label: a plain string, or a map from language code

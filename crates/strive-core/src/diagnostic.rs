@@ -142,6 +142,12 @@ codes! {
     /// A deadline's duration is longer than strive's time range allows
     /// from any time an instance could enter its stage.
     DeadlineOutOfRange = "S025", Error;
+    /// A lifecycle operation is allowed to the reserved `system` role: the
+    /// engine never suspends, resumes, cancels or terminates on its own.
+    LifecycleSystemRole = "S026", Error;
+    /// Some role may suspend instances but none may resume them: a
+    /// suspended instance could only be ended.
+    SuspendWithoutResume = "S027", Error;
     /// A cycle of stages has no guarded transition: an instance may go round
     /// forever with nothing recorded deciding when it leaves.
     UnguardedCycle = "W101", Warning;
@@ -155,6 +161,11 @@ codes! {
     /// can come to rest elsewhere without ever having been in them: once
     /// one does, the transition can never fire.
     ChildrenMayNeverArrive = "W105", Warning;
+    /// The `lifecycle` section says what children do, but no transition
+    /// spawns any.
+    LifecycleChildrenUnused = "W106", Warning;
+    /// The `lifecycle` section allows no role any operation.
+    LifecycleEmpty = "W107", Warning;
 }
 
 impl fmt::Display for Code {

@@ -52,6 +52,7 @@ mod guard;
 pub mod id;
 pub mod json;
 pub mod keys;
+mod lifecycle;
 mod load;
 mod machine;
 mod migrate;
@@ -73,14 +74,18 @@ pub use audit::{
     root_partition,
 };
 pub use definition::{
-    ANY_STAGE, Deadline, Definition, Effect, ElementType, Field, Label, Role, SYSTEM_ROLE, Spawn,
-    Stage, StageKind, StageSet, Transition, TypeSpec, ValueType,
+    ANY_STAGE, ChildPolicy, Deadline, Definition, Effect, ElementType, Field, Label, Lifecycle,
+    Role, SYSTEM_ROLE, Spawn, Stage, StageKind, StageSet, Transition, TypeSpec, ValueType,
 };
 pub use diagnostic::{Code, Diagnostic, Severity, has_errors};
 #[doc(hidden)]
 pub use fuzz::{fuzz_definition, fuzz_guard};
 pub use guard::{CUSTOM_OPERATORS, ChildRef, Expr, ExprError, Reads, VarRef, reads};
 pub use keys::{KeyError, VerifierKey};
+pub use lifecycle::{
+    LifecycleCommand, MAX_REASON_CHARS, Operation, Status, UnknownOperation, lifecycle_applied,
+    lifecycle_payload, lifecycle_reason, refuses_children,
+};
 pub use load::{MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_ID_BYTES, MAX_ITEMS, Parsed, parse};
 pub use machine::{
     Accepted, Actor, AppliedEffect, ChildSpec, Command, CompileError, DeadlineError, Due, Instance,

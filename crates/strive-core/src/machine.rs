@@ -15,6 +15,7 @@ use datalogic_rs::bumpalo::Bump;
 
 use crate::definition::{ANY_STAGE, Definition, Effect, Field, StageKind, ValueType};
 use crate::guard::{self, Expr, ExprError, Needs};
+use crate::lifecycle::Status;
 use crate::types::{self, TypeMismatch};
 
 /// The most years a deadline may lie after entering its stage (S025).
@@ -112,6 +113,11 @@ pub struct Instance {
     pub stage_entered_at: Timestamp,
     /// Whether it is in a terminal stage.
     pub finished: bool,
+    /// Whether it runs, is suspended, or was cancelled or terminated
+    /// (left out of records while it runs, so older records read as
+    /// running).
+    #[serde(default, skip_serializing_if = "Status::is_running")]
+    pub status: Status,
 }
 
 /// A command to fire an event on an instance.
@@ -194,6 +200,40 @@ pub enum Rejection {
         /// What is wrong with it.
         reason: String,
     },
+    /// The instance is suspended: it accepts no event until it is resumed.
+    Suspended {
+        /// The event refused.
+        event: String,
+    },
+    /// The instance was cancelled or terminated and accepts nothing.
+    Ended {
+        /// `cancelled` or `terminated`.
+        status: Status,
+    },
+    /// The lifecycle operation does not apply to the instance's status
+    /// (resuming a running instance, suspending a suspended one).
+    LifecycleNotAllowed {
+        /// The operation.
+        op: String,
+        /// The instance's status.
+        status: Status,
+    },
+    /// The actor's roles may not use the lifecycle operation.
+    LifecycleRoleNotAllowed {
+        /// The operation.
+        op: String,
+        /// The actor's roles.
+        roles: Vec<String>,
+        /// The roles the definition's `lifecycle` section allows for it.
+        allowed: Vec<String>,
+    },
+    /// A lifecycle operation's reason is empty or too long.
+    InvalidReason {
+        /// The operation.
+        op: String,
+        /// The most characters a reason may have.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -250,11 +290,57 @@ impl fmt::Display for Rejection {
             Rejection::InvalidData { field, reason } => {
                 write!(f, "initial data: variable `{field}` {reason}")
             }
+            Rejection::Suspended { event } => write!(
+                f,
+                "the instance is suspended and accepts no event (`{event}` refused); resume it \
+                 first (`strive resume`)"
+            ),
+            Rejection::Ended { status } => write!(
+                f,
+                "the instance was {status} and accepts nothing more; start a new instance \
+                 if the work must go on"
+            ),
+            Rejection::LifecycleNotAllowed { op, status } => write!(
+                f,
+                "an instance that is {status} cannot be {}",
+                past_participle(op)
+            ),
+            Rejection::LifecycleRoleNotAllowed { op, roles, allowed } => {
+                write!(
+                    f,
+                    "roles [{}] may not {op} this instance; ",
+                    roles.join(", ")
+                )?;
+                if allowed.is_empty() {
+                    write!(
+                        f,
+                        "the definition allows no role to; add `lifecycle.{op}` to it"
+                    )
+                } else {
+                    write!(f, "allowed roles: {}", allowed.join(", "))
+                }
+            }
+            Rejection::InvalidReason { op, limit } => write!(
+                f,
+                "{op} needs a reason of 1 to {limit} characters, recorded in the audit log; \
+                 give one with --reason"
+            ),
         }
     }
 }
 
 impl std::error::Error for Rejection {}
+
+/// `suspend` as "suspended", for messages.
+fn past_participle(op: &str) -> String {
+    match op {
+        "suspend" => "suspended".to_owned(),
+        "resume" => "resumed".to_owned(),
+        "cancel" => "cancelled".to_owned(),
+        "terminate" => "terminated".to_owned(),
+        other => format!("given `{other}`"),
+    }
+}
 
 /// An effect as applied, with its expressions evaluated: what the audit
 /// trail records, so an auditor sees every change without re-evaluating.
@@ -666,6 +752,17 @@ impl Workflow {
             return Err(Rejection::Finished {
                 stage: instance.stage.clone(),
             });
+        }
+        match instance.status {
+            Status::Running => {}
+            Status::Suspended => {
+                return Err(Rejection::Suspended {
+                    event: event.to_owned(),
+                });
+            }
+            status @ (Status::Cancelled | Status::Terminated) => {
+                return Err(Rejection::Ended { status });
+            }
         }
         // Filtered without collecting: the accepted path allocates nothing
         // here; only the rejections list what was possible.
@@ -1156,6 +1253,7 @@ impl Workflow {
             updated_at: now,
             stage_entered_at: now,
             finished: self.is_terminal(&self.initial),
+            status: Status::Running,
         })
     }
 
@@ -1209,6 +1307,7 @@ impl Workflow {
                 instance.stage_entered_at
             },
             finished: self.is_terminal(&accepted.to),
+            status: instance.status,
         }
     }
 }

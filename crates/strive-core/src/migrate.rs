@@ -265,6 +265,7 @@ impl MigrationPlan {
         instance.workflow == self.workflow
             && instance.version == self.from_version
             && !instance.finished
+            && !instance.status.has_ended()
             && self
                 .select
                 .instances
@@ -302,6 +303,12 @@ impl MigrationPlan {
             return Err(refuse(format!(
                 "is finished (in `{}`): finished instances stay on their version",
                 instance.stage
+            )));
+        }
+        if instance.status.has_ended() {
+            return Err(refuse(format!(
+                "was {}: ended instances stay on their version",
+                instance.status
             )));
         }
         let stage = self
@@ -349,6 +356,8 @@ impl MigrationPlan {
             } else {
                 instance.stage_entered_at
             },
+            // A suspended instance stays suspended on the new version.
+            status: instance.status,
         };
         Ok(Migrated {
             instance: next,

@@ -11,6 +11,7 @@
 //! | `transitions` (with `expressions`) | S002, S003, S004, S006, S010, S013 (empty `from`), S014, S016, S020, S021, S023, S024, W105 |
 //! | `deadlines` | S004, S005, S015, S019, S022 |
 //! | `flow` | S007, S008, S009, S011, S012, S013, W101 |
+//! | `lifecycle` | S003, S026, S027, W106, W107 |
 //! | `usage` | W102, W103 |
 //!
 //! Passes do not depend on each other's findings (only `usage` reads which
@@ -27,6 +28,7 @@ mod deadlines;
 mod domains;
 mod expressions;
 mod flow;
+mod lifecycle;
 mod names;
 mod transitions;
 mod types;
@@ -57,6 +59,7 @@ pub fn validate(parsed: &Parsed, catalog: &Catalog) -> Vec<Diagnostic> {
     transitions::check(&mut checker);
     deadlines::check(&mut checker);
     flow::check(&mut checker);
+    lifecycle::check(&mut checker);
     usage::check(&mut checker);
     sorted(checker.out)
 }

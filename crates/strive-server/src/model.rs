@@ -95,7 +95,10 @@ pub struct InstanceBody {
     pub stage_entered_at: jiff::Timestamp,
     /// Whether it is in a terminal stage.
     pub finished: bool,
-    /// Its pending deadline, if any.
+    /// `running`, `suspended`, `cancelled` or `terminated`.
+    #[schema(value_type = String)]
+    pub status: strive_store::Status,
+    /// Its pending deadline, if any (while suspended, it waits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<DueBody>,
     /// Its children's ids, in id order.
@@ -119,6 +122,7 @@ impl From<Snapshot> for InstanceBody {
             updated_at: i.updated_at,
             stage_entered_at: i.stage_entered_at,
             finished: i.finished,
+            status: i.status,
             due: s.due.map(|d| DueBody {
                 at: d.at,
                 event: d.event,
@@ -283,6 +287,19 @@ pub struct FireRequest {
     /// commands").
     #[serde(default)]
     pub signature: Option<SignatureBody>,
+}
+
+/// Suspends, resumes, cancels or terminates an instance.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub(crate) struct LifecycleBody {
+    /// `suspend`, `resume`, `cancel` or `terminate`.
+    #[schema(value_type = String)]
+    pub op: strive_store::Operation,
+    /// Why, recorded in the event (1 to 1000 characters).
+    pub reason: String,
+    /// Refuse unless the instance is at this sequence (as `If-Match`).
+    #[serde(default)]
+    pub expected_seq: Option<u64>,
 }
 
 /// Deploys several definitions, all or none.

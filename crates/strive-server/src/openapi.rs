@@ -95,7 +95,7 @@ problem_set!(
     ),
     paths(
         commands::deploy, queries::workflows, queries::versions, queries::definition,
-        commands::start, queries::list, queries::show, commands::fire, queries::history,
+        commands::start, queries::list, queries::show, commands::fire, commands::lifecycle, queries::history,
         audit::replay, audit::receipt, queries::events, stream::stream, audit::start_verify, audit::verify_job,
         audit::checkpoint, audit::export, audit::report, audit::pledges,
         admin::issue, admin::tokens, admin::revoke, grants::grant, grants::grants,
@@ -105,7 +105,7 @@ problem_set!(
     components(schemas(
         ProblemDetails, model::OutcomeBody, model::InstanceBody, model::DueBody, model::InstancePage,
         model::DefinitionBody, model::EventBody, model::EventPage, model::StartRequest,
-        model::FireRequest, model::DeployRequest, model::ReplayBody, model::ReceiptBody, model::CheckpointBody, model::PartitionHeadBody,
+        model::FireRequest, model::LifecycleBody, model::DeployRequest, model::ReplayBody, model::ReceiptBody, model::CheckpointBody, model::PartitionHeadBody,
         model::VerifyJob, model::ExportFormat, model::ReportFormatParam, model::IssueRequest,
         model::TokenBody, model::IssuedBody, model::GrantRequest, model::GrantBody,
         model::SignatureBody, model::KeyRequest, model::KeyBody,

@@ -132,9 +132,26 @@ pub(crate) fn status_of(error: EngineError<'_>) -> (StatusCode, &'static str) {
             // Not holding a role the definition asks for is a refusal of
             // the caller, not of the request's content.
             CommandError::Rejected { reason, .. }
-                if matches!(reason.as_ref(), Rejection::RoleNotAllowed { .. }) =>
+                if matches!(
+                    reason.as_ref(),
+                    Rejection::RoleNotAllowed { .. } | Rejection::LifecycleRoleNotAllowed { .. }
+                ) =>
             {
                 (S::FORBIDDEN, "rejected")
+            }
+            // The instance's lifecycle status refuses the command: the
+            // request may be right, the instance is not in a state to take
+            // it (details.kind says which: suspended, ended,
+            // lifecycle_not_allowed).
+            CommandError::Rejected { reason, .. }
+                if matches!(
+                    reason.as_ref(),
+                    Rejection::Suspended { .. }
+                        | Rejection::Ended { .. }
+                        | Rejection::LifecycleNotAllowed { .. }
+                ) =>
+            {
+                (S::CONFLICT, "rejected")
             }
             CommandError::Rejected { .. } => (S::UNPROCESSABLE_ENTITY, "rejected"),
             CommandError::ParentRejected { .. } => (S::UNPROCESSABLE_ENTITY, "parent_rejected"),

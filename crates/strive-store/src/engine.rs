@@ -1253,7 +1253,7 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T,
     })
 }
 
-fn check_options(options: &CommandOptions) -> Result<(), CommandError> {
+pub(crate) fn check_options(options: &CommandOptions) -> Result<(), CommandError> {
     if let Some(id) = &options.command_id
         && (id.is_empty() || id.len() > crate::writer::MAX_ID_BYTES)
     {

@@ -52,6 +52,7 @@ mod error;
 pub mod failpoints;
 mod guard;
 mod keys;
+mod lifecycle;
 mod log;
 mod migrate;
 mod pending;
@@ -75,6 +76,7 @@ pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};
+pub use lifecycle::LifecycleRequest;
 pub use migrate::{MAX_MIGRATED, PlannedMove};
 pub use pending::Pending;
 pub use records::{
@@ -85,7 +87,8 @@ pub use records::{
 pub use scan::{Blocks, ScannedBlock};
 pub use stats::{EngineStats, FLUSH_SECONDS_BOUNDS, GROUP_SIZE_BOUNDS};
 pub use strive_core::{
-    AccessError, Actor, Event, EventKind, Grant, Instance, MigrationPlan, PlanError, Rejection,
+    AccessError, Actor, Event, EventKind, Grant, Instance, MigrationPlan, Operation, PlanError,
+    Rejection, Status,
 };
 pub use url::{TEMPORARY_URL_VAR, is_database_url, location_text};
 

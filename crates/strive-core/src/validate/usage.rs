@@ -10,14 +10,19 @@ pub(super) fn check(ck: &mut Checker<'_>) {
         let used = def
             .transitions
             .iter()
-            .any(|t| t.roles.iter().any(|r| r == &role.id));
+            .any(|t| t.roles.iter().any(|r| r == &role.id))
+            || def.lifecycle.as_ref().is_some_and(|l| {
+                [&l.suspend, &l.resume, &l.cancel, &l.terminate]
+                    .iter()
+                    .any(|roles| roles.contains(&role.id))
+            });
         if !used {
             ck.report(
                 Code::UnusedRole,
                 &format!("/roles/{i}/id"),
                 format!(
-                    "role `{}` is declared but no transition allows it; add it to the \
-                     `roles` of the transitions it may fire, or remove it",
+                    "role `{}` is declared but no transition or lifecycle operation allows it; \
+                     add it to the `roles` of the transitions it may fire, or remove it",
                     role.id
                 ),
             );

@@ -142,6 +142,9 @@ async fn render(
         dl.facts {
             dt { (lang.t("流程", "Workflow")) } dd { a href={ "/definitions/" (layout::encode(&i.workflow)) } { (i.workflow) } " v" (i.version) }
             dt { (lang.t("当前阶段", "Stage now")) } dd data-testid="stage" { (stage_label(&state.engine, lang, &i.workflow, i.version, &i.stage)) " " span.id { (i.stage) } }
+            @if !i.status.is_running() {
+                dt { (lang.t("状态", "Status")) } dd data-testid="status" { (status_label(lang, i.status)) " " span.id { (i.status) } }
+            }
             dt { (lang.t("事件数", "Events")) } dd { (i.seq) }
             @if let Some(parent) = &i.parent {
                 dt { (lang.t("上级", "Parent")) } dd { a href={ "/instances/" (layout::encode(parent)) } { (parent) } }
@@ -470,7 +473,25 @@ pub(crate) fn rejection_words(
         Rejection::Finished { stage } => {
             format!("实例已结束（终止阶段「{stage}」），不再接受事件。")
         }
+        Rejection::Suspended { .. } => "实例已暂停，恢复后才接受事件。".to_owned(),
+        Rejection::Ended { status } => {
+            format!(
+                "实例{}，不再接受任何操作。",
+                status_label(Lang::Zh, *status)
+            )
+        }
         other => other.to_string(),
+    }
+}
+
+/// A lifecycle status for people (issue #13): suspended, cancelled,
+/// terminated.
+fn status_label(lang: Lang, status: strive_store::Status) -> &'static str {
+    match status {
+        strive_store::Status::Running => lang.t("运行中", "Running"),
+        strive_store::Status::Suspended => lang.t("已暂停", "Suspended"),
+        strive_store::Status::Cancelled => lang.t("已取消", "Cancelled"),
+        strive_store::Status::Terminated => lang.t("已终止", "Terminated"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The commands: deploy, start and fire. The actor is always the token's.
+//! The commands: deploy, start, fire and lifecycle operations. The actor is always the token's.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use strive_store::CommandOptions;
 
-use crate::model::{DefinitionBody, DeployRequest, FireRequest, OutcomeBody, StartRequest};
+use crate::model::{
+    DefinitionBody, DeployRequest, FireRequest, LifecycleBody, OutcomeBody, StartRequest,
+};
 use crate::openapi::{CommandProblems, DeployProblems};
 use crate::problem::Problem;
 use crate::routes::{JsonBody, P, RawBody};
@@ -153,6 +155,55 @@ pub(crate) async fn fire(
         .await
         .map_err(Problem::from);
     count(&state, "fire", &result);
+    let outcome = OutcomeBody::from(result?);
+    Ok((etag(outcome.seq), Json(outcome)).into_response())
+}
+
+/// Suspends, resumes, cancels or terminates an instance with a reason, as
+/// the token's actor, whose roles the definition's `lifecycle` section
+/// must allow. Descendants follow in the same write as the definitions
+/// declare. A refusal is a problem with code `rejected` and the
+/// rejection's `kind` in its details (`suspended`, `ended`,
+/// `lifecycle_not_allowed`, `lifecycle_role_not_allowed`,
+/// `invalid_reason`).
+#[utoipa::path(
+    post, path = "/v1/instances/{id}/lifecycle", tag = "instances",
+    request_body = LifecycleBody,
+    params(
+        ("id" = String, Path, description = "the instance"),
+        ("If-Match" = Option<String>, Header, description = "the expected sequence, as an ETag: \"3\""),
+        ("Idempotency-Key" = Option<String>, Header, description = "a command id: a retry with the same key returns the first outcome"),
+    ),
+    responses((status = 200, description = "done", body = OutcomeBody,
+               headers(("ETag" = String, description = "the instance's sequence"))), CommandProblems)
+)]
+pub(crate) async fn lifecycle(
+    State(state): State<Shared>,
+    caller: Caller,
+    P(id): P<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<LifecycleBody>,
+) -> Result<Response, Problem> {
+    let options = CommandOptions {
+        expected_seq: expected_seq(&headers, body.expected_seq)?,
+        command_id: idempotency_key(&headers)?,
+        ..CommandOptions::default()
+    };
+    let engine = state.engine.clone();
+    let actor = caller.actor();
+    let op = body.op;
+    let result = blocking(move || {
+        let request = strive_store::LifecycleRequest {
+            instance: &id,
+            op: body.op,
+            actor: &actor,
+            reason: &body.reason,
+            options,
+        };
+        engine.lifecycle(&request).map_err(Problem::from)
+    })
+    .await;
+    count(&state, op.as_str(), &result);
     let outcome = OutcomeBody::from(result?);
     Ok((etag(outcome.seq), Json(outcome)).into_response())
 }

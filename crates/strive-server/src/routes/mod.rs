@@ -49,6 +49,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/instances", post(commands::start).get(queries::list))
         .route("/instances/{id}", get(queries::show))
         .route("/instances/{id}/events", post(commands::fire))
+        .route("/instances/{id}/lifecycle", post(commands::lifecycle))
         .route("/instances/{id}/history", get(queries::history))
         .route("/instances/{id}/replay", get(audit::replay))
         .route("/instances/{id}/events/{seq}/receipt", get(audit::receipt))

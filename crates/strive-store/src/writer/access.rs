@@ -144,6 +144,9 @@ pub(crate) fn refuse(txn: &Txn<'_>, cmd: &Cmd) -> Option<Decided> {
         } => command(txn, actor, instance, || Ok(parent.clone())),
         Cmd::Fire {
             instance, actor, ..
+        }
+        | Cmd::Lifecycle {
+            instance, actor, ..
         } => command(txn, actor, instance, || txn.parent(instance)),
         // Migrating instances is an admin's act on the workflow: like a
         // deployment, it needs the actor's roles granted globally.

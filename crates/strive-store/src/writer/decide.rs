@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use strive_core::{
     Actor, Cause, Command, CommandSignature, Due, Event, EventKind, GENESIS, Instance,
-    MigrationPlan, WORKFLOW_SUBJECT_PREFIX, Workflow,
+    MigrationPlan, Operation, WORKFLOW_SUBJECT_PREFIX, Workflow,
 };
 
 use crate::error::{CommandError, DeployError, StorageError};
@@ -71,6 +71,15 @@ pub(crate) enum Cmd {
         change: strive_core::KeyChange,
         key: strive_core::ActorKey,
         actor: Actor,
+    },
+    /// Suspends, resumes, cancels or terminates an instance; its children
+    /// follow as their definitions declare (`lifecycle.rs`).
+    Lifecycle {
+        instance: String,
+        op: Operation,
+        actor: Actor,
+        reason: String,
+        options: CommandOptions,
     },
     /// Moves instances to another version, all or none.
     Migrate {
@@ -175,6 +184,31 @@ pub(crate) fn decide(txn: &mut Txn<'_>, cmd: Cmd, clock: Timestamp, policy: Poli
                 )
             }))
         }
+        Cmd::Lifecycle {
+            instance,
+            op,
+            actor,
+            reason,
+            options,
+        } => {
+            let request = json!({"op": op.as_str(), "instance": instance, "actor": actor,
+                "reason": reason});
+            let command_id = options.command_id.as_deref();
+            Decided::Command(idempotent(txn, command_id, &request, |txn| {
+                super::lifecycle::decide(
+                    txn,
+                    &super::lifecycle::Asked {
+                        id: &instance,
+                        op,
+                        actor: &actor,
+                        reason: &reason,
+                        expected_seq: options.expected_seq,
+                        command_id,
+                        clock,
+                    },
+                )
+            }))
+        }
         Cmd::Migrate {
             plan,
             instances,
@@ -264,7 +298,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn corrupt(key: &[u8], message: impl Into<String>) -> StorageError {
+pub(super) fn corrupt(key: &[u8], message: impl Into<String>) -> StorageError {
     StorageError::Corrupt {
         key: keys::show(key),
         message: message.into(),
@@ -491,7 +525,16 @@ fn start(txn: &mut Txn<'_>, cmd: &Start<'_>) -> Result<Outcome, CommandError> {
         }
         None => txn.partition,
         Some(parent) => match txn.load_own(parent)? {
-            Some(record) => record.partition,
+            Some(record) => {
+                if let Some(reason) = strive_core::refuses_children(record.instance.status) {
+                    return Err(CommandError::ParentRejected {
+                        parent: parent.to_owned(),
+                        event: "start".to_owned(),
+                        reason: Box::new(reason),
+                    });
+                }
+                record.partition
+            }
             None => {
                 return Err(CommandError::UnknownInstance {
                     instance: parent.to_owned(),
@@ -599,15 +642,21 @@ struct Fire<'c> {
     signing: Signing,
 }
 
-fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
-    let id = cmd.id;
+/// The instance a command on `id` acts on, at `expected_seq` when one is
+/// given, and the definition version it runs: the start of every command
+/// on an existing instance (fire, lifecycle).
+pub(super) fn load_for_command(
+    txn: &Txn<'_>,
+    id: &str,
+    expected_seq: Option<u64>,
+) -> Result<(Arc<InstanceRecord>, Arc<Workflow>), CommandError> {
     let record = txn
         .load_own(id)?
         .ok_or_else(|| CommandError::UnknownInstance {
             instance: id.to_owned(),
         })?;
     let current = &record.instance;
-    if let Some(expected) = cmd.expected_seq
+    if let Some(expected) = expected_seq
         && expected != current.seq
     {
         return Err(CommandError::Conflict {
@@ -616,14 +665,29 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
             actual: current.seq,
         });
     }
-    let compiled = txn
-        .workflow(&current.workflow, current.version)
+    let compiled = running_workflow(txn, &record)?;
+    Ok((record, compiled))
+}
+
+/// The compiled definition version an instance runs.
+pub(super) fn running_workflow(
+    txn: &Txn<'_>,
+    record: &InstanceRecord,
+) -> Result<Arc<Workflow>, StorageError> {
+    let current = &record.instance;
+    txn.workflow(&current.workflow, current.version)
         .ok_or_else(|| {
             corrupt(
                 &keys::definition(&current.workflow, current.version),
                 "the instance's definition version is not deployed",
             )
-        })?;
+        })
+}
+
+fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
+    let id = cmd.id;
+    let (record, compiled) = load_for_command(txn, id, cmd.expected_seq)?;
+    let current = &record.instance;
     // Time never runs backwards within an instance.
     let now = cmd.clock.max(current.updated_at);
     // Summarising children reads the store: only for workflows whose
@@ -705,7 +769,9 @@ fn fire(txn: &mut Txn<'_>, cmd: &Fire<'_>) -> Result<Outcome, CommandError> {
             )?;
         }
     }
-    if let (Some(parent_event), Some(parent)) = (&accepted.notify_parent, parent) {
+    if let (Some(parent_event), Some(parent)) = (&accepted.notify_parent, parent)
+        && !parent_has_ended(txn, &parent)?
+    {
         let notice = Notice {
             parent: &parent,
             event: parent_event,
@@ -800,7 +866,7 @@ fn migrate(
 }
 
 /// What a command that appended `next`'s event at `position` answers.
-fn moved_outcome(
+pub(super) fn moved_outcome(
     event: &str,
     next: &Instance,
     position: u64,
@@ -822,7 +888,7 @@ fn moved_outcome(
 
 /// Saves the instance `record` became, `next`, with its deadline and its
 /// event at `position` added to its chain.
-fn save_moved(
+pub(super) fn save_moved(
     txn: &mut Txn<'_>,
     record: &InstanceRecord,
     next: Instance,
@@ -873,7 +939,11 @@ fn move_stage(
     } else {
         due_of(compiled, next, now)?
     };
-    if let Some(new) = &due {
+    // A suspended instance (one migrated while suspended) keeps its
+    // deadline in its record; it is armed again when it is resumed.
+    if let Some(new) = &due
+        && next.status.is_running()
+    {
         txn.put(keys::deadline(new.at.as_microsecond(), id), Vec::new());
     }
     Ok(due)
@@ -893,6 +963,15 @@ fn due_of(
             instance: instance.id.clone(),
             reason,
         })
+}
+
+/// Whether `parent` was cancelled or terminated: a child that kept running
+/// (`lifecycle.children: keep`) no longer notifies it, as there is nothing
+/// left for it to do. The replayer expects no notice then either.
+fn parent_has_ended(txn: &Txn<'_>, parent: &str) -> Result<bool, StorageError> {
+    Ok(txn
+        .load_own(parent)?
+        .is_some_and(|record| record.instance.status.has_ended()))
 }
 
 /// A child's notification of its parent, fired as the engine.

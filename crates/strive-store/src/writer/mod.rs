@@ -26,6 +26,7 @@
 
 mod access;
 mod decide;
+mod lifecycle;
 mod pipeline;
 pub(crate) mod recover;
 mod txn;

@@ -218,6 +218,22 @@ impl Writer {
                 instances: vec![e.instance.clone()],
                 actor: e.actor.clone(),
             },
+            // The operation asked of this instance; its descendants'
+            // events (caused by this one) are decided again with it.
+            EventKind::Lifecycle => Cmd::Lifecycle {
+                instance: e.instance.clone(),
+                op: e
+                    .event
+                    .parse()
+                    .map_err(|error: strive_core::UnknownOperation| {
+                        mismatch(event, error.to_string())
+                    })?,
+                actor: e.actor.clone(),
+                reason: strive_core::lifecycle_reason(&e.payload)
+                    .unwrap_or_default()
+                    .to_owned(),
+                options,
+            },
             EventKind::Fire => match self.deadline_key(event, group)? {
                 Some(key) => Cmd::Deadline {
                     key,
