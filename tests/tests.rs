@@ -18,6 +18,7 @@ mod migrate;
 mod model;
 mod ocel;
 mod partitions;
+mod pg_multi;
 mod postgres;
 mod publish;
 mod receipt;
