@@ -232,6 +232,10 @@ pub enum Command {
         /// Acknowledge before flushing (the crash test's negative control).
         #[arg(long)]
         buffered: bool,
+        /// Instance ids begin with this instead of the run's own prefix,
+        /// so that two writers race on the same instances.
+        #[arg(long)]
+        prefix: Option<String>,
     },
     /// Serves the store over HTTP/JSON until SIGINT or SIGTERM (docs/http.md).
     Serve(crate::commands::serve::ServeArgs),

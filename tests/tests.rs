@@ -19,6 +19,7 @@ mod migrate;
 mod model;
 mod ocel;
 mod partitions;
+mod pg_multi;
 mod postgres;
 mod publish;
 mod receipt;

@@ -35,12 +35,15 @@ const RING: &str = r#"{
 
 /// Runs `threads` writers until killed, or until `max` commands were
 /// acknowledged in all. Each acknowledgement prints
-/// `ack <instance> <seq> <gseq> <hash>`.
+/// `ack <instance> <seq> <gseq> <hash>`. Instance ids begin with `prefix`
+/// when given (two writers given one race on the same instances), else
+/// with a prefix of this run's own.
 pub fn run(
     db: &std::path::Path,
     threads: usize,
     max: Option<u64>,
     buffered: bool,
+    prefix: Option<&str>,
 ) -> Result<ExitCode, Failure> {
     let options = Options {
         durability: if buffered {
@@ -73,19 +76,15 @@ pub fn run(
     let out = Mutex::new(std::io::stdout());
     // A fresh prefix per run, so instances of earlier (killed) runs on the
     // same database are never started twice.
-    let run_id = engine.total_events();
+    let run_id = match prefix {
+        Some(prefix) => prefix.to_owned(),
+        None => format!("r{}", engine.total_events()),
+    };
     std::thread::scope(|scope| {
         for thread in 0..threads.max(1) {
             let (engine, out, acknowledged) = (&engine, &out, &acknowledged);
-            scope.spawn(move || {
-                writer(
-                    engine,
-                    out,
-                    acknowledged,
-                    max,
-                    &format!("r{run_id}-t{thread}"),
-                )
-            });
+            let prefix = format!("{run_id}-t{thread}");
+            scope.spawn(move || writer(engine, out, acknowledged, max, &prefix));
         }
     });
     Ok(ExitCode::SUCCESS)

@@ -742,6 +742,8 @@ fn postgres_rows(
             "postgres.durable.c64",
             "postgres.naive.c64",
             "postgres.pgbench.c64",
+            "postgres.p2.alone",
+            "postgres.p2.shared2",
         ] {
             report.skip(key, s, key, "tr/s", &note);
         }
@@ -767,6 +769,7 @@ fn postgres_rows(
         );
     }
     report.note("a group per transaction; commit with synchronous_commit = on");
+    sharing_rows(report, &server, budget, repeats)?;
     let work = sqlite::Workload {
         event,
         snapshot,
@@ -800,6 +803,46 @@ fn postgres_rows(
     Ok(())
 }
 
+/// Issue #15's "two engine processes on different partitions ≥ 1.0× one
+/// process": a store of two partitions and 64 durable callers, written by
+/// one engine alone, by one sharer, and by two sharers (one partition
+/// each), side by side in one run.
+fn sharing_rows(
+    report: &mut Report,
+    server: &str,
+    budget: std::time::Duration,
+    repeats: usize,
+) -> Fallible<()> {
+    use postgres::Sharing;
+    let s = "postgres";
+    for (key, sharing, label) in [
+        ("postgres.p2.alone", Sharing::Alone, "one engine alone"),
+        (
+            "postgres.p2.shared1",
+            Sharing::OneSharer,
+            "one engine, shared",
+        ),
+        (
+            "postgres.p2.shared2",
+            Sharing::TwoSharers,
+            "two engines, shared, one partition each",
+        ),
+    ] {
+        let samples = repeat(repeats, || {
+            postgres::sharing(server, sharing, 64, INSTANCES, budget)
+        })?;
+        report.add(
+            key,
+            s,
+            &format!("strive on PostgreSQL, 2 partitions, 64 callers: {label}"),
+            "tr/s",
+            samples,
+        );
+    }
+    report.note("each group under its partition's head lock when shared (?shared=true)");
+    Ok(())
+}
+
 /// The targets of issue #10 (format 2), as ratios and bounds. The SQLite
 /// baseline is the append-order log at 1,000 per commit, as the issue
 /// names it; the state-in-memory peer is shown beside it without a target.
@@ -829,6 +872,8 @@ fn targets(report: &mut Report, full_demo: bool) {
     report.ratio("postgres.durable.c64", sqlite, Some(1.0));
     report.ratio("postgres.durable.c64", "postgres.pgbench.c64", None);
     report.ratio("postgres.durable.c64", "strive.durable.c64", None);
+    report.ratio("postgres.p2.shared2", "postgres.p2.alone", Some(1.0));
+    report.ratio("postgres.p2.shared2", "postgres.p2.shared1", None);
     report.bound("audit.replay", ">=", 1_000_000.0);
     report.bound("audit.replay_core", ">=", 1_000_000.0);
     report.bound("audit.verify.mb", ">=", 300.0);

@@ -156,3 +156,100 @@ pub fn pgbench(
         .and_then(|number| number.parse::<f64>().ok());
     Ok(tps.ok_or_else(|| format!("no tps in pgbench's output: {out}")))
 }
+
+/// How the engines of [`sharing`] hold a store of two partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One engine that opened the store alone (the owner lock).
+    Alone,
+    /// One engine that opened it shared (`?shared=true`), writing both
+    /// partitions.
+    OneSharer,
+    /// Two engines that opened it shared, each writing its own partition:
+    /// issue #15's "two engine processes on different partitions".
+    TwoSharers,
+}
+
+/// Durable fires per second from `callers` callers on a fresh store of two
+/// partitions held as `sharing` says: the callers are split over the
+/// engines, and with two engines each fires only the instances of its own
+/// partition, so the two never wait for each other's head lock. The two
+/// engines share nothing in memory, as two processes would not.
+pub fn sharing(
+    server: &str,
+    sharing: Sharing,
+    callers: usize,
+    instances: usize,
+    budget: Duration,
+) -> Fallible<f64> {
+    let database = TemporaryDatabase::create(server)?;
+    crate::strive::prepare(std::path::Path::new(database.url()), instances, 2)?;
+    let options = strive_store::Options {
+        partitions: 2,
+        ..strive_store::Options::default()
+    };
+    let shared = format!("{}?{}=true", database.url(), strive_store::SHARED_PARAMETER);
+    let engines = match sharing {
+        Sharing::Alone => vec![strive_store::Engine::open_url(database.url(), options)?],
+        Sharing::OneSharer => vec![strive_store::Engine::open_url(&shared, options)?],
+        Sharing::TwoSharers => vec![
+            strive_store::Engine::open_url(&shared, options.clone())?,
+            strive_store::Engine::open_url(&shared, options)?,
+        ],
+    };
+    let count = engines.len();
+    // Caller c fires through engine c % count; with two engines, only on
+    // the instances of that engine's partition.
+    let ids: Vec<(u32, String)> = (0..instances)
+        .map(|n| {
+            let id = crate::fixture::instance_id(n);
+            (strive_core::root_partition(&id, 2), id)
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(Barrier::new(callers + 1));
+    let handles: Vec<_> = (0..callers)
+        .map(|c| {
+            let engine = engines[c % count].clone();
+            let mine: Vec<String> = ids
+                .iter()
+                .filter(|(p, _)| count == 1 || *p as usize == c % count)
+                .skip(c / count)
+                .step_by(callers.div_ceil(count))
+                .map(|(_, id)| id.clone())
+                .collect();
+            let (stop, done, barrier) = (stop.clone(), done.clone(), barrier.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let actor = crate::fixture::actor();
+                barrier.wait();
+                let mut turn = 0usize;
+                while !stop.load(Ordering::Relaxed) && !mine.is_empty() {
+                    let id = &mine[turn % mine.len()];
+                    turn += 1;
+                    engine
+                        .fire(
+                            id,
+                            "next",
+                            &actor,
+                            crate::fixture::payload(),
+                            strive_store::CommandOptions::default(),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    std::thread::sleep(budget);
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for handle in handles {
+        handle.join().map_err(|_| "a caller panicked")??;
+    }
+    drop(engines);
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+}

@@ -50,6 +50,53 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk, when known.
     fn size_on_disk(&self) -> Option<u64>;
+
+    /// The store's shared log, when several engine processes may write it
+    /// at once (docs/storage.md, "Several processes"); `None`, the
+    /// default, for a store one process writes, such as sled's.
+    fn shared_log(&self) -> Option<&dyn SharedLog> {
+        None
+    }
+}
+
+/// A partition's head as a shared store records it: the log's size and a
+/// stamp that changes with every batch that writes state back, so that a
+/// process can tell whether the state it reads under its memtable is still
+/// the one its memtable was built over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedHead {
+    /// The partition's last log position.
+    pub size: u64,
+    /// Raised by every batch that writes the partition's state back.
+    pub stamp: u64,
+}
+
+/// Appending to a partition of a store that several engine processes write
+/// at once: a partition's writer locks the partition's head, catches up
+/// with what other processes appended, decides its group, and appends it
+/// in the locked transaction, which moves the head. The database enforces
+/// the lock, so two processes never assign one position (issue #15).
+pub trait SharedLog: Send + Sync {
+    /// Locks `partition`'s head until [`SharedLog::append`] or
+    /// [`SharedLog::unlock`], waiting while another process holds it.
+    /// Returns the head, or `None` when the store has not recorded one yet
+    /// (the caller reads the log's end, which no one else can move now).
+    fn lock(&self, partition: u32) -> Result<Option<SharedHead>, StorageError>;
+
+    /// Applies `writes` atomically and moves `partition`'s head from
+    /// `from` to `to`, in the transaction [`SharedLog::lock`] opened,
+    /// which it commits (releasing the lock). Fails, writing nothing, if
+    /// the head is not `from` (`None`: not recorded) or the lock was lost.
+    fn append(
+        &self,
+        partition: u32,
+        writes: Vec<Write>,
+        from: Option<SharedHead>,
+        to: SharedHead,
+    ) -> Result<(), StorageError>;
+
+    /// Releases `partition`'s lock without writing.
+    fn unlock(&self, partition: u32);
 }
 
 /// sled's page cache, in bytes.

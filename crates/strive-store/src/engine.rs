@@ -1423,6 +1423,7 @@ fn open_writers(
         let mut writer = Writer::new(backend.clone(), shared.clone(), options.clone(), partition);
         let damage = match opened.damaged {
             Some(damage) => Some(damage),
+            None if backend.shared_log().is_some() => catch_up(&mut writer, &shared)?,
             None => recover(&mut writer, &opened, &shown)?,
         };
         if let Some(damage) = damage {
@@ -1535,6 +1536,21 @@ fn recover(
         opened.last + 1,
         "recovery replays to the end of the log"
     );
+    Ok(None)
+}
+
+/// Recovers a partition of a store several processes write (docs/storage.md,
+/// "Several processes"): under its head lock, the writer catches up with
+/// the log as any group of it does, writes the state back and makes what
+/// it read durable. Returns why the store can only be read, if it can.
+fn catch_up(writer: &mut Writer, shared: &Shared) -> Result<Option<String>, OpenError> {
+    if let Err(error) = writer.write_back_now() {
+        return Ok(Some(format!(
+            "catching up with the log other processes wrote failed: {error}"
+        )));
+    }
+    writer.backend.flush()?;
+    shared.committed_up_to(writer.partition, writer.next_position - 1);
     Ok(None)
 }
 

@@ -71,8 +71,10 @@ mod writer;
 
 pub use access::{GrantInfo, KeyInfo};
 #[cfg(feature = "postgres")]
-pub use backend::postgres::{MIGRATIONS, PostgresBackend, RECONNECT_WAIT, TemporaryDatabase};
-pub use backend::{Backend, Entry, Hooked, Hooks, SledBackend, Write};
+pub use backend::postgres::{
+    MIGRATIONS, PostgresBackend, RECONNECT_WAIT, SHARED_PARAMETER, TemporaryDatabase,
+};
+pub use backend::{Backend, Entry, Hooked, Hooks, SharedHead, SharedLog, SledBackend, Write};
 pub use convert::Converted;
 pub use engine::{Engine, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, Subscription, TreeHead};
 pub use error::{CommandError, DeployError, Error, OpenError, StorageError, describe_io};

@@ -99,6 +99,16 @@ impl Memtable {
         }
     }
 
+    /// Forgets every entry: in a store several processes write, the
+    /// writer drops its view once another process wrote the state back,
+    /// and rebuilds it from the store (`writer/shared.rs`).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut dirty) = self.dirty.write() {
+            dirty.writes.clear();
+            dirty.generation += 1;
+        }
+    }
+
     /// How many keys wait to be written back.
     pub(crate) fn len(&self) -> usize {
         self.dirty.read().map(|d| d.writes.len()).unwrap_or(0)

@@ -33,13 +33,13 @@
 //! **Architecture Invariant:** this module is the only code that knows
 //! PostgreSQL; it sees keys and values, never events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls, Statement};
 
-use super::{Backend, Entry, Write};
+use super::{Backend, Entry, SharedHead, SharedLog, Write};
 use crate::error::{OpenError, StorageError};
 use crate::url::redact;
 use unflushed::{Unflushed, Unsettled};
@@ -73,7 +73,19 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "the row a flush writes, so that its commit has WAL to wait for",
         "CREATE TABLE strive_flush (epoch BIGINT PRIMARY KEY, flushes BIGINT NOT NULL)",
     ),
+    (
+        5,
+        "the partitions' head rows that processes sharing a store append under, and the owner's mode",
+        "CREATE TABLE strive_head (partition INT PRIMARY KEY, size BIGINT NOT NULL, \
+         stamp BIGINT NOT NULL); \
+         ALTER TABLE strive_owner ADD COLUMN shared BOOLEAN NOT NULL DEFAULT false",
+    ),
 ];
+
+/// The URL parameter that opens a store for several processes at once
+/// (`?shared=true`; docs/storage.md, "Several processes"). strive's own,
+/// taken out of the URL before the rest goes to the client library.
+pub const SHARED_PARAMETER: &str = "shared";
 
 /// The advisory lock a process holds on the store while it has it open:
 /// "strive" in ASCII. Advisory locks are per database, so stores in other
@@ -103,6 +115,12 @@ struct Conn {
     range: Statement,
     last: Statement,
     apply: Statement,
+    /// Makes a partition's head row if it is missing.
+    made: Statement,
+    /// Locks a partition's head row.
+    lock: Statement,
+    /// Moves a partition's head, if it is where the appender found it.
+    advance: Statement,
 }
 
 impl Conn {
@@ -138,6 +156,20 @@ impl Conn {
                    ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING 1) \
                  SELECT (SELECT epoch FROM fence), \
                    (SELECT count(*) FROM removed), (SELECT count(*) FROM written)",
+            )?,
+            // A missing row is made with size -1 (not recorded: the log
+            // says) by one statement, and locked by the next, which sees
+            // it (a statement does not see the rows its own CTEs insert);
+            // a row a racing process is making is waited for.
+            made: client.prepare(
+                "INSERT INTO strive_head (partition, size, stamp) VALUES ($1, -1, 0) \
+                 ON CONFLICT (partition) DO NOTHING",
+            )?,
+            lock: client
+                .prepare("SELECT size, stamp FROM strive_head WHERE partition = $1 FOR UPDATE")?,
+            advance: client.prepare(
+                "UPDATE strive_head SET size = $2, stamp = $3 \
+                 WHERE partition = $1 AND size = $4 AND stamp = $5",
             )?,
             client,
         })
@@ -218,6 +250,16 @@ pub struct PostgresBackend {
     owner: Mutex<(Option<Client>, Instant)>,
     /// The owner epoch this process took; a write finding another is fenced.
     epoch: i64,
+    /// Whether other processes may write the store at once (the owner lock
+    /// is then taken shared, and groups append under their partition's
+    /// head lock: [`SharedLog`]).
+    shared: bool,
+    /// This process's row of `strive_flush`: the epoch, or when shared (all
+    /// sharers hold one epoch) a key of its own, so that two processes'
+    /// flushes never wait on one row.
+    flush_key: i64,
+    /// The connections holding a partition's head lock, by partition.
+    locked: Mutex<HashMap<u32, Conn>>,
     /// The groups applied and not yet flushed.
     unflushed: Unflushed,
     /// Dropped after everything else: the database of a temporary store.
@@ -233,11 +275,48 @@ impl std::fmt::Debug for PostgresBackend {
 }
 
 fn parse(url: &str) -> Result<postgres::Config, OpenError> {
+    let (url, _) = split_shared(url)?;
     url.parse::<postgres::Config>()
         .map_err(|error| OpenError::Url {
-            url: redact(url),
+            url: redact(&url),
             message: error.to_string(),
         })
+}
+
+/// `url` without strive's [`SHARED_PARAMETER`], and whether it asked for a
+/// shared store (`true` or `false`; anything else is refused).
+fn split_shared(url: &str) -> Result<(String, bool), OpenError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), false));
+    };
+    let mut shared = false;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((SHARED_PARAMETER, value)) => {
+                shared = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(OpenError::Url {
+                            url: redact(url),
+                            message: format!(
+                                "{SHARED_PARAMETER}={value}: write {SHARED_PARAMETER}=true \
+                                 (several processes write the store) or {SHARED_PARAMETER}=false"
+                            ),
+                        });
+                    }
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, shared))
 }
 
 /// Whether an error means the connection is gone, so a new one may work.
@@ -301,9 +380,16 @@ impl PostgresBackend {
     /// under a row lock, that the epoch is still the one it took. A process
     /// that lost the store is fenced: its writes fail and the engine
     /// refuses further ones until reopened. Nothing is forked.
+    ///
+    /// With `?shared=true` ([`SHARED_PARAMETER`]) the store is opened for
+    /// several processes at once instead: the owner lock is taken shared
+    /// (a process opening it alone is refused while sharers run, and the
+    /// reverse), and every group appends under its partition's head lock
+    /// ([`Backend::shared_log`]; docs/storage.md, "Several processes").
     pub fn open(url: &str) -> Result<PostgresBackend, OpenError> {
         let config = parse(url)?;
-        PostgresBackend::connect(config, redact(url), None)
+        let (_, shared) = split_shared(url)?;
+        PostgresBackend::connect(config, redact(url), None, shared)
     }
 
     /// A store in a new, empty database on the server at `server_url`
@@ -313,19 +399,20 @@ impl PostgresBackend {
         let database = TemporaryDatabase::create(server_url)?;
         let config = parse(database.url())?;
         let shown = redact(database.url());
-        PostgresBackend::connect(config, shown, Some(database))
+        PostgresBackend::connect(config, shown, Some(database), false)
     }
 
     fn connect(
         config: postgres::Config,
         shown: String,
         temporary: Option<TemporaryDatabase>,
+        shared: bool,
     ) -> Result<PostgresBackend, OpenError> {
         let mut client = config
             .connect(NoTls)
             .map_err(|error| server_error(&shown, &error))?;
         migrate(&mut client, &shown)?;
-        let epoch = take_store(&mut client, &shown)?;
+        let epoch = take_store(&mut client, &shown, shared)?;
         let backend = PostgresBackend {
             config,
             shown,
@@ -333,6 +420,9 @@ impl PostgresBackend {
             owner: Mutex::new((Some(client), Instant::now())),
             unflushed: Unflushed::default(),
             epoch,
+            shared,
+            flush_key: if shared { -process_key() } else { epoch },
+            locked: Mutex::new(HashMap::new()),
             _temporary: temporary,
         };
         let conn =
@@ -377,6 +467,18 @@ impl PostgresBackend {
         what: &str,
         mut call: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StorageError> {
+        let (value, conn) = self.holding(what, |conn| call(conn))?;
+        self.give_back(conn);
+        Ok(value)
+    }
+
+    /// [`PostgresBackend::with`], keeping the connection: the caller gives
+    /// it back (or drops it, ending what it holds on the server).
+    fn holding<T>(
+        &self,
+        what: &str,
+        mut call: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<(T, Conn), StorageError> {
         let deadline = Instant::now() + RECONNECT_WAIT;
         let mut pause = Duration::from_millis(20);
         loop {
@@ -393,15 +495,11 @@ impl PostgresBackend {
                     });
                 }
                 Err(Unsettled::Read(error)) => Err(error),
-                Ok(()) => self.take().and_then(|mut conn| {
-                    let result = call(&mut conn);
-                    // A connection that failed a call may be left inside an
-                    // aborted transaction: it is not given back.
-                    if result.is_ok() {
-                        self.give_back(conn);
-                    }
-                    result
-                }),
+                // A connection that failed a call may be left inside an
+                // aborted transaction: it is dropped, not given back.
+                Ok(()) => self
+                    .take()
+                    .and_then(|mut conn| call(&mut conn).map(|value| (value, conn))),
             };
             match result {
                 Ok(value) => return Ok(value),
@@ -457,8 +555,9 @@ impl PostgresBackend {
             return;
         }
         owner.0 = None;
+        let shared = self.shared;
         let taken = self.config.connect(NoTls).and_then(|mut client| {
-            let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])?;
+            let row = client.query_one(lock_query(shared), &[&OWNER_LOCK])?;
             Ok(row.get::<_, bool>(0).then_some(client))
         });
         match taken {
@@ -508,15 +607,41 @@ fn temporary_name() -> String {
     )
 }
 
-/// Takes the owner lock on `client`'s session, waiting up to
-/// [`LOCK_WAIT`] for a holder that is going away, then raises the owner
-/// epoch; returns the epoch this process now holds.
-fn take_store(client: &mut Client, shown: &str) -> Result<i64, OpenError> {
+/// The query that tries the owner lock: exclusive for a process that
+/// writes the store alone, shared for one of several.
+fn lock_query(shared: bool) -> &'static str {
+    if shared {
+        "SELECT pg_try_advisory_lock_shared($1)"
+    } else {
+        "SELECT pg_try_advisory_lock($1)"
+    }
+}
+
+/// A number for this process's open of a store: the process id and the
+/// time, positive.
+fn process_key() -> i64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default();
+    ((i64::from(std::process::id()) << 40) ^ nanos).abs().max(1)
+}
+
+/// Takes the owner lock on `client`'s session (shared when `shared`),
+/// waiting up to [`LOCK_WAIT`] for a holder that is going away, then takes
+/// the owner epoch; returns the epoch this process now holds.
+///
+/// A process that writes alone raises the epoch, which fences everyone
+/// who wrote before. A sharer raises it only when the store was last
+/// taken by a process alone (fencing that one), and then forgets the
+/// partitions' head rows, which a process alone does not keep; sharers
+/// after it take the same epoch.
+fn take_store(client: &mut Client, shown: &str, shared: bool) -> Result<i64, OpenError> {
     let failed = |error: postgres::Error| server_error(shown, &error);
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         let row = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])
+            .query_one(lock_query(shared), &[&OWNER_LOCK])
             .map_err(failed)?;
         if row.get::<_, bool>(0) {
             break;
@@ -526,13 +651,35 @@ fn take_store(client: &mut Client, shown: &str) -> Result<i64, OpenError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let row = client
+    if !shared {
+        let row = client
+            .query_one(
+                "UPDATE strive_owner SET epoch = epoch + 1, shared = false WHERE id = 1 \
+                 RETURNING epoch",
+                &[],
+            )
+            .map_err(failed)?;
+        return Ok(row.get(0));
+    }
+    let mut transaction = client.transaction().map_err(failed)?;
+    let row = transaction
         .query_one(
-            "UPDATE strive_owner SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+            "SELECT epoch, shared FROM strive_owner WHERE id = 1 FOR UPDATE",
             &[],
         )
         .map_err(failed)?;
-    Ok(row.get(0))
+    let (mut epoch, was_shared): (i64, bool) = (row.get(0), row.get(1));
+    if !was_shared {
+        transaction
+            .batch_execute(
+                "UPDATE strive_owner SET epoch = epoch + 1, shared = true WHERE id = 1; \
+                 DELETE FROM strive_head",
+            )
+            .map_err(failed)?;
+        epoch += 1;
+    }
+    transaction.commit().map_err(failed)?;
+    Ok(epoch)
 }
 
 /// Applies the migrations the database lacks, in one transaction. Two
@@ -669,50 +816,17 @@ impl Backend for PostgresBackend {
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
-        // A batch may write a key twice; as in sled's batch, the last write
-        // wins (and one INSERT may not touch a row twice).
-        let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
-        // The group's sample for `unflushed`: its last write.
-        let Some(sample) = last.iter().next_back().map(|(k, v)| (k.clone(), v.clone())) else {
+        let Some(batch) = Rows::of(writes) else {
             return Ok(());
         };
-        let mut put_keys = Vec::new();
-        let mut put_values = Vec::new();
-        let mut deletes = Vec::new();
-        for (key, value) in last {
-            match value {
-                Some(value) => {
-                    put_keys.push(key);
-                    put_values.push(value);
-                }
-                None => deletes.push(key),
-            }
-        }
         self.keep_owner_lock();
-        let fenced = self.with("apply a batch", |conn| {
-            let row = conn.client.query_one(
-                &conn.apply,
-                &[&self.epoch, &deletes, &put_keys, &put_values],
-            )?;
-            let epoch: i64 = row.get(0);
-            // A fenced statement wrote nothing: its DELETE and INSERT found
-            // the epoch not this process's.
-            Ok((epoch != self.epoch).then_some(epoch))
-        })?;
+        let fenced = self.with("apply a batch", |conn| batch.apply(conn, self.epoch))?;
         match fenced {
             None => {
-                self.unflushed.applied(sample.0, sample.1);
+                self.unflushed.applied(batch.sample.0, batch.sample.1);
                 Ok(())
             }
-            Some(epoch) => Err(StorageError::Backend {
-                message: format!(
-                    "another strive process took over the store {} (owner epoch {epoch}; this \
-                     process held {}), so this one may no longer write it; nothing of this batch \
-                     was written: stop one of the processes, or send commands to the one that \
-                     runs with --server",
-                    self.shown, self.epoch
-                ),
-            }),
+            Some(epoch) => Err(self.fenced(epoch)),
         }
     }
 
@@ -723,7 +837,10 @@ impl Backend for PostgresBackend {
     /// before it is durable.
     fn flush(&self) -> Result<(), StorageError> {
         let covered = self.unflushed.generation();
-        if !self.unflushed.pending() {
+        // A sharer flushes even with nothing of its own pending: its
+        // writers decide against what other processes applied, which must
+        // be durable before an answer decided against it is given.
+        if !self.unflushed.pending() && !self.shared {
             return Ok(());
         }
         // One round trip: the statements travel as one simple query. The
@@ -732,13 +849,17 @@ impl Backend for PostgresBackend {
             "BEGIN; SET LOCAL synchronous_commit = on; \
              INSERT INTO strive_flush (epoch, flushes) VALUES ({}, 1) \
              ON CONFLICT (epoch) DO UPDATE SET flushes = strive_flush.flushes + 1; COMMIT",
-            self.epoch
+            self.flush_key
         );
         self.with("flush (wait for the WAL to reach the disk)", |conn| {
             conn.client.batch_execute(&flush)
         })?;
         self.unflushed.flushed(covered);
         Ok(())
+    }
+
+    fn shared_log(&self) -> Option<&dyn SharedLog> {
+        self.shared.then_some(self as &dyn SharedLog)
     }
 
     fn size_on_disk(&self) -> Option<u64> {
@@ -750,6 +871,193 @@ impl Backend for PostgresBackend {
         })
         .ok()
         .and_then(|bytes| u64::try_from(bytes).ok())
+    }
+}
+
+/// A batch as the apply statement takes it: the writes deduplicated (as
+/// in sled's batch the last write of a key wins, and one INSERT may not
+/// touch a row twice), split into deletes and puts, and its sample for
+/// `unflushed` (its last write).
+struct Rows {
+    deletes: Vec<Vec<u8>>,
+    put_keys: Vec<Vec<u8>>,
+    put_values: Vec<Vec<u8>>,
+    sample: (Vec<u8>, Option<Vec<u8>>),
+}
+
+impl Rows {
+    /// The rows of `writes`; `None` when there are none.
+    fn of(writes: Vec<Write>) -> Option<Rows> {
+        let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
+        let sample = last
+            .iter()
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone()))?;
+        let mut rows = Rows {
+            deletes: Vec::new(),
+            put_keys: Vec::new(),
+            put_values: Vec::new(),
+            sample,
+        };
+        for (key, value) in last {
+            match value {
+                Some(value) => {
+                    rows.put_keys.push(key);
+                    rows.put_values.push(value);
+                }
+                None => rows.deletes.push(key),
+            }
+        }
+        Some(rows)
+    }
+
+    /// Runs the apply statement on `conn` for the owner `epoch`; returns
+    /// the epoch found when it is another (the statement then wrote
+    /// nothing: its DELETE and INSERT found the epoch not this process's).
+    fn apply(&self, conn: &mut Conn, epoch: i64) -> Result<Option<i64>, postgres::Error> {
+        let row = conn.client.query_one(
+            &conn.apply,
+            &[&epoch, &self.deletes, &self.put_keys, &self.put_values],
+        )?;
+        let found: i64 = row.get(0);
+        Ok((found != epoch).then_some(found))
+    }
+}
+
+impl PostgresBackend {
+    /// The error of a write fenced by the owner epoch `epoch`.
+    fn fenced(&self, epoch: i64) -> StorageError {
+        StorageError::Backend {
+            message: format!(
+                "another strive process took over the store {} (owner epoch {epoch}; this \
+                 process held {}), so this one may no longer write it; nothing of this batch \
+                 was written: stop one of the processes, or send commands to the one that \
+                 runs with --server",
+                self.shown, self.epoch
+            ),
+        }
+    }
+
+    /// The connection holding `partition`'s head lock, taken out.
+    fn locked_conn(&self, partition: u32) -> Option<Conn> {
+        self.locked.lock().ok()?.remove(&partition)
+    }
+}
+
+/// A partition or a head's number as PostgreSQL stores it.
+fn column(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A group of a shared store: the head row of its partition is locked
+/// with `SELECT … FOR UPDATE` in a transaction on a connection of its own,
+/// which the append then commits after moving the head with an `UPDATE …
+/// WHERE size = $from AND stamp = $from`, under the owner epoch's fence.
+impl SharedLog for PostgresBackend {
+    fn lock(&self, partition: u32) -> Result<Option<SharedHead>, StorageError> {
+        self.keep_owner_lock();
+        let key = i32::try_from(partition).unwrap_or(i32::MAX);
+        let (head, conn) = self.holding("lock a partition's head", |conn| {
+            conn.client.batch_execute("BEGIN")?;
+            conn.client.execute(&conn.made, &[&key])?;
+            let row = conn.client.query_one(&conn.lock, &[&key])?;
+            Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        })?;
+        if let Some(stale) = self
+            .locked
+            .lock()
+            .ok()
+            .and_then(|mut locked| locked.insert(partition, conn))
+        {
+            // The writer locks once per group; a lock left over from a
+            // group that did not finish ends with its connection.
+            drop(stale);
+        }
+        let (size, stamp) = head;
+        Ok(u64::try_from(size).ok().map(|size| SharedHead {
+            size,
+            stamp: u64::try_from(stamp).unwrap_or_default(),
+        }))
+    }
+
+    fn append(
+        &self,
+        partition: u32,
+        writes: Vec<Write>,
+        from: Option<SharedHead>,
+        to: SharedHead,
+    ) -> Result<(), StorageError> {
+        let Some(mut conn) = self.locked_conn(partition) else {
+            return Err(StorageError::Backend {
+                message: format!(
+                    "internal error: partition {partition}'s head of {} is appended to without \
+                     its lock; reopen the store",
+                    self.shown
+                ),
+            });
+        };
+        let batch = Rows::of(writes);
+        let key = i32::try_from(partition).unwrap_or(i32::MAX);
+        let (from_size, from_stamp) = from.map_or((-1, 0), |h| (column(h.size), column(h.stamp)));
+        // No retry on another connection: the lock and the transaction
+        // are this connection's, and a lost one took them with it.
+        let appended = (|| -> Result<Result<(), StorageError>, postgres::Error> {
+            if let Some(batch) = &batch
+                && let Some(epoch) = batch.apply(&mut conn, self.epoch)?
+            {
+                return Ok(Err(self.fenced(epoch)));
+            }
+            let moved = conn.client.execute(
+                &conn.advance,
+                &[
+                    &key,
+                    &column(to.size),
+                    &column(to.stamp),
+                    &from_size,
+                    &from_stamp,
+                ],
+            )?;
+            if moved != 1 {
+                return Ok(Err(StorageError::Backend {
+                    message: format!(
+                        "partition {partition}'s head of {} is not where this process locked it \
+                         ({from:?}); nothing of this batch was written: reopen the store",
+                        self.shown
+                    ),
+                }));
+            }
+            conn.client.batch_execute("COMMIT")?;
+            Ok(Ok(()))
+        })();
+        match appended {
+            Ok(Ok(())) => {
+                if let Some(batch) = batch {
+                    self.unflushed.applied(batch.sample.0, batch.sample.1);
+                }
+                self.give_back(conn);
+                Ok(())
+            }
+            // The connection is dropped: the server rolls the transaction
+            // back and lets go of the lock.
+            Ok(Err(error)) => Err(error),
+            Err(error) => Err(StorageError::Backend {
+                message: format!(
+                    "PostgreSQL at {} failed to append to partition {partition}: {}; the \
+                     batch may or may not have been written, and nothing of it was \
+                     acknowledged: reopen the store",
+                    self.shown,
+                    describe(&error)
+                ),
+            }),
+        }
+    }
+
+    fn unlock(&self, partition: u32) {
+        if let Some(mut conn) = self.locked_conn(partition)
+            && conn.client.batch_execute("ROLLBACK").is_ok()
+        {
+            self.give_back(conn);
+        }
     }
 }
 

@@ -15,20 +15,26 @@
 //! - `access.rs`: grants and revocations, and refusing commands whose
 //!   actor lacks a grant (when the engine enforces grants);
 //! - `pipeline.rs`: the flusher that makes groups durable and answers;
-//! - `recover.rs`: re-deciding recorded events (recovery, upgrade, import).
+//! - `recover.rs`: re-deciding recorded events (recovery, upgrade, import);
+//! - `shared.rs`: a store several processes write, each group decided and
+//!   appended under its partition's head lock after catching up.
 //!
 //! **Architecture Invariant:** every write to a partition goes through its
 //! writer thread, so log positions are assigned without locks and each
 //! partition's sequence is gapless: numbers are taken only by accepted
 //! commands, inside the batch that records them. (In the simulator's
 //! inline mode, `sim` feature, the writer runs on its caller's thread
-//! under the engine's lock instead: still one writer per partition.)
+//! under the engine's lock instead: still one writer per partition.) In a
+//! store several processes share, each process has a writer per partition
+//! and the database's lock on the partition's head row orders them
+//! (`shared.rs`).
 
 mod access;
 mod decide;
 mod lifecycle;
 mod pipeline;
 pub(crate) mod recover;
+mod shared;
 mod txn;
 
 use std::collections::HashMap;
@@ -40,7 +46,7 @@ use std::time::{Duration, Instant};
 use strive_core::Workflow;
 use strive_core::{AppendUndo, TileLog};
 
-use crate::backend::{Backend, Write};
+use crate::backend::{Backend, SharedHead, Write};
 use crate::block::{self, Codec};
 use crate::error::{CommandError, DeployError, StorageError};
 use crate::keys;
@@ -352,6 +358,13 @@ pub(crate) struct Writer {
     /// Whether recorded commands are being decided again (`recover.rs`):
     /// then signatures are kept as recorded, not checked again.
     pub(crate) replaying: bool,
+    /// In a shared store (`shared.rs`): the head this writer's view (its
+    /// memtable, cache and Merkle log) is the log's at; `None` until it has
+    /// caught up, or after a batch whose fate is unknown.
+    pub(crate) head: Option<SharedHead>,
+    /// In a shared store: the head row as this writer's group locked it
+    /// (`None`: not recorded yet), which its append moves on from.
+    pub(crate) row: Option<SharedHead>,
 }
 
 /// A group's writes, ready to apply.
@@ -395,6 +408,8 @@ impl Writer {
             inline: false,
             codec: block::DEFAULT_CODEC,
             replaying: false,
+            head: None,
+            row: None,
         }
     }
 
@@ -492,15 +507,21 @@ impl Writer {
     /// Decides and applies one group; the returned job flushes it and
     /// answers its callers.
     fn write_group(&mut self, group: Vec<Request>) -> Job {
-        let poisoned = self.poisoned();
+        let (refusal, caught_up) = match self.poisoned() {
+            Some(cause) => (Some(StorageError::Poisoned { cause }), None),
+            // In a shared store, the group is decided under its
+            // partition's head lock, after catching up (`shared.rs`).
+            None => match self.lock_shared() {
+                Ok(caught_up) => (None, caught_up),
+                Err(error) => (Some(error), None),
+            },
+        };
         let mut state = GroupState::default();
         let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
         let start = self.next_position;
         for request in group {
-            if let Some(cause) = &poisoned {
-                let error = StorageError::Poisoned {
-                    cause: cause.clone(),
-                };
+            if let Some(error) = &refusal {
+                let error = error.clone();
                 finishes.push(Box::new(move |_| reply_error(request.reply, error)));
                 continue;
             }
@@ -516,8 +537,15 @@ impl Writer {
         // Claims end with the group: once applied, its records are in the
         // memtable; if it fails, they were never written.
         let claims = std::mem::take(&mut state.claims);
+        if refusal.is_some() {
+            return job;
+        }
         if state.events.is_empty() && state.writes.is_empty() {
             self.shared.release(&claims);
+            self.unlock_shared();
+            // What was caught up with is flushed before the answers
+            // decided against it are given.
+            job.applied = caught_up;
             return job;
         }
         let applied = self.apply(state, start);
@@ -626,7 +654,7 @@ impl Writer {
                 .writes
                 .retain(|(key, _)| key.first() != Some(&keys::BLOCK));
         }
-        if let Err(error) = self.backend.apply(std::mem::take(&mut batch.writes)) {
+        if let Err(error) = self.commit(std::mem::take(&mut batch.writes), due) {
             if let Some(previous) = previous {
                 self.memtable().restore(previous);
             }
@@ -721,11 +749,13 @@ impl Writer {
 
     /// Writes the whole memtable back now, with the position it is complete
     /// up to.
+    /// In a shared store, under the head lock, after catching up.
     pub(crate) fn write_back_now(&mut self) -> Result<(), StorageError> {
+        self.lock_shared()?;
         let snapshot = self.memtable().snapshot();
         let mut writes: Vec<Write> = snapshot.writes.into_iter().collect();
         writes.push(self.applied_marker(self.next_position - 1));
-        self.backend.apply(writes)?;
+        self.commit(writes, true)?;
         self.memtable().written_back(snapshot.generation);
         self.wrote_back();
         Ok(())
