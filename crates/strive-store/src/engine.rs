@@ -301,6 +301,14 @@ impl Engine {
         Ok(answers)
     }
 
+    /// Forgets the blocks the readers cached: the simulator puts back a
+    /// block it damaged beneath the engine, which no real disk does, and a
+    /// read made while it was damaged must not outlive the repair.
+    #[cfg(feature = "sim")]
+    pub(crate) fn forget_cached_blocks(&self) {
+        self.inner.shared.blocks.clear();
+    }
+
     /// Flushes and answers the oldest group `partition`'s inline writer
     /// applied; `false` when none waits.
     #[cfg(feature = "sim")]

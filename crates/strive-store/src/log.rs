@@ -31,6 +31,15 @@ impl BlockCache {
         self.blocks.lock().ok()?.get(&(partition, first)).cloned()
     }
 
+    /// Forgets every cached block (the simulator, after it puts back a
+    /// block it damaged beneath the engine).
+    #[cfg(feature = "sim")]
+    pub(crate) fn clear(&self) {
+        if let Ok(mut blocks) = self.blocks.lock() {
+            blocks.clear();
+        }
+    }
+
     fn put(&self, partition: u32, first: u64, block: Arc<Block>) {
         if let Ok(mut blocks) = self.blocks.lock() {
             if blocks.len() >= CACHED_BLOCKS {

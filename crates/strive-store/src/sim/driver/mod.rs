@@ -573,6 +573,9 @@ impl<'a> World<'a> {
             ));
         }
         self.backend.restore(key, original);
+        // Verify's rechecks read histories through the engine's block
+        // cache, which may hold the damaged block; the repair is the disk's.
+        engine.forget_cached_blocks();
         (self.verify)(engine).map_err(|e| format!("verify fails once the block is restored: {e}"))
     }
 }
