@@ -102,8 +102,9 @@ fn runs_until(
 /// The store may be written meanwhile (a server's verify job). The log is
 /// read up to each partition's durable size taken at the start, and the
 /// snapshots after it, so an instance written in between has a snapshot
-/// ahead of the log read: [`recheck_moved`] checks each such snapshot
-/// against its own history at its own sequence number instead.
+/// ahead of the log read: each such snapshot is checked against its own
+/// history at its own sequence number instead, and counted in
+/// [`Report::rechecked`].
 pub fn verify(engine: &Engine, options: VerifyOptions, progress: impl FnMut(u64)) -> Report {
     let sizes = durable_sizes(engine);
     let mut report = verify_up_to(engine, &sizes, options, progress);
